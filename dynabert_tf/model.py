@@ -1,0 +1,145 @@
+"""DynaBERT backbone and task head; width and depth are call arguments, never model state.
+
+    backbone = DynaBertBackbone.from_config_object(BertConfig(...))
+    outputs = backbone(inputs, width_mult=0.5, depth_mult=0.75)
+
+`inputs` is a dict of int32 [batch, seq] tensors: `token_ids`, `segment_ids`, `padding_mask`
+(1 for tokens, 0 for padding), the names keras-hub uses.
+"""
+
+import keras
+from keras import ops
+
+from dynabert_tf import config as config_lib
+from dynabert_tf.layers import BertEmbeddings, TransformerLayer
+
+INPUT_NAMES = ("token_ids", "segment_ids", "padding_mask")
+
+
+@keras.saving.register_keras_serializable(package="dynabert_tf")
+class DynaBertBackbone(keras.Model):
+    """Post-LN BERT encoder that runs any (width_mult, depth_mult) sub-network.
+
+    The constructor takes the fields of `config.BertConfig` as keyword arguments.
+    """
+
+    def __init__(self, vocab_size=30522, hidden_size=768, num_layers=12, num_heads=12,
+                 intermediate_size=3072, max_position_embeddings=512, type_vocab_size=2,
+                 hidden_dropout=0.1, attention_dropout=0.1, layer_norm_epsilon=1e-12,
+                 hidden_act="gelu", **kwargs):
+        super().__init__(**kwargs)
+        self.bert_config = config_lib.BertConfig(
+            vocab_size=vocab_size, hidden_size=hidden_size, num_layers=num_layers,
+            num_heads=num_heads, intermediate_size=intermediate_size,
+            max_position_embeddings=max_position_embeddings, type_vocab_size=type_vocab_size,
+            hidden_dropout=hidden_dropout, attention_dropout=attention_dropout,
+            layer_norm_epsilon=layer_norm_epsilon, hidden_act=hidden_act)
+        self.embeddings = BertEmbeddings(
+            vocab_size, hidden_size, max_position_embeddings, type_vocab_size, hidden_dropout,
+            layer_norm_epsilon, name="embeddings")
+        self.transformer_layers = [
+            TransformerLayer(hidden_size, num_heads, intermediate_size, hidden_act,
+                             hidden_dropout, attention_dropout, layer_norm_epsilon,
+                             name=f"transformer_layer_{i}")
+            for i in range(num_layers)]
+        self.pooler = keras.layers.Dense(hidden_size, activation="tanh",
+                                         kernel_initializer=keras.initializers.TruncatedNormal(
+                                             stddev=0.02), name="pooler")
+        self.build()
+
+    @classmethod
+    def from_config_object(cls, bert_config, **kwargs):
+        return cls(**bert_config.to_dict(), **kwargs)
+
+    def build(self, input_shape=None):
+        self.embeddings.build()
+        for layer in self.transformer_layers:
+            layer.build((None, None, self.bert_config.hidden_size))
+        self.pooler.build((None, self.bert_config.hidden_size))
+        self.built = True
+
+    def call(self, inputs, width_mult=1.0, depth_mult=1.0, head_mask=None, training=None):
+        """Runs the (width_mult, depth_mult) sub-network.
+
+        Args:
+          inputs: dict of int [batch, seq] `token_ids`, `segment_ids`, `padding_mask`.
+          width_mult: Python float in (0, 1]; keeps `config.num_kept` heads and FFN neurons.
+          depth_mult: Python float in (0, 1]; runs the layers `config.kept_layers` lists.
+          head_mask: optional [num_layers, num_heads] float multiplier of each head's output
+            (ones, differentiated, give head importance).
+        Returns:
+          dict: `sequence_output` [batch, seq, hidden], `pooled_output` [batch, hidden],
+          `hidden_states` (embeddings, then each kept layer's output, each [batch, seq, hidden])
+          and `attention_probs` (each kept layer's [batch, heads_kept, seq, seq]).
+        """
+        cfg = self.bert_config
+        layer_ids = config_lib.kept_layers(cfg.num_layers, depth_mult)
+        num_heads = config_lib.num_kept(cfg.num_heads, width_mult)
+        num_neurons = config_lib.num_kept(cfg.intermediate_size, width_mult)
+        mask = ops.cast(inputs["padding_mask"], self.compute_dtype)
+        attention_bias = (1.0 - mask[:, None, None, :]) * -10000.0
+
+        x = self.embeddings(inputs["token_ids"], inputs["segment_ids"], training=training)
+        hidden_states, attention_probs = [x], []
+        for i in layer_ids:
+            x, probs = self.transformer_layers[i](
+                x, attention_bias, num_heads=num_heads, num_neurons=num_neurons,
+                head_mask=None if head_mask is None else head_mask[i], training=training)
+            hidden_states.append(x)
+            attention_probs.append(probs)
+        return {"sequence_output": x, "pooled_output": self.pooler(x[:, 0]),
+                "hidden_states": hidden_states, "attention_probs": attention_probs}
+
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable, **self.bert_config.to_dict()}
+
+
+@keras.saving.register_keras_serializable(package="dynabert_tf")
+class DynaBertClassifier(keras.Model):
+    """Backbone + dropout + dense head on the pooled output.
+
+    `num_classes=1` makes it a regressor (one score per example). Called plainly it returns
+    logits `[batch, num_classes]`, so `model.fit` works with a standard loss; with
+    `return_dict=True` it also returns the backbone's outputs, for distillation.
+    """
+
+    def __init__(self, backbone, num_classes, dropout=0.1, **kwargs):
+        super().__init__(**kwargs)
+        self.backbone = backbone
+        self.num_classes = num_classes
+        self.dropout_rate = dropout
+        self.dropout = keras.layers.Dropout(dropout)
+        self.classifier = keras.layers.Dense(
+            num_classes, kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
+            name="classifier")
+        self.classifier.build((None, backbone.bert_config.hidden_size))
+        self.built = True
+
+    @property
+    def bert_config(self):
+        return self.backbone.bert_config
+
+    def call(self, inputs, width_mult=1.0, depth_mult=1.0, head_mask=None, training=None,
+             return_dict=False):
+        """inputs as the backbone's -> logits [batch, num_classes] (or a dict, see class doc)."""
+        outputs = self.backbone(inputs, width_mult=width_mult, depth_mult=depth_mult,
+                                head_mask=head_mask, training=training)
+        logits = self.classifier(self.dropout(outputs["pooled_output"], training=training))
+        return {**outputs, "logits": logits} if return_dict else logits
+
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable,
+                "backbone": keras.saving.serialize_keras_object(self.backbone),
+                "num_classes": self.num_classes, "dropout": self.dropout_rate}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
+        return cls(**config)
+
+
+def dummy_inputs(batch_size=1, seq_len=8):
+    """All-ones token inputs of a given shape (for building and tracing)."""
+    ones = ops.ones((batch_size, seq_len), dtype="int32")
+    return {"token_ids": ones, "segment_ids": ops.zeros_like(ones), "padding_mask": ones}

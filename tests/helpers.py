@@ -1,0 +1,37 @@
+"""Shared tiny models and inputs so each test file stays short."""
+
+import numpy as np
+
+from dynabert_tf.config import BertConfig
+from dynabert_tf.model import DynaBertBackbone, DynaBertClassifier
+
+TINY = BertConfig(vocab_size=120, hidden_size=32, num_layers=2, num_heads=4,
+                  intermediate_size=64, max_position_embeddings=64)
+# Four layers so that every depth in the grid keeps a different layer set.
+TINY_DEEP = BertConfig(vocab_size=120, hidden_size=32, num_layers=4, num_heads=4,
+                       intermediate_size=64, max_position_embeddings=64)
+
+
+def tiny_backbone(config=TINY, dropout=None):
+    if dropout is not None:
+        config = BertConfig(**{**config.to_dict(), "hidden_dropout": dropout,
+                               "attention_dropout": dropout})
+    return DynaBertBackbone.from_config_object(config)
+
+
+def tiny_classifier(num_classes=2, config=TINY, dropout=None):
+    return DynaBertClassifier(tiny_backbone(config, dropout), num_classes,
+                              dropout=0.1 if dropout is None else dropout)
+
+
+def random_inputs(batch_size=3, seq_len=7, vocab_size=TINY.vocab_size, seed=0, pad_last=2):
+    """Random token inputs; the last `pad_last` positions of the first example are padding."""
+    rng = np.random.default_rng(seed)
+    token_ids = rng.integers(1, vocab_size, size=(batch_size, seq_len)).astype("int32")
+    padding_mask = np.ones((batch_size, seq_len), "int32")
+    if pad_last:
+        padding_mask[0, -pad_last:] = 0
+        token_ids[0, -pad_last:] = 0
+    segment_ids = np.zeros((batch_size, seq_len), "int32")
+    segment_ids[:, seq_len // 2:] = 1
+    return {"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": padding_mask}
