@@ -49,9 +49,18 @@ class BertConfig:
     attention_dropout: float = 0.1
     layer_norm_epsilon: float = 1e-12
     hidden_act: str = "gelu"
+    # Width of one attention head when it is not hidden_size / num_heads (a standalone
+    # sub-network keeps fewer heads of the parent's head width); None: hidden / heads.
+    attention_head_dim: int | None = None
 
     def __post_init__(self):
-        if self.hidden_size % self.num_heads:
+        if self.attention_head_dim is not None:
+            if not (isinstance(self.attention_head_dim, int) and self.attention_head_dim > 0):
+                raise ValueError(f"attention_head_dim must be a positive int, got "
+                                 f"{self.attention_head_dim!r}")
+            if self.attention_head_dim * self.num_heads == self.hidden_size:
+                object.__setattr__(self, "attention_head_dim", None)  # the canonical form
+        elif self.hidden_size % self.num_heads:
             raise ValueError(f"hidden_size {self.hidden_size} is not divisible by "
                              f"num_heads {self.num_heads}")
         if self.hidden_act not in set(_ACTIVATIONS.values()):
@@ -60,6 +69,8 @@ class BertConfig:
 
     @property
     def head_dim(self):
+        if self.attention_head_dim is not None:
+            return self.attention_head_dim
         return self.hidden_size // self.num_heads
 
     def to_dict(self):
@@ -74,6 +85,8 @@ class BertConfig:
         inverse_act = {"gelu": "gelu", "gelu_approximate": "gelu_pytorch_tanh", "relu": "relu"}
         hf = {hf_key: getattr(self, ours) for hf_key, ours in _HF_KEYS.items()}
         hf["hidden_act"] = inverse_act[self.hidden_act]
+        if self.attention_head_dim is not None:
+            hf["attention_head_size"] = self.attention_head_dim
         hf.update(model_type="bert", architectures=["BertModel"], pad_token_id=0)
         return hf
 
@@ -91,6 +104,8 @@ class BertConfig:
             raise ValueError(f"unsupported hidden_act {act!r} in config.json")
         values = {ours: hf[hf_key] for hf_key, ours in _HF_KEYS.items() if hf_key in hf}
         values["hidden_act"] = _ACTIVATIONS[act]
+        if hf.get("attention_head_size") is not None:  # written only for a narrowed cell
+            values["attention_head_dim"] = hf["attention_head_size"]
         return cls(**values)
 
     @classmethod

@@ -76,11 +76,13 @@ class SliceableSelfAttention(keras.layers.Layer):
     """Multi-head self-attention + output projection + residual + LayerNorm (post-LN)."""
 
     def __init__(self, hidden_size, num_heads, attention_dropout, hidden_dropout,
-                 layer_norm_epsilon, **kwargs):
+                 layer_norm_epsilon, head_dim=None, **kwargs):
+        """`head_dim`: width of one head; None means hidden_size // num_heads."""
         super().__init__(**kwargs)
         self.hidden_size = hidden_size
         self.num_heads = num_heads
-        self.head_dim = hidden_size // num_heads
+        self.head_dim_override = head_dim
+        self.head_dim = hidden_size // num_heads if head_dim is None else head_dim
         self.attention_dropout_rate = attention_dropout
         self.hidden_dropout_rate = hidden_dropout
         self.layer_norm_epsilon = layer_norm_epsilon
@@ -133,7 +135,7 @@ class SliceableSelfAttention(keras.layers.Layer):
         return {**super().get_config(), "hidden_size": self.hidden_size,
                 "num_heads": self.num_heads, "attention_dropout": self.attention_dropout_rate,
                 "hidden_dropout": self.hidden_dropout_rate,
-                "layer_norm_epsilon": self.layer_norm_epsilon}
+                "layer_norm_epsilon": self.layer_norm_epsilon, "head_dim": self.head_dim_override}
 
 
 @keras.saving.register_keras_serializable(package="dynabert_tf")
@@ -187,15 +189,15 @@ class TransformerLayer(keras.layers.Layer):
     """One post-LN BERT layer: sliceable attention then sliceable feed-forward."""
 
     def __init__(self, hidden_size, num_heads, intermediate_size, hidden_act, hidden_dropout,
-                 attention_dropout, layer_norm_epsilon, **kwargs):
+                 attention_dropout, layer_norm_epsilon, head_dim=None, **kwargs):
         super().__init__(**kwargs)
         self._config = dict(hidden_size=hidden_size, num_heads=num_heads,
                             intermediate_size=intermediate_size, hidden_act=hidden_act,
                             hidden_dropout=hidden_dropout, attention_dropout=attention_dropout,
-                            layer_norm_epsilon=layer_norm_epsilon)
+                            layer_norm_epsilon=layer_norm_epsilon, head_dim=head_dim)
         self.attention = SliceableSelfAttention(
             hidden_size, num_heads, attention_dropout, hidden_dropout, layer_norm_epsilon,
-            name="attention")
+            head_dim=head_dim, name="attention")
         self.feedforward = SliceableFeedForward(
             hidden_size, intermediate_size, hidden_act, hidden_dropout, layer_norm_epsilon,
             name="feedforward")

@@ -26,21 +26,22 @@ class DynaBertBackbone(keras.Model):
     def __init__(self, vocab_size=30522, hidden_size=768, num_layers=12, num_heads=12,
                  intermediate_size=3072, max_position_embeddings=512, type_vocab_size=2,
                  hidden_dropout=0.1, attention_dropout=0.1, layer_norm_epsilon=1e-12,
-                 hidden_act="gelu", **kwargs):
+                 hidden_act="gelu", attention_head_dim=None, **kwargs):
         super().__init__(**kwargs)
         self.bert_config = config_lib.BertConfig(
             vocab_size=vocab_size, hidden_size=hidden_size, num_layers=num_layers,
             num_heads=num_heads, intermediate_size=intermediate_size,
             max_position_embeddings=max_position_embeddings, type_vocab_size=type_vocab_size,
             hidden_dropout=hidden_dropout, attention_dropout=attention_dropout,
-            layer_norm_epsilon=layer_norm_epsilon, hidden_act=hidden_act)
+            layer_norm_epsilon=layer_norm_epsilon, hidden_act=hidden_act,
+            attention_head_dim=attention_head_dim)
         self.embeddings = BertEmbeddings(
             vocab_size, hidden_size, max_position_embeddings, type_vocab_size, hidden_dropout,
             layer_norm_epsilon, name="embeddings")
         self.transformer_layers = [
             TransformerLayer(hidden_size, num_heads, intermediate_size, hidden_act,
                              hidden_dropout, attention_dropout, layer_norm_epsilon,
-                             name=f"transformer_layer_{i}")
+                             head_dim=attention_head_dim, name=f"transformer_layer_{i}")
             for i in range(num_layers)]
         self.pooler = keras.layers.Dense(hidden_size, activation="tanh",
                                          kernel_initializer=keras.initializers.TruncatedNormal(
