@@ -1,0 +1,207 @@
+"""The training stages. Each reads the previous stage's directory and writes its own:
+
+    teacher      fine-tune the pretrained checkpoint on the task         -> WORKDIR/teacher
+    rewire       Taylor importance, heads/neurons permuted               -> WORKDIR/rewire
+    width        DynaBERT_w: distil the rewired teacher into every width -> WORKDIR/width
+    width_depth  DynaBERT: distil DynaBERT_w into every (width, depth)   -> WORKDIR/width_depth
+    finetune     optional: label loss over the grid                      -> WORKDIR/finetune
+    evaluate     every cell's dev/test metrics, params, FLOPs; keeps the better of
+                 width_depth / finetune                                  -> WORKDIR/eval_grid.json,
+                                                                            WORKDIR/final
+
+A stage's directory is complete once its `stage.json` exists; a complete stage is skipped
+and an interrupted one resumes from its last checkpoint (train/loop.py).
+"""
+
+import json
+import os
+import shutil
+import time
+
+import keras
+
+from dynabert_tf import checkpoint, distill, evaluation, optimization, plots, rewiring
+from dynabert_tf.model import DynaBertBackbone, DynaBertClassifier
+from dynabert_tf.config import BertConfig
+from train.loop import fit_resumable
+
+STAGE_FILE = "stage.json"
+
+
+def is_complete(settings, stage):
+    return os.path.isfile(os.path.join(settings.stage_dir(stage), STAGE_FILE))
+
+
+def _finish(settings, stage, summary):
+    path = os.path.join(settings.stage_dir(stage), STAGE_FILE)
+    with open(path + ".tmp", "w") as f:
+        json.dump(summary, f, indent=2)
+    os.replace(path + ".tmp", path)
+
+
+def _require(settings, stage):
+    if not is_complete(settings, stage):
+        raise FileNotFoundError(f"stage needs {settings.stage_dir(stage)} to be complete; "
+                                f"run --stages={stage} first")
+    return settings.stage_dir(stage)
+
+
+def _load(path, data):
+    return checkpoint.load_classifier(path, num_classes=data.num_classes,
+                                      dropout=data.settings.dropout)
+
+
+def _save(model, settings, data, stage):
+    return checkpoint.save_classifier(model, settings.stage_dir(stage), data.vocab_path,
+                                      extra_config=data.model_metadata(stage))
+
+
+def _dev_metrics(model, data, width_mult=1.0, depth_mult=1.0):
+    return evaluation.evaluate_cell(model, data.task, data.dev_datasets(), width_mult,
+                                    depth_mult)
+
+
+def _initial_classifier(settings, data):
+    path = settings.resolved_checkpoint()
+    if not settings.random_init:
+        return checkpoint.load_classifier(path, num_classes=data.num_classes,
+                                          dropout=settings.dropout)
+    backbone = DynaBertBackbone.from_config_object(BertConfig.from_json_file(path))
+    return DynaBertClassifier(backbone, data.num_classes, dropout=settings.dropout)
+
+
+def _optimizer(settings, data, epochs):
+    return optimization.create_optimizer(settings.learning_rate, data.total_steps(epochs),
+                                         settings.warmup_proportion, settings.weight_decay)
+
+
+def _fit(model, settings, data, stage, epochs, weights=None):
+    steps = data.total_steps(epochs)
+    full_epochs = -(-steps // data.steps_per_epoch)
+    per_epoch = min(data.steps_per_epoch, steps)
+    return fit_resumable(model, data.train_dataset, full_epochs, per_epoch,
+                         settings.stage_dir(stage), weights=weights,
+                         checkpoint_every=settings.checkpoint_every, verbose=settings.verbose)
+
+
+def run_teacher(settings, data):
+    """Standard fine-tuning of the full model with `model.fit`."""
+    model = _initial_classifier(settings, data)
+    loss = (keras.losses.MeanSquaredError() if data.regression else
+            keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(optimizer=_optimizer(settings, data, settings.teacher_epochs), loss=loss)
+    steps = _fit(model, settings, data, "teacher", settings.teacher_epochs)
+    _save(model, settings, data, "teacher")
+    return {"steps": steps, "dev": _dev_metrics(model, data)}
+
+
+def run_rewire(settings, data):
+    model = _load(_require(settings, "teacher"), data)
+    before = _dev_metrics(model, data)
+    importance = rewiring.compute_importance(model, data.importance_dataset(),
+                                             regression=data.regression)
+    permutations = rewiring.rewire(model, importance)
+    os.makedirs(settings.stage_dir("rewire"), exist_ok=True)
+    rewiring.save_importance(os.path.join(settings.stage_dir("rewire"), "importance.npz"),
+                             importance, permutations)
+    _save(model, settings, data, "rewire")
+    return {"dev_before": before, "dev": _dev_metrics(model, data),
+            "importance_split": settings.importance_split}
+
+
+def _train_grid(settings, data, stage, student_from, teacher_from, widths, depths,
+                loss_mode, lambdas, epochs):
+    student = _load(_require(settings, student_from), data)
+    teacher = _load(_require(settings, teacher_from), data) if teacher_from else None
+    trainer = distill.GridTrainer(
+        student, teacher, width_mults=widths, depth_mults=depths, loss_mode=loss_mode,
+        lambda_logits=lambdas[0], lambda_hidden=lambdas[1],
+        teacher_width=settings.teacher_width, regression=data.regression)
+    trainer.compile(optimizer=_optimizer(settings, data, epochs))
+    steps = _fit(trainer, settings, data, stage, epochs, weights=student)
+    _save(student, settings, data, stage)
+    return {"steps": steps, "cells_trained": len(widths) * len(depths),
+            "dev_full": _dev_metrics(student, data)}
+
+
+def run_width(settings, data):
+    """Stage 1, DynaBERT_w: the rewired teacher distilled into every width at full depth."""
+    return _train_grid(settings, data, "width", "rewire", "rewire", settings.width_mults,
+                       (1.0,), "distill", settings.width_lambdas, settings.width_epochs)
+
+
+def run_width_depth(settings, data):
+    """Stage 2, DynaBERT: DynaBERT_w (at the student's width) distilled into every cell."""
+    return _train_grid(settings, data, "width_depth", "width", "width", settings.width_mults,
+                       settings.depth_mults, "distill", settings.width_depth_lambdas,
+                       settings.width_depth_epochs)
+
+
+def run_finetune(settings, data):
+    """Optional: label loss over the whole grid, starting from DynaBERT."""
+    return _train_grid(settings, data, "finetune", "width_depth", None, settings.width_mults,
+                       settings.depth_mults, "labels", (1.0, 0.0), settings.finetune_epochs)
+
+
+def _candidates(settings):
+    """The models `evaluate` chooses between, most trained first."""
+    for group in (("width_depth", "finetune"), ("width",), ("rewire",), ("teacher",)):
+        found = [stage for stage in group if is_complete(settings, stage)]
+        if found:
+            return found
+    raise FileNotFoundError(f"nothing to evaluate in {settings.workdir}: no stage is complete")
+
+
+def run_evaluate(settings, data):
+    grids = {}
+    for stage in _candidates(settings):
+        model = _load(settings.stage_dir(stage), data)
+        print(f"evaluating {stage} over {len(settings.grid)} cells")
+        cells = evaluation.evaluate_grid(
+            model, data.task, data.dev_datasets(), settings.grid, settings.max_seq_length,
+            test_datasets=data.test_datasets(),
+            progress=lambda name, entry: print(f"  {name}: {entry['metrics']}"))
+        grids[stage] = {"task": data.task.name, "model": stage,
+                        "primary_metric": data.task.primary_metric, "cells": cells}
+        evaluation.write_grid(os.path.join(settings.workdir, f"eval_grid_{stage}.json"),
+                              grids[stage])
+    metric = data.task.primary_metric
+    means = {stage: evaluation.mean_metric(grid["cells"], metric) for stage, grid in grids.items()}
+    chosen = max(means, key=means.get)
+    grid = {**grids[chosen], "mean_dev": means, "chosen_because":
+            f"highest mean dev {metric} over the grid among {sorted(means)}"}
+    evaluation.write_grid(os.path.join(settings.workdir, "eval_grid.json"), grid)
+    final = os.path.join(settings.workdir, "final")
+    shutil.rmtree(final, ignore_errors=True)
+    shutil.copytree(settings.stage_dir(chosen), final,
+                    ignore=shutil.ignore_patterns("checkpoints", "logs", STAGE_FILE))
+    print(f"kept {chosen} (mean dev {metric}: "
+          + ", ".join(f"{s} {100 * m:.2f}" for s, m in means.items()) + ")")
+    for key in ("metrics", "test_metrics"):
+        if all(key in cell for cell in grid["cells"].values()):
+            print(evaluation.format_table(grid, metric, key))
+            plots.grid_heatmap(grid, metric, os.path.join(settings.workdir,
+                                                          f"eval_grid_{key}.png"), key=key)
+    return {"chosen": chosen, "mean_dev": means}
+
+
+RUNNERS = {"teacher": run_teacher, "rewire": run_rewire, "width": run_width,
+           "width_depth": run_width_depth, "finetune": run_finetune, "evaluate": run_evaluate}
+
+
+def run_stages(settings, data, stages):
+    """Runs `stages` in pipeline order, skipping complete ones; returns their summaries."""
+    summaries = {}
+    for stage in stages:
+        if stage != "evaluate" and is_complete(settings, stage):
+            print(f"[{stage}] complete in {settings.stage_dir(stage)}, skipped")
+            continue
+        print(f"[{stage}] running -> {settings.stage_dir(stage)}")
+        os.makedirs(settings.stage_dir(stage), exist_ok=True)
+        start = time.time()
+        summary = {**RUNNERS[stage](settings, data), "wall_seconds": round(time.time() - start)}
+        _finish(settings, stage, summary)
+        summaries[stage] = summary
+        print(f"[{stage}] done in {summary['wall_seconds']} s: "
+              + json.dumps({k: v for k, v in summary.items() if k != "wall_seconds"}))
+    return summaries
