@@ -91,5 +91,5 @@ def fit_resumable(model, make_epoch_dataset, epochs, steps_per_epoch, state_dir,
         dataset = make_epoch_dataset(int(epoch)).take(steps_per_epoch).skip(done)
         model.fit(dataset, initial_epoch=int(epoch), epochs=int(epoch) + 1,
                   steps_per_epoch=steps_per_epoch - done, callbacks=all_callbacks,
-                  verbose=verbose)
+                  shuffle=False, verbose=verbose)
     return int(model.optimizer.iterations)

@@ -10,7 +10,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
 
 flags.DEFINE_string("task", None, "Task name: a GLUE task (cola, sst2, mrpc, qqp, stsb, mnli, "
                     "qnli, rte, wnli) or a built-in one (rt_polarity, rt_rating).")
@@ -58,11 +58,15 @@ flags.mark_flags_as_required(["task", "workdir"])
 FLAGS = flags.FLAGS
 
 
+class BadInput(Exception):
+    """A flag value that cannot work; reported as one line, without the flag help."""
+
+
 def _floats(name, values):
     try:
         return tuple(float(v) for v in values)
     except ValueError:
-        raise app.UsageError(f"--{name} must be numbers, got {','.join(values)}") from None
+        raise BadInput(f"--{name} must be numbers, got {','.join(values)}") from None
 
 
 def settings_from_flags():
@@ -70,7 +74,7 @@ def settings_from_flags():
 
     unknown = [s for s in FLAGS.stages if s not in STAGES]
     if unknown:
-        raise app.UsageError(f"unknown stage(s) {', '.join(unknown)}; known: {', '.join(STAGES)}")
+        raise BadInput(f"unknown stage(s) {', '.join(unknown)}; known: {', '.join(STAGES)}")
     verbose = FLAGS.verbose if FLAGS.verbose == "auto" else int(FLAGS.verbose)
     try:
         return Settings(
@@ -93,13 +97,18 @@ def settings_from_flags():
             max_eval_examples=FLAGS.max_eval_examples, checkpoint_every=FLAGS.checkpoint_every,
             verbose=verbose)
     except ValueError as e:
-        raise app.UsageError(str(e)) from None
+        raise BadInput(str(e)) from None
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    settings = settings_from_flags()
+    try:
+        settings = settings_from_flags()
+    except BadInput as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    logging.set_verbosity(logging.WARNING)  # TensorFlow's checkpoint chatter
     import keras
 
     from train.settings import STAGES

@@ -18,11 +18,11 @@ class TaskData:
 
     @property
     def regression(self):
-        return self.task.label_names is None
+        return self.task.is_regression
 
     @property
     def num_classes(self):
-        return 1 if self.regression else len(self.task.label_names)
+        return self.task.num_labels
 
     def _load(self, split, limit):
         examples = data_lib.load_examples(self.task, split, data_dir=self.settings.data_dir,
@@ -41,10 +41,12 @@ class TaskData:
 
     @functools.cached_property
     def test_examples(self):
-        """{"test": examples} when the task's test split has labels (built-in tasks), else {}."""
-        if not self.task.name.startswith("rt_"):
+        """{split: examples} of the labelled test splits: the built-in tasks have them; GLUE
+        hides its test labels, so a GLUE task has none."""
+        if self.task.glue_dir is not None:
             return {}
-        return {"test": self._load("test", self.settings.max_eval_examples)}
+        return {split: self._load(split, self.settings.max_eval_examples)
+                for split in self.task.test_splits}
 
     @property
     def steps_per_epoch(self):

@@ -1,0 +1,80 @@
+"""The training CLI end to end on the smoke config, its skip/resume behaviour and its errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from dynabert_tf import config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _run(*args):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run([sys.executable, "-m", "train.run", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def smoke_workdir(tmp_path_factory):
+    workdir = str(tmp_path_factory.mktemp("smoke"))
+    result = _run("--flagfile=configs/smoke.flags", f"--workdir={workdir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir, result.stdout
+
+
+def test_all_stages_leave_a_twelve_cell_grid(smoke_workdir):
+    workdir, _ = smoke_workdir
+    grid = json.load(open(os.path.join(workdir, "eval_grid.json")))
+    cells = grid["cells"]
+    assert sorted(cells) == sorted(config.cell_name(w, d) for w, d in config.grid())
+    for cell in cells.values():
+        assert 0.0 <= cell["metrics"]["accuracy"] <= 1.0
+        assert 0.0 <= cell["test_metrics"]["accuracy"] <= 1.0
+    for name, cell in cells.items():
+        for other in cells.values():
+            smaller = (other["width_mult"] <= cell["width_mult"]
+                       and other["depth_mult"] <= cell["depth_mult"] and other is not cell)
+            if smaller:
+                assert other["params"] < cell["params"], name
+                assert other["flops"] < cell["flops"], name
+    assert grid["model"] in ("width_depth", "finetune")
+    assert set(grid["mean_dev"]) == {"width_depth", "finetune"}
+    for stage in ("teacher", "rewire", "width", "width_depth", "finetune", "final"):
+        assert os.path.isfile(os.path.join(workdir, stage, "model.safetensors")), stage
+    assert os.path.isfile(os.path.join(workdir, "rewire", "importance.npz"))
+    assert os.path.isfile(os.path.join(workdir, "eval_grid_metrics.png"))
+    assert os.listdir(os.path.join(workdir, "width_depth", "logs"))
+
+
+def test_prints_the_grid_table(smoke_workdir):
+    _, stdout = smoke_workdir
+    assert "m_w \\ m_d" in stdout and "kept " in stdout
+
+
+def test_rerun_skips_complete_stages(smoke_workdir):
+    workdir, _ = smoke_workdir
+    before = os.path.getmtime(os.path.join(workdir, "width", "model.safetensors"))
+    result = _run("--flagfile=configs/smoke.flags", f"--workdir={workdir}",
+                  "--stages=teacher,rewire,width")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.count("skipped") == 3
+    assert os.path.getmtime(os.path.join(workdir, "width", "model.safetensors")) == before
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--task=nope"], "unknown task 'nope'"),
+    (["--width_mult_list=1.0,1.5"], "must be in (0, 1], got 1.5"),
+    (["--stages=teacher,distil"], "unknown stage(s) distil"),
+    (["--init_checkpoint=/no/such/dir", "--stages=teacher"], "/no/such/dir is neither"),
+    (["--stages=width"], "run --stages=rewire first"),
+])
+def test_bad_input_is_one_clear_line(tmp_path, args, message):
+    result = _run("--flagfile=configs/smoke.flags", f"--workdir={tmp_path}", *args)
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and message in last, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
