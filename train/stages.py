@@ -61,6 +61,13 @@ def _dev_metrics(model, data, width_mult=1.0, depth_mult=1.0):
                                     depth_mult)
 
 
+def _test_metrics(model, data):
+    """Full-size test metrics where the task has labelled test data (reported, never used
+    to choose anything)."""
+    datasets = data.test_datasets()
+    return evaluation.evaluate_cell(model, data.task, datasets, 1.0, 1.0) if datasets else None
+
+
 def _initial_classifier(settings, data):
     path = settings.resolved_checkpoint()
     if not settings.random_init:
@@ -92,7 +99,7 @@ def run_teacher(settings, data):
     model.compile(optimizer=_optimizer(settings, data, settings.teacher_epochs), loss=loss)
     steps = _fit(model, settings, data, "teacher", settings.teacher_epochs)
     _save(model, settings, data, "teacher")
-    return {"steps": steps, "dev": _dev_metrics(model, data)}
+    return {"steps": steps, "dev": _dev_metrics(model, data), "test": _test_metrics(model, data)}
 
 
 def run_rewire(settings, data):

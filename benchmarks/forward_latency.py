@@ -1,0 +1,62 @@
+"""Keras forward latency of every cell on the real MiniLM-L6 weights (batch 1, seq 128).
+
+    python benchmarks/forward_latency.py [--threads=2] [--runs=30]
+
+Slicing must give a real speed-up: prints latency(cell)/latency(full) beside the FLOPs ratio.
+"""
+
+import argparse
+import os
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from dynabert_tf import assets, checkpoint, config, cost  # noqa: E402
+from dynabert_tf.evaluation import _FEATURE_SPEC  # noqa: E402
+
+
+def time_cell(model, inputs, width, depth, runs):
+    forward = tf.function(lambda x: model(x, width_mult=width, depth_mult=depth),
+                          input_signature=[_FEATURE_SPEC])
+    for _ in range(3):
+        forward(inputs)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        forward(inputs).numpy()
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--seq_len", type=int, default=128)
+    args = parser.parse_args()
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+
+    model = checkpoint.load_classifier(assets.minilm_dir(), num_classes=2)
+    rng = np.random.default_rng(0)
+    inputs = {"token_ids": tf.constant(rng.integers(1000, 30000, (1, args.seq_len)), tf.int32),
+              "segment_ids": tf.zeros((1, args.seq_len), tf.int32),
+              "padding_mask": tf.ones((1, args.seq_len), tf.int32)}
+    full_ms = full_flops = None
+    print(f"Keras forward, batch 1, seq {args.seq_len}, {args.threads} threads, "
+          f"median of {args.runs}")
+    print(f"{'cell':<13}{'ms':>8}{'ms/full':>9}{'FLOPs/full':>12}")
+    for width, depth in config.grid():
+        ms = time_cell(model, inputs, width, depth, args.runs)
+        flops = cost.count_flops(model.bert_config, width, depth, args.seq_len)
+        full_ms, full_flops = full_ms or ms, full_flops or flops
+        print(f"{config.cell_name(width, depth):<13}{ms:>8.2f}{ms / full_ms:>9.3f}"
+              f"{flops / full_flops:>12.3f}")
+
+
+if __name__ == "__main__":
+    main()
