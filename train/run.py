@@ -16,7 +16,8 @@ flags.DEFINE_string("task", None, "Task name: a GLUE task (cola, sst2, mrpc, qqp
                     "qnli, rte, wnli) or a built-in one (rt_polarity, rt_rating).")
 flags.DEFINE_string("workdir", None, "Run directory; each stage writes WORKDIR/<stage>/.")
 flags.DEFINE_list("stages", ["teacher", "rewire", "width", "width_depth", "finetune",
-                             "evaluate"], "Stages to run, in pipeline order.")
+                             "evaluate"], "Stages to run, in pipeline order; the baseline "
+                  "'separate' (each cell fine-tuned alone) runs only when listed.")
 flags.DEFINE_string("init_checkpoint", "minilm_l6", "Pretrained BERT: a Hugging Face dir "
                     "(config.json, model.safetensors, vocab.txt), a keras-hub preset dir, or "
                     "'minilm_l6' (the real MiniLM-L6 from the package registry).")
@@ -37,6 +38,7 @@ flags.DEFINE_float("teacher_epochs", 3, "Epochs of the teacher stage (fractions 
 flags.DEFINE_float("width_epochs", 3, "Epochs of stage 1 (DynaBERT_w).")
 flags.DEFINE_float("width_depth_epochs", 3, "Epochs of stage 2 (DynaBERT).")
 flags.DEFINE_float("finetune_epochs", 3, "Epochs of the optional final fine-tune.")
+flags.DEFINE_float("separate_epochs", 3, "Epochs per cell of the 'separate' baseline.")
 flags.DEFINE_list("width_mult_list", ["1.0", "0.75", "0.5", "0.25"], "Width multipliers.")
 flags.DEFINE_list("depth_mult_list", ["1.0", "0.75", "0.5"], "Depth multipliers.")
 flags.DEFINE_list("width_lambdas", ["1.0", "0.1"],
@@ -44,6 +46,11 @@ flags.DEFINE_list("width_lambdas", ["1.0", "0.1"],
 flags.DEFINE_list("width_depth_lambdas", ["1.0", "1.0"], "Stage 2 loss weights.")
 flags.DEFINE_enum("teacher_width", "same", ["same", "full"], "Stage 2 teacher width: the "
                   "student's (paper) or full width (the official code).")
+flags.DEFINE_bool("rewiring", True, "Permute heads/neurons by importance (off: ablation).")
+flags.DEFINE_bool("distillation", True, "Distil from a teacher in stages width and "
+                  "width_depth (off: label loss only, an ablation).")
+flags.DEFINE_bool("direct", False, "Stage width_depth starts from and is taught by the "
+                  "rewired teacher, skipping DynaBERT_w (ablation, paper Table 5).")
 flags.DEFINE_enum("importance_split", "train", ["train", "dev"],
                   "Data for the Taylor importance scores (the paper's code used dev).")
 flags.DEFINE_integer("importance_batches", 0, "Batches for importance; 0 = the whole split.")
@@ -86,12 +93,14 @@ def settings_from_flags():
             learning_rate=FLAGS.learning_rate, warmup_proportion=FLAGS.warmup_proportion,
             weight_decay=FLAGS.weight_decay, teacher_epochs=FLAGS.teacher_epochs,
             width_epochs=FLAGS.width_epochs, width_depth_epochs=FLAGS.width_depth_epochs,
-            finetune_epochs=FLAGS.finetune_epochs,
+            finetune_epochs=FLAGS.finetune_epochs, separate_epochs=FLAGS.separate_epochs,
             width_mults=_floats("width_mult_list", FLAGS.width_mult_list),
             depth_mults=_floats("depth_mult_list", FLAGS.depth_mult_list),
             width_lambdas=_floats("width_lambdas", FLAGS.width_lambdas),
             width_depth_lambdas=_floats("width_depth_lambdas", FLAGS.width_depth_lambdas),
-            teacher_width=FLAGS.teacher_width, importance_split=FLAGS.importance_split,
+            teacher_width=FLAGS.teacher_width, rewiring=FLAGS.rewiring,
+            distillation=FLAGS.distillation, direct=FLAGS.direct,
+            importance_split=FLAGS.importance_split,
             importance_batches=FLAGS.importance_batches, dropout=FLAGS.dropout,
             seed=FLAGS.seed, max_train_examples=FLAGS.max_train_examples,
             max_eval_examples=FLAGS.max_eval_examples, checkpoint_every=FLAGS.checkpoint_every,

@@ -6,7 +6,8 @@ import os
 from dynabert_tf import assets
 from dynabert_tf import config as config_lib
 
-STAGES = ("teacher", "rewire", "width", "width_depth", "finetune", "evaluate")
+STAGES = ("teacher", "rewire", "width", "width_depth", "finetune", "evaluate", "separate")
+DEFAULT_STAGES = STAGES[:-1]  # "separate" is a baseline, run on request
 # Named checkpoints that resolve to a real asset instead of a path.
 NAMED_CHECKPOINTS = {"minilm_l6": assets.minilm_dir}
 
@@ -32,11 +33,16 @@ class Settings:
     width_epochs: float = 3
     width_depth_epochs: float = 3
     finetune_epochs: float = 3
+    separate_epochs: float = 3
     width_mults: tuple = config_lib.WIDTH_MULTS
     depth_mults: tuple = config_lib.DEPTH_MULTS
     width_lambdas: tuple = (1.0, 0.1)        # (logits, hidden states) in stage "width"
     width_depth_lambdas: tuple = (1.0, 1.0)  # in stage "width_depth"
     teacher_width: str = "same"
+    # Ablations (paper Tables 3-5): switch off rewiring or distillation, or skip DynaBERT_w.
+    rewiring: bool = True
+    distillation: bool = True
+    direct: bool = False
     importance_split: str = "train"
     importance_batches: int = 0  # 0 = the whole split
     dropout: float = 0.1

@@ -5,6 +5,8 @@
     width        DynaBERT_w: distil the rewired teacher into every width -> WORKDIR/width
     width_depth  DynaBERT: distil DynaBERT_w into every (width, depth)   -> WORKDIR/width_depth
     finetune     optional: label loss over the grid                      -> WORKDIR/finetune
+    separate     baseline, not run by default: each cell sliced from the teacher and
+                 fine-tuned alone                                        -> WORKDIR/separate
     evaluate     every cell's dev/test metrics, params, FLOPs; keeps the better of
                  width_depth / finetune                                  -> WORKDIR/eval_grid.json,
                                                                             WORKDIR/final
@@ -21,6 +23,7 @@ import time
 import keras
 
 from dynabert_tf import checkpoint, distill, evaluation, optimization, plots, rewiring
+from dynabert_tf import config as config_lib
 from dynabert_tf.model import DynaBertBackbone, DynaBertClassifier
 from dynabert_tf.config import BertConfig
 from train.loop import fit_resumable
@@ -82,13 +85,13 @@ def _optimizer(settings, data, epochs):
                                          settings.warmup_proportion, settings.weight_decay)
 
 
-def _fit(model, settings, data, stage, epochs, weights=None):
+def _fit(model, settings, data, state_dir, epochs, weights=None):
     steps = data.total_steps(epochs)
     full_epochs = -(-steps // data.steps_per_epoch)
     per_epoch = min(data.steps_per_epoch, steps)
-    return fit_resumable(model, data.train_dataset, full_epochs, per_epoch,
-                         settings.stage_dir(stage), weights=weights,
-                         checkpoint_every=settings.checkpoint_every, verbose=settings.verbose)
+    return fit_resumable(model, data.train_dataset, full_epochs, per_epoch, state_dir,
+                         weights=weights, checkpoint_every=settings.checkpoint_every,
+                         verbose=settings.verbose)
 
 
 def run_teacher(settings, data):
@@ -97,13 +100,18 @@ def run_teacher(settings, data):
     loss = (keras.losses.MeanSquaredError() if data.regression else
             keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.compile(optimizer=_optimizer(settings, data, settings.teacher_epochs), loss=loss)
-    steps = _fit(model, settings, data, "teacher", settings.teacher_epochs)
+    steps = _fit(model, settings, data, settings.stage_dir("teacher"), settings.teacher_epochs)
     _save(model, settings, data, "teacher")
     return {"steps": steps, "dev": _dev_metrics(model, data), "test": _test_metrics(model, data)}
 
 
 def run_rewire(settings, data):
+    """Taylor importance on the teacher, then heads/neurons permuted most important first.
+    With rewiring off (an ablation) the teacher is passed on unchanged."""
     model = _load(_require(settings, "teacher"), data)
+    if not settings.rewiring:
+        _save(model, settings, data, "rewire")
+        return {"rewired": False}
     before = _dev_metrics(model, data)
     importance = rewiring.compute_importance(model, data.importance_dataset(),
                                              regression=data.regression)
@@ -112,42 +120,77 @@ def run_rewire(settings, data):
     rewiring.save_importance(os.path.join(settings.stage_dir("rewire"), "importance.npz"),
                              importance, permutations)
     _save(model, settings, data, "rewire")
-    return {"dev_before": before, "dev": _dev_metrics(model, data),
+    return {"rewired": True, "dev_before": before, "dev": _dev_metrics(model, data),
             "importance_split": settings.importance_split}
 
 
 def _train_grid(settings, data, stage, student_from, teacher_from, widths, depths,
-                loss_mode, lambdas, epochs):
+                lambdas, epochs, teacher_width="full"):
+    """Trains `student_from`'s model over widths x depths: distilled from `teacher_from`'s
+    model, or on the labels when `teacher_from` is None or distillation is switched off."""
+    distilling = teacher_from is not None and settings.distillation
     student = _load(_require(settings, student_from), data)
-    teacher = _load(_require(settings, teacher_from), data) if teacher_from else None
+    teacher = _load(_require(settings, teacher_from), data) if distilling else None
     trainer = distill.GridTrainer(
-        student, teacher, width_mults=widths, depth_mults=depths, loss_mode=loss_mode,
+        student, teacher, width_mults=widths, depth_mults=depths,
+        loss_mode="distill" if distilling else "labels",
         lambda_logits=lambdas[0], lambda_hidden=lambdas[1],
-        teacher_width=settings.teacher_width, regression=data.regression)
+        teacher_width=teacher_width, regression=data.regression)
     trainer.compile(optimizer=_optimizer(settings, data, epochs))
-    steps = _fit(trainer, settings, data, stage, epochs, weights=student)
+    steps = _fit(trainer, settings, data, settings.stage_dir(stage), epochs, weights=student)
     _save(student, settings, data, stage)
     return {"steps": steps, "cells_trained": len(widths) * len(depths),
             "dev_full": _dev_metrics(student, data)}
 
 
 def run_width(settings, data):
-    """Stage 1, DynaBERT_w: the rewired teacher distilled into every width at full depth."""
+    """Stage 1, DynaBERT_w: the fixed, full-size rewired teacher distilled into every width
+    at full depth."""
     return _train_grid(settings, data, "width", "rewire", "rewire", settings.width_mults,
-                       (1.0,), "distill", settings.width_lambdas, settings.width_epochs)
+                       (1.0,), settings.width_lambdas, settings.width_epochs)
 
 
 def run_width_depth(settings, data):
-    """Stage 2, DynaBERT: DynaBERT_w (at the student's width) distilled into every cell."""
-    return _train_grid(settings, data, "width_depth", "width", "width", settings.width_mults,
-                       settings.depth_mults, "distill", settings.width_depth_lambdas,
-                       settings.width_depth_epochs)
+    """Stage 2, DynaBERT: DynaBERT_w (at the student's width, by default) distilled into every
+    cell. With `direct`, the rewired teacher is the start and the teacher (paper Table 5)."""
+    source = "rewire" if settings.direct else "width"
+    return _train_grid(settings, data, "width_depth", source, source, settings.width_mults,
+                       settings.depth_mults, settings.width_depth_lambdas,
+                       settings.width_depth_epochs, teacher_width=settings.teacher_width)
 
 
 def run_finetune(settings, data):
     """Optional: label loss over the whole grid, starting from DynaBERT."""
     return _train_grid(settings, data, "finetune", "width_depth", None, settings.width_mults,
-                       settings.depth_mults, "labels", (1.0, 0.0), settings.finetune_epochs)
+                       settings.depth_mults, (1.0, 0.0), settings.finetune_epochs)
+
+
+def run_separate(settings, data):
+    """Baseline (paper Table 3, "separate network"): every cell sliced out of the un-rewired
+    teacher and fine-tuned alone on the labels. Writes WORKDIR/eval_grid_separate.json."""
+    teacher_dir = _require(settings, "teacher")
+    cells = {}
+    for width_mult, depth_mult in settings.grid:
+        name = config_lib.cell_name(width_mult, depth_mult)
+        cell_dir = os.path.join(settings.stage_dir("separate"), name)
+        done = os.path.join(cell_dir, STAGE_FILE)
+        if not os.path.isfile(done):
+            print(f"[separate] {name}")
+            student = _load(teacher_dir, data)
+            trainer = distill.GridTrainer(student, None, width_mults=(width_mult,),
+                                          depth_mults=(depth_mult,), loss_mode="labels",
+                                          regression=data.regression)
+            trainer.compile(optimizer=_optimizer(settings, data, settings.separate_epochs))
+            _fit(trainer, settings, data, cell_dir, settings.separate_epochs, weights=student)
+            entry = evaluation.evaluate_grid(student, data.task, data.dev_datasets(),
+                                             [(width_mult, depth_mult)], settings.max_seq_length,
+                                             test_datasets=data.test_datasets())[name]
+            evaluation.write_grid(done, entry)
+        cells[name] = evaluation.read_grid(done)
+    grid = {"task": data.task.name, "model": "separate",
+            "primary_metric": data.task.primary_metric, "cells": cells}
+    evaluation.write_grid(os.path.join(settings.workdir, "eval_grid_separate.json"), grid)
+    return {"mean_dev": evaluation.mean_metric(cells, data.task.primary_metric)}
 
 
 def _candidates(settings):
@@ -193,7 +236,8 @@ def run_evaluate(settings, data):
 
 
 RUNNERS = {"teacher": run_teacher, "rewire": run_rewire, "width": run_width,
-           "width_depth": run_width_depth, "finetune": run_finetune, "evaluate": run_evaluate}
+           "width_depth": run_width_depth, "finetune": run_finetune, "evaluate": run_evaluate,
+           "separate": run_separate}
 
 
 def run_stages(settings, data, stages):
