@@ -1,0 +1,336 @@
+"""Latency, size and Keras parity of exported cells in the LiteRT interpreter.
+
+    python -m mobile.benchmark --tflite_dir=OUT [--threads=1,2] [--runs=50] [--warmup=5] \
+        [--rounds=5] [--parity [--model_dir=WORKDIR]] [--parity_examples=200] [--noplot]
+
+Every file of OUT/manifest.json runs in `ai_edge_litert.interpreter.Interpreter` (XNNPACK,
+the default CPU delegate) at batch 1 through its `serving_default` signature runner; the
+median and p90 of `--runs` timed calls are reported per thread count, with
+latency(w, d) / latency(1, 1) beside FLOPs(w, d) / FLOPs(1, 1). The runs are spread over
+`--rounds` interleaved rounds (each round times every file after `--warmup` untimed calls),
+so a burst of background load is shared by all cells rather than skewing one.
+
+With --parity, each file's logits are compared with the dynamic Keras model run at that cell
+on real dev examples of the manifest's task (random tokens if the task's data is not
+available; the output says which): max |logit difference| and label agreement.
+
+Writes OUT/benchmark.json, adds `latency_ms`, `latency_ratio` and `parity` to the entries of
+OUT/manifest.json, draws OUT/pareto.png and prints a table.
+"""
+
+import datetime
+import json
+import logging
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+
+from mobile import export as export_lib
+from mobile import pareto
+
+BENCHMARK = "benchmark.json"
+
+
+def _bar(total, enabled, desc):
+    if not enabled:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc=desc, unit="file", file=sys.stderr)
+
+
+def load_manifest(tflite_dir):
+    path = os.path.join(tflite_dir, export_lib.MANIFEST)
+    if not os.path.isfile(path):
+        raise export_lib.ExportError(f"no {export_lib.MANIFEST} in {tflite_dir} "
+                                     "(write one with python -m mobile.export)")
+    with open(path) as f:
+        manifest = json.load(f)
+    if not manifest.get("cells"):
+        raise export_lib.ExportError(f"{path} lists no cells")
+    missing = [e["file"] for e in manifest["cells"]
+               if not os.path.isfile(os.path.join(tflite_dir, e["file"]))]
+    if missing:
+        raise export_lib.ExportError(f"files listed in {path} are missing: {', '.join(missing)}")
+    return manifest
+
+
+def signature_runner(path, threads=1):
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=path, num_threads=threads)
+    return interpreter.get_signature_runner(export_lib.SIGNATURE)
+
+
+def _timing_inputs(runner):
+    seq_len = int(runner.get_input_details()[export_lib.INPUT_NAMES[0]]["shape"][1])
+    # Ids below 100 are valid in any vocabulary; static shapes make timing content-free.
+    return export_lib.random_token_inputs(1, seq_len, 100, seed=1)
+
+
+def sample_latencies(path, threads, runs=50, warmup=5, inputs=None):
+    """`runs` latencies (ms) of one batch-1 call, after `warmup` untimed calls."""
+    runner = signature_runner(path, threads)
+    inputs = _timing_inputs(runner) if inputs is None else inputs
+    for _ in range(warmup):
+        runner(**inputs)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        runner(**inputs)
+        times.append((time.perf_counter() - start) * 1e3)
+    return times
+
+
+def summarize(times):
+    times = np.asarray(times)
+    return {"median": float(np.median(times)), "p90": float(np.percentile(times, 90)),
+            "mean": float(times.mean()), "min": float(times.min()), "samples": int(times.size)}
+
+
+def time_file(path, threads, runs=50, warmup=5, inputs=None):
+    """{"median", "p90", "mean", "min", "samples"} latency in ms of one batch-1 call."""
+    return summarize(sample_latencies(path, threads, runs, warmup, inputs))
+
+
+def time_files(paths, threads, runs=50, warmup=5, rounds=5, progress=None):
+    """{path: {str(t): summary}}: the runs of each (file, threads) spread over `rounds`
+    interleaved rounds (every file once per round), so a change in background load hits all
+    files alike instead of whichever file was being timed."""
+    per_round = max(1, -(-runs // rounds))
+    samples = {p: {t: [] for t in threads} for p in paths}
+    for _ in range(rounds):
+        for path in paths:
+            for t in threads:
+                samples[path][t] += sample_latencies(path, t, per_round, warmup)
+            if progress is not None:
+                progress.update(1)
+    return {p: {str(t): summarize(samples[p][t]) for t in threads} for p in paths}
+
+
+def tflite_logits(path, inputs, threads=2):
+    """Logits [n, classes] of a TFLite file, one example at a time (the files are batch 1)."""
+    runner = signature_runner(path, threads)
+    count = len(inputs[export_lib.INPUT_NAMES[0]])
+    return np.concatenate([
+        runner(**{k: inputs[k][i:i + 1] for k in export_lib.INPUT_NAMES})[export_lib.OUTPUT_NAME]
+        for i in range(count)])
+
+
+def keras_logits(classifier, inputs, width_mult, depth_mult, batch_size=32):
+    """Logits of the dynamic Keras model at a cell."""
+    import tensorflow as tf
+
+    forward = tf.function(
+        lambda x: classifier(x, width_mult=width_mult, depth_mult=depth_mult, training=False),
+        input_signature=[{k: tf.TensorSpec([None, None], tf.int32)
+                          for k in export_lib.INPUT_NAMES}])
+    count = len(inputs[export_lib.INPUT_NAMES[0]])
+    return np.concatenate([
+        np.asarray(forward({k: tf.constant(inputs[k][i:i + batch_size])
+                            for k in export_lib.INPUT_NAMES}))
+        for i in range(0, count, batch_size)])
+
+
+def parity_inputs(manifest, model_path, count, vocab_size, data_dir=None):
+    """(inputs, description): `count` dev examples of the manifest's task, else random tokens."""
+    task, seq_len = manifest.get("task"), manifest["seq_len"]
+    vocab = os.path.join(model_path, export_lib.VOCAB)
+    try:
+        inputs, _ = export_lib.task_inputs(task, "dev", vocab, seq_len, count, data_dir)
+        return inputs, f"{task} dev, first {len(inputs['token_ids'])} examples"
+    except Exception as e:  # no data module, unknown task, no files: say so, go on
+        reason = f"{type(e).__name__}: {e}".splitlines()[0]
+        logging.warning("parity on random tokens: %s dev data unavailable (%s)", task, reason)
+        return (export_lib.random_token_inputs(count, seq_len, vocab_size, seed=7),
+                f"random tokens ({count}): {task!r} dev data unavailable ({reason})")
+
+
+def parity(path, keras_reference, inputs):
+    """{"max_abs_logit_diff", "label_agreement", "examples"} of a file vs reference logits."""
+    logits = tflite_logits(path, inputs)
+    agreement = (float(np.mean(logits.argmax(-1) == keras_reference.argmax(-1)))
+                 if logits.shape[-1] > 1 else None)  # regression: no labels to agree on
+    return {"max_abs_logit_diff": float(np.abs(logits - keras_reference).max()),
+            "label_agreement": agreement, "examples": int(len(logits))}
+
+
+def machine_info():
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    return {"platform": platform.platform(), "machine": platform.machine(),
+            "processor": platform.processor() or None, "cpu_count": os.cpu_count(),
+            "load_average": [round(x, 2) for x in load] if load else None}
+
+
+def benchmark_dir(tflite_dir, threads=(1, 2), runs=50, warmup=5, parity_model_dir=None,
+                  parity_examples=200, plot=True, progress=True, data_dir=None, rounds=5):
+    """Benchmarks every file in OUT/manifest.json; returns the benchmark dict (also written)."""
+    from ai_edge_litert import __version__ as litert_version
+
+    threads = [int(t) for t in threads]
+    if not threads or min(threads) < 1:
+        raise export_lib.ExportError(f"--threads needs positive integers, got {threads}")
+    manifest = load_manifest(tflite_dir)
+    entries = manifest["cells"]
+    started = machine_info()
+
+    classifier, parity_data, parity_note = None, None, None
+    if parity_model_dir:
+        from dynabert_tf import checkpoint
+
+        model_path, _ = export_lib.resolve_model_dir(parity_model_dir)
+        classifier = checkpoint.load_classifier(model_path)
+        parity_data, parity_note = parity_inputs(manifest, model_path, parity_examples,
+                                                 classifier.bert_config.vocab_size, data_dir)
+
+    paths = [os.path.join(tflite_dir, e["file"]) for e in entries]
+    bar = _bar(len(paths) * rounds, progress, "timing")
+    latencies = time_files(paths, threads, runs, warmup, rounds, bar)
+    if bar is not None:
+        bar.close()
+    results = []
+    for entry, path in zip(entries, export_lib._progress(paths, progress and classifier is not None,
+                                                         desc="parity")):
+        result = {"cell": entry["cell"], "file": entry["file"], "bytes": os.path.getsize(path),
+                  "params": entry.get("params"), "flops": entry.get("flops"),
+                  "latency_ms": latencies[path]}
+        if classifier is not None:
+            reference = keras_logits(classifier, parity_data, entry["width_mult"],
+                                     entry["depth_mult"])
+            result["parity"] = parity(path, reference, parity_data)
+        results.append(result)
+
+    full = next((r for r in results if r["cell"] == "w1.00_d1.00"), None)
+    for result in results:
+        result["flops_ratio"] = (result["flops"] / full["flops"]
+                                 if full and result.get("flops") else None)
+        result["latency_ratio"] = ({t: result["latency_ms"][t]["median"]
+                                    / full["latency_ms"][t]["median"]
+                                    for t in result["latency_ms"]} if full else None)
+    benchmark = {
+        "tflite_dir": os.path.abspath(tflite_dir), "quantization": manifest.get("quantization"),
+        "seq_len": manifest.get("seq_len"), "threads": threads, "runs": runs, "warmup": warmup,
+        "rounds": rounds,
+        "litert_version": litert_version, "delegate": "XNNPACK (LiteRT default)",
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": started, "load_average_after": machine_info()["load_average"],
+        "parity_data": parity_note, "cells": results,
+    }
+    export_lib.write_json(os.path.join(tflite_dir, BENCHMARK), benchmark)
+
+    by_cell = {r["cell"]: r for r in results}
+    for entry in entries:
+        result = by_cell[entry["cell"]]
+        entry["latency_ms"] = result["latency_ms"]
+        entry["latency_ratio"] = result["latency_ratio"]
+        entry["flops_ratio"] = result["flops_ratio"]
+        if "parity" in result:
+            entry["parity"] = result["parity"]
+    manifest["benchmark"] = {k: benchmark[k] for k in
+                             ("threads", "runs", "warmup", "rounds", "litert_version", "date",
+                              "machine", "parity_data")}
+    export_lib.write_json(os.path.join(tflite_dir, export_lib.MANIFEST), manifest)
+    if plot:
+        pareto.plot_pareto(manifest, os.path.join(tflite_dir, "pareto.png"))
+    return benchmark
+
+
+def format_table(benchmark, markdown=False):
+    """One row per cell: size, median/p90 per thread count, latency and FLOPs ratios, parity."""
+    threads = [str(t) for t in benchmark["threads"]]
+    has_parity = any("parity" in r for r in benchmark["cells"])
+    header = ["cell", "MB"]
+    for t in threads:
+        header += [f"{t}T median ms", f"{t}T p90 ms"]
+    header += [f"lat/lat(1,1) {t}T" for t in threads] + ["FLOPs/FLOPs(1,1)"]
+    if has_parity:
+        header += ["max |Δlogit|", "label agree"]
+    rows = []
+    for r in benchmark["cells"]:
+        row = [r["cell"], f"{r['bytes'] / 1e6:.2f}"]
+        for t in threads:
+            row += [f"{r['latency_ms'][t]['median']:.2f}", f"{r['latency_ms'][t]['p90']:.2f}"]
+        row += [f"{r['latency_ratio'][t]:.3f}" if r.get("latency_ratio") else "-" for t in threads]
+        row.append(f"{r['flops_ratio']:.3f}" if r.get("flops_ratio") else "-")
+        if has_parity:
+            p = r.get("parity")
+            agree = p and p.get("label_agreement")
+            row += ([f"{p['max_abs_logit_diff']:.2e}", f"{agree:.3f}" if agree is not None
+                     else "-"] if p else ["-", "-"])
+        rows.append(row)
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+        return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
+    fmt = lambda cols: "  ".join(c.rjust(w) if i else c.ljust(w)
+                                 for i, (c, w) in enumerate(zip(cols, widths)))
+    return "\n".join([fmt(header)] + [fmt(row) for row in rows])
+
+
+# --------------------------------------------------------------------------- entry point
+
+def _define_flags():
+    from absl import flags
+
+    flags.DEFINE_string("tflite_dir", None, "Directory written by mobile.export.")
+    flags.DEFINE_list("threads", ["1", "2"], "Interpreter thread counts to time.")
+    flags.DEFINE_integer("runs", 50, "Timed calls per file and thread count.")
+    flags.DEFINE_integer("warmup", 5, "Untimed calls before each timed block.")
+    flags.DEFINE_integer("rounds", 5, "The runs are spread over this many interleaved rounds "
+                         "(every file once per round).")
+    flags.DEFINE_boolean("parity", False, "Compare logits with the Keras model at each cell.")
+    flags.DEFINE_string("model_dir", None, "Workdir or model dir for --parity (default: the "
+                        "manifest's model_dir).")
+    flags.DEFINE_integer("parity_examples", 200, "Dev examples used for --parity.")
+    flags.DEFINE_string("data_dir", None, "Task data (GLUE tasks); built-in tasks need none.")
+    flags.DEFINE_boolean("plot", True, "Write OUT/pareto.png.")
+    return flags.FLAGS
+
+
+def main(argv, flags_values):
+    fail = export_lib.fail
+    if len(argv) > 1:
+        fail(f"unexpected arguments: {' '.join(argv[1:])}")
+    if not flags_values.tflite_dir:
+        fail("--tflite_dir is required")
+    try:
+        threads = [int(t) for t in flags_values.threads]
+    except ValueError:
+        fail(f"--threads must be comma-separated integers, got {','.join(flags_values.threads)}")
+    if flags_values.runs < 1 or flags_values.warmup < 0 or flags_values.rounds < 1:
+        fail("--runs and --rounds must be >= 1 and --warmup >= 0")
+    model_dir = None
+    if flags_values.parity:
+        model_dir = flags_values.model_dir
+        if not model_dir:
+            try:
+                model_dir = load_manifest(flags_values.tflite_dir).get("model_dir")
+            except export_lib.ExportError as e:
+                fail(str(e))
+    try:
+        benchmark = benchmark_dir(flags_values.tflite_dir, threads, flags_values.runs,
+                                  flags_values.warmup, model_dir, flags_values.parity_examples,
+                                  flags_values.plot, data_dir=flags_values.data_dir,
+                                  rounds=flags_values.rounds)
+    except Exception as e:  # noqa: BLE001 - user errors get one line, the rest a traceback
+        if not export_lib.is_user_error(e):
+            raise
+        fail(str(e))
+    machine = benchmark["machine"]
+    print(f"LiteRT {benchmark['litert_version']}, {machine['machine']}, "
+          f"{machine['cpu_count']} CPUs, load {machine['load_average']} -> "
+          f"{benchmark['load_average_after']}, seq {benchmark['seq_len']}, "
+          f"{benchmark['quantization']}, {benchmark['runs']} runs in {benchmark['rounds']} rounds")
+    if benchmark["parity_data"]:
+        print(f"parity data: {benchmark['parity_data']}")
+    print(format_table(benchmark))
+    print(f"wrote {os.path.join(flags_values.tflite_dir, BENCHMARK)}")
+
+
+if __name__ == "__main__":
+    export_lib.run_main(main, _define_flags)

@@ -1,0 +1,62 @@
+"""OUT/pareto.png: dev metric vs latency and vs file size for every cell (the paper's Fig. 3).
+
+Without dev metrics (an untrained or unevaluated model) the panels show latency vs FLOPs and
+size vs parameters instead, which is what the cost side of the trade-off looks like.
+"""
+
+from mobile import selection
+
+
+def plot_pareto(manifest, path, threads=None):
+    """Writes the figure to `path`; `threads` picks the latency column (default: the largest)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    entries = manifest.get("cells", [])
+    timed = sorted({int(t) for e in entries for t in (e.get("latency_ms") or {})})
+    threads = threads if threads is not None else (timed[-1] if timed else 1)
+    metric = selection.primary_metric(manifest)
+    have_metric = metric and any(selection.metric_of(e, metric) is not None for e in entries)
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    for entry in entries:
+        latency = selection.latency_of(entry, threads)
+        size_mb = entry["bytes"] / 1e6
+        if have_metric:
+            y = selection.metric_of(entry, metric)
+            if y is None:
+                continue
+            points = ((left, latency, y), (right, size_mb, y))
+        else:
+            points = ((left, latency, entry["flops"] / 1e9), (right, size_mb, entry["params"] / 1e6))
+        for axis, x, y in points:
+            if x is None:
+                continue
+            axis.scatter(x, y, color=f"C{int(round(4 * (1 - entry['width_mult'])))}",
+                         marker={1.0: "o", 0.75: "s", 0.5: "^"}.get(entry["depth_mult"], "x"))
+            axis.annotate(entry["cell"], (x, y), fontsize=7, xytext=(3, 3),
+                          textcoords="offset points")
+    from matplotlib.lines import Line2D
+    widths = sorted({e["width_mult"] for e in entries}, reverse=True)
+    depths = sorted({e["depth_mult"] for e in entries}, reverse=True)
+    handles = [Line2D([], [], color=f"C{int(round(4 * (1 - w)))}", marker="o", linestyle="",
+                      label=f"m_w {w:.2f}") for w in widths]
+    handles += [Line2D([], [], color="gray", linestyle="",
+                       marker={1.0: "o", 0.75: "s", 0.5: "^"}.get(d, "x"), label=f"m_d {d:.2f}")
+                for d in depths]
+    right.legend(handles=handles, fontsize=7, loc="best")
+    ylabel_left = f"dev {metric}" if have_metric else "GFLOPs"
+    ylabel_right = f"dev {metric}" if have_metric else "parameters (M)"
+    left.set(xlabel=f"median latency (ms), {threads} thread(s)", ylabel=ylabel_left)
+    right.set(xlabel=f"{manifest.get('quantization', '')} .tflite size (MB)", ylabel=ylabel_right)
+    for axis in (left, right):
+        axis.grid(alpha=0.3)
+    task = manifest.get("task") or "model"
+    fig.suptitle(f"DynaBERT cells on LiteRT: {task}, seq {manifest.get('seq_len')}"
+                 + ("" if have_metric else " (no dev metrics: cost only)"))
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

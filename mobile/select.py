@@ -1,0 +1,74 @@
+"""Print the best cell under a latency / size budget.
+
+    python -m mobile.select --manifest=OUT/manifest.json --max_latency_ms=15 \
+        [--max_bytes=20000000] [--threads=2] [--metric=accuracy]
+
+Best = highest dev metric (the manifest's primary metric, from eval_grid.json); ties go to
+the lower latency. Latencies come from `python -m mobile.benchmark`. The logic is
+`mobile.selection.select_cell`, importable without TensorFlow.
+"""
+
+import json
+import os
+import sys
+
+from mobile import selection
+
+
+def _define_flags():
+    from absl import flags
+
+    flags.DEFINE_string("manifest", None, "OUT/manifest.json written by mobile.export.")
+    flags.DEFINE_float("max_latency_ms", None, "Budget on the median latency (ms).")
+    flags.DEFINE_integer("max_bytes", None, "Budget on the .tflite file size (bytes).")
+    flags.DEFINE_integer("threads", 1, "Thread count the latency budget refers to.")
+    flags.DEFINE_string("metric", None, "Metric to maximise (default: the primary metric).")
+    return flags.FLAGS
+
+
+def _fail(message):
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    sys.exit(1)
+
+
+def describe(entry, manifest_path, metric, threads):
+    parts = [entry["cell"]]
+    value = selection.metric_of(entry, metric)
+    parts.append(f"{metric}={value:.4f}" if value is not None else "no dev metric")
+    latency = selection.latency_of(entry, threads)
+    if latency is not None:
+        parts.append(f"median {latency:.2f} ms at {threads} thread(s)")
+    parts.append(f"{entry['bytes'] / 1e6:.2f} MB")
+    parts.append(os.path.join(os.path.dirname(manifest_path), entry["file"]))
+    return "  ".join(parts)
+
+
+def main(argv, flags_values):
+    if len(argv) > 1:
+        _fail(f"unexpected arguments: {' '.join(argv[1:])}")
+    path = flags_values.manifest
+    if not path:
+        _fail("--manifest is required")
+    if os.path.isdir(path):
+        path = os.path.join(path, "manifest.json")
+    if not os.path.isfile(path):
+        _fail(f"no manifest at {path} (write one with python -m mobile.export)")
+    with open(path) as f:
+        try:
+            manifest = json.load(f)
+        except json.JSONDecodeError as e:
+            _fail(f"{path} is not valid JSON: {e}")
+    metric = flags_values.metric or selection.primary_metric(manifest)
+    try:
+        entry = selection.select_cell(manifest, flags_values.max_latency_ms,
+                                      flags_values.max_bytes, flags_values.threads, metric)
+    except selection.SelectionError as e:
+        _fail(str(e))
+    print(describe(entry, path, metric, flags_values.threads))
+
+
+if __name__ == "__main__":
+    from absl import app
+
+    _FLAGS = _define_flags()
+    app.run(lambda argv: main(argv, _FLAGS))

@@ -1,0 +1,96 @@
+"""Pick the deployable cell: best dev metric under a latency / size budget.
+
+Dependency-free (no TensorFlow), for an app's build script:
+
+    import json
+    from mobile.selection import select_cell
+    manifest = json.load(open("OUT/manifest.json"))
+    entry = select_cell(manifest, max_latency_ms=15, max_bytes=20_000_000, threads=2)
+    tflite_file = entry["file"]            # relative to the manifest's directory
+
+Latencies come from `python -m mobile.benchmark` (entry["latency_ms"][str(threads)]["median"]);
+metrics from the training run's eval_grid.json (entry["metrics"][manifest["primary_metric"]]).
+"""
+
+
+class SelectionError(ValueError):
+    """No cell fits, or the manifest lacks what the budget needs; the message says which."""
+
+
+def primary_metric(manifest):
+    """The manifest's primary metric, else the only metric every entry has, else None."""
+    if manifest.get("primary_metric"):
+        return manifest["primary_metric"]
+    names = None
+    for entry in manifest.get("cells", []):
+        keys = set(entry.get("metrics") or {})
+        names = keys if names is None else names & keys
+    return next(iter(names)) if names and len(names) == 1 else None
+
+
+def latency_of(entry, threads):
+    """Median latency in ms at `threads` threads, or None if not benchmarked."""
+    timing = (entry.get("latency_ms") or {}).get(str(threads)) or {}
+    return timing.get("median")
+
+
+def metric_of(entry, metric):
+    value = (entry.get("metrics") or {}).get(metric) if metric else None
+    return None if value is None else float(value)
+
+
+def select_cell(manifest, max_latency_ms=None, max_bytes=None, threads=1, metric=None,
+                rank_by_flops_without_metrics=False):
+    """The entry with the best `metric` among cells within the budget.
+
+    Args:
+      manifest: the dict of OUT/manifest.json.
+      max_latency_ms: budget on the median latency at `threads` threads (None: no budget).
+      max_bytes: budget on the file size (None: no budget).
+      threads: which benchmarked thread count the latency budget refers to.
+      metric: defaults to the manifest's primary metric (higher is better).
+      rank_by_flops_without_metrics: when no cell has the metric, rank by FLOPs (the larger
+        cell is usually the more accurate) instead of raising.
+    Ties go to the lower latency, then the smaller file.
+    Raises:
+      SelectionError: no entries, latencies missing for `threads`, metrics missing, or no
+        cell fits (the message names the fastest / smallest cell).
+    """
+    entries = list(manifest.get("cells") or [])
+    if not entries:
+        raise SelectionError("the manifest lists no cells")
+    metric = metric or primary_metric(manifest)
+    have_metric = [e for e in entries if metric_of(e, metric) is not None]
+    if not have_metric and not rank_by_flops_without_metrics:
+        raise SelectionError(f"no dev metric{f' {metric!r}' if metric else ''} in the "
+                             "manifest (export from a workdir with eval_grid.json)")
+    if max_latency_ms is not None:
+        timed = [e for e in entries if latency_of(e, threads) is not None]
+        if not timed:
+            raise SelectionError(f"the manifest has no latencies for {threads} thread(s); run "
+                                 f"python -m mobile.benchmark --threads={threads} first")
+        fits = [e for e in timed if latency_of(e, threads) <= max_latency_ms]
+        if not fits:
+            fastest = min(timed, key=lambda e: latency_of(e, threads))
+            raise SelectionError(
+                f"no cell runs within {max_latency_ms:g} ms at {threads} thread(s); the "
+                f"fastest is {fastest['cell']} at {latency_of(fastest, threads):.2f} ms")
+    else:
+        fits = entries
+    if max_bytes is not None:
+        small = [e for e in fits if e["bytes"] <= max_bytes]
+        if not small:
+            smallest = min(fits, key=lambda e: e["bytes"])
+            raise SelectionError(f"no cell{' within the latency budget' if max_latency_ms is not None else ''}"
+                                 f" fits in {max_bytes:,} bytes; the smallest is "
+                                 f"{smallest['cell']} at {smallest['bytes']:,} bytes")
+        fits = small
+    if have_metric:
+        ranked = [e for e in fits if metric_of(e, metric) is not None]
+        if not ranked:
+            raise SelectionError(f"no cell within the budget has a {metric!r} value")
+        score = lambda e: metric_of(e, metric)
+    else:
+        ranked, score = fits, lambda e: float(e.get("flops") or 0)
+    latency = lambda e: latency_of(e, threads) if latency_of(e, threads) is not None else float("inf")
+    return min(ranked, key=lambda e: (-score(e), latency(e), e["bytes"]))
