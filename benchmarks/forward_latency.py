@@ -16,12 +16,12 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from dynabert_tf import assets, checkpoint, config, cost  # noqa: E402
-from dynabert_tf.evaluation import _FEATURE_SPEC  # noqa: E402
+from dynabert_tf.evaluation import FEATURE_SPEC  # noqa: E402
 
 
 def time_cell(model, inputs, width, depth, runs):
     forward = tf.function(lambda x: model(x, width_mult=width, depth_mult=depth),
-                          input_signature=[_FEATURE_SPEC])
+                          input_signature=[FEATURE_SPEC])
     for _ in range(3):
         forward(inputs)
     times = []

@@ -23,12 +23,14 @@ import scipy.special  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from dynabert_tf import assets, checkpoint, data  # noqa: E402
+from dynabert_tf.evaluation import FEATURE_SPEC  # noqa: E402
 from dynabert_tf.tokenization import BertInputEncoder  # noqa: E402
 
 
 def mean_pooled_features(backbone, examples, encoder, batch_size=64):
     dataset = data.make_dataset(examples, encoder, batch_size, pad_to="longest")
-    embed = tf.function(lambda x: backbone(x)["sequence_output"])
+    embed = tf.function(lambda x: backbone(x)["sequence_output"],
+                        input_signature=[FEATURE_SPEC])
     features, labels = [], []
     for batch, batch_labels in dataset:
         mask = tf.cast(batch["padding_mask"], tf.float32)[..., None]

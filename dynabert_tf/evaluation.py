@@ -18,7 +18,7 @@ from dynabert_tf import config as config_lib
 from dynabert_tf import cost, metrics as metrics_lib
 from dynabert_tf.model import INPUT_NAMES
 
-_FEATURE_SPEC = {name: tf.TensorSpec([None, None], tf.int32) for name in INPUT_NAMES}
+FEATURE_SPEC = {name: tf.TensorSpec([None, None], tf.int32) for name in INPUT_NAMES}
 
 
 def predict(classifier, dataset, width_mult=1.0, depth_mult=1.0):
@@ -26,7 +26,7 @@ def predict(classifier, dataset, width_mult=1.0, depth_mult=1.0):
     forward = tf.function(
         lambda features: classifier(features, width_mult=width_mult, depth_mult=depth_mult,
                                     training=False),
-        input_signature=[_FEATURE_SPEC])
+        input_signature=[FEATURE_SPEC])
     logits, labels = [], []
     for features, batch_labels in dataset:
         logits.append(forward({k: tf.cast(features[k], tf.int32) for k in INPUT_NAMES}).numpy())

@@ -1,0 +1,237 @@
+"""Fidelity report: does DynaBERT's method work here? Real MiniLM-L6, real rt_* tasks.
+
+    python benchmarks/fidelity.py --root=workdirs/fidelity [--quick] [--seeds=1,2,3]
+        [--tasks=rt_polarity,rt_rating] [--flagfile=configs/fidelity.flags]
+
+For every task and seed it trains one teacher, then each method below from that teacher
+(each a real training path of `train.run`, switched by its flags), and reports test-split
+metrics (nothing is selected on test):
+
+  dynabert         rewiring + DynaBERT_w + DynaBERT (the method)
+  separate         each cell sliced from the un-rewired teacher, fine-tuned alone on labels
+  vanilla          no rewiring, no distillation (label loss in both stages)
+  no_rewiring      distillation without rewiring
+  no_distillation  rewiring, label loss instead of distillation
+  direct           rewired teacher distilled straight into width x depth (no DynaBERT_w)
+
+The report (benchmarks/results/fidelity.md + .json + one figure per task) holds mean ± std
+per cell and method, the average over cells, and a verdict per claim computed from the
+numbers: "holds" when the difference exceeds twice its standard error, "does not hold" when
+it is below minus twice, else "within noise". The standard error comes from the seeds (two or
+more) or, with one seed, from the test set's size (binomial for accuracy, Fisher for
+correlations).
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+
+METHODS = {
+    "dynabert": ({}, ("rewire", "width", "width_depth", "evaluate")),
+    "separate": ({}, ("separate",)),
+    "vanilla": ({"rewiring": False, "distillation": False},
+                ("rewire", "width", "width_depth", "evaluate")),
+    "no_rewiring": ({"rewiring": False}, ("rewire", "width", "width_depth", "evaluate")),
+    "no_distillation": ({"distillation": False}, ("rewire", "width", "width_depth", "evaluate")),
+    "direct": ({"direct": True}, ("rewire", "width_depth", "evaluate")),
+}
+# (name, method a, method b): the paper claims a > b.
+CLAIMS = [
+    ("DynaBERT beats separately trained networks (Table 3)", "dynabert", "separate"),
+    ("rewiring helps (Table 4)", "dynabert", "no_rewiring"),
+    ("distillation helps (Table 4)", "dynabert", "no_distillation"),
+    ("DynaBERT_w before DynaBERT beats direct distillation (Table 5)", "dynabert", "direct"),
+    ("DynaBERT beats vanilla training", "dynabert", "vanilla"),
+]
+
+
+def _settings(flagfile, **overrides):
+    from absl import flags
+
+    import train.run  # noqa: F401  (defines the flags)
+    from train.run import settings_from_flags
+
+    flags.FLAGS.unparse_flags()
+    flags.FLAGS([sys.argv[0], f"--flagfile={flagfile}", "--task=rt_polarity", "--workdir=."])
+    return dataclasses.replace(settings_from_flags(), **overrides)
+
+
+def _copy_stage(src_workdir, dst_workdir, stage):
+    src, dst = os.path.join(src_workdir, stage), os.path.join(dst_workdir, stage)
+    if os.path.isfile(os.path.join(src, "stage.json")) and not os.path.exists(dst):
+        shutil.copytree(src, dst, ignore=shutil.ignore_patterns("checkpoints", "logs"))
+
+
+def run_method(base, task, seed, method, root):
+    """Trains one method for (task, seed); reuses the teacher (and rewiring when identical)."""
+    from train.stages import run_stages
+    from train.task_data import TaskData
+
+    overrides, stages = METHODS[method]
+    teacher_dir = os.path.join(root, task, f"seed{seed}", "teacher_run")
+    workdir = os.path.join(root, task, f"seed{seed}", method)
+    settings = dataclasses.replace(base, task=task, seed=seed, workdir=workdir, **overrides)
+    data = TaskData(settings)
+    run_stages(dataclasses.replace(settings, workdir=teacher_dir), data, ["teacher"])
+    os.makedirs(workdir, exist_ok=True)
+    _copy_stage(teacher_dir, workdir, "teacher")
+    if settings.rewiring:
+        _copy_stage(os.path.join(root, task, f"seed{seed}", "dynabert"), workdir, "rewire")
+    run_stages(settings, data, list(stages))
+    grid_file = "eval_grid_separate.json" if method == "separate" else "eval_grid.json"
+    with open(os.path.join(workdir, grid_file)) as f:
+        grid = json.load(f)
+    with open(os.path.join(teacher_dir, "teacher", "stage.json")) as f:
+        teacher = json.load(f)
+    return grid, teacher, len(data.test_examples["test"])
+
+
+def _noise(values_a, values_b, metric, n_test):
+    """Standard error of mean(a) - mean(b)."""
+    if len(values_a) > 1 and len(values_b) > 1:
+        return float(np.sqrt(np.var(values_a, ddof=1) / len(values_a)
+                             + np.var(values_b, ddof=1) / len(values_b)))
+    if metric == "accuracy":
+        p = float(np.clip(np.mean(values_a), 0.01, 0.99))
+        return float(np.sqrt(2 * p * (1 - p) / n_test))
+    return float(np.sqrt(2.0 / (n_test - 3)))  # Fisher z, for correlations near 0 (upper bound)
+
+
+def verdict(diff, noise):
+    if diff > 2 * noise:
+        return "holds"
+    if diff < -2 * noise:
+        return "does not hold"
+    return "within noise"
+
+
+def summarise(results, teachers, metric, n_test):
+    """results: {method: [grid per seed]} -> the report dict for one task."""
+    from dynabert_tf import config
+
+    cells = [config.cell_name(w, d) for w, d in config.grid()
+             if config.cell_name(w, d) in results["dynabert"][0]["cells"]]
+    table = {method: {cell: [g["cells"][cell]["test_metrics"][metric] for g in grids]
+                      for cell in cells} for method, grids in results.items()}
+    averages = {method: [float(np.mean([table[method][c][i] for c in cells]))
+                         for i in range(len(grids))] for method, grids in results.items()}
+    claims = []
+    for name, a, b in CLAIMS:
+        if a in averages and b in averages:
+            diff = float(np.mean(averages[a]) - np.mean(averages[b]))
+            noise = _noise(averages[a], averages[b], metric, n_test * len(cells))
+            wins = sum(np.mean(table[a][c]) > np.mean(table[b][c]) for c in cells)
+            claims.append({"claim": name, "difference": diff, "standard_error": noise,
+                           "cells_won": f"{wins}/{len(cells)}", "verdict": verdict(diff, noise)})
+    teacher = [t["test"][metric] for t in teachers]
+    full = table["dynabert"]["w1.00_d1.00"]
+    diff = float(np.mean(full) - np.mean(teacher))
+    noise = _noise(full, teacher, metric, n_test)
+    claims.append({"claim": "full-size DynaBERT matches its teacher", "difference": diff,
+                   "standard_error": noise, "cells_won": "-",
+                   "verdict": "holds" if abs(diff) <= 2 * noise or diff > 0 else "does not hold"})
+    return {"metric": metric, "cells": cells, "table": table, "averages": averages,
+            "teacher": teacher, "claims": claims,
+            "flops": {c: results["dynabert"][0]["cells"][c]["flops"] for c in cells}}
+
+
+def _fmt(values):
+    values = 100 * np.asarray(values)
+    return f"{values.mean():.2f} ± {values.std(ddof=1):.2f}" if len(values) > 1 else \
+        f"{values.mean():.2f}"
+
+
+def write_markdown(report, path, header):
+    lines = [header, ""]
+    for task, rep in report["tasks"].items():
+        methods = list(rep["table"])
+        lines += [f"### {task} — test {rep['metric']} (×100), mean ± std over seeds "
+                  f"{report['seeds']}", "", "| cell | " + " | ".join(methods) + " |",
+                  "|---" * (len(methods) + 1) + "|"]
+        for cell in rep["cells"]:
+            lines.append(f"| {cell} | " + " | ".join(_fmt(rep["table"][m][cell])
+                                                    for m in methods) + " |")
+        lines.append("| **average** | " + " | ".join(_fmt(rep["averages"][m])
+                                                     for m in methods) + " |")
+        lines += ["", f"Teacher (full size): {_fmt(rep['teacher'])}", "",
+                  "| claim | difference (×100) | std. error | cells won | verdict |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {c['claim']} | {100 * c['difference']:+.2f} | "
+                  f"{100 * c['standard_error']:.2f} | {c['cells_won']} | **{c['verdict']}** |"
+                  for c in rep["claims"]]
+        lines += ["", f"![{task}](fidelity_{task}.png)", ""]
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+
+
+def plot(rep, task, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for method, marker in (("dynabert", "o"), ("separate", "s")):
+        if method in rep["table"]:
+            xs = [rep["flops"][c] / 1e9 for c in rep["cells"]]
+            ys = [100 * np.mean(rep["table"][method][c]) for c in rep["cells"]]
+            ax.scatter(xs, ys, marker=marker, label=method)
+    ax.set_xlabel("GFLOPs per sequence (seq 128)")
+    ax.set_ylabel(f"test {rep['metric']} (×100)")
+    ax.set_title(f"{task}: DynaBERT sub-networks vs separate networks")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", default="workdirs/fidelity")
+    parser.add_argument("--flagfile", default="configs/fidelity.flags")
+    parser.add_argument("--tasks", default="rt_polarity,rt_rating")
+    parser.add_argument("--seeds", default="1,2,3")
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--quick", action="store_true",
+                        help="one seed, a quarter of the training data")
+    parser.add_argument("--output_dir", default="benchmarks/results")
+    args = parser.parse_args()
+    seeds = [1] if args.quick else [int(s) for s in args.seeds.split(",")]
+    base = _settings(args.flagfile)
+    if args.quick:
+        base = dataclasses.replace(base, max_train_examples=base.max_train_examples or 2000)
+    start = time.time()
+    report = {"seeds": seeds, "flagfile": args.flagfile, "quick": args.quick, "tasks": {}}
+    for task in args.tasks.split(","):
+        results, teachers, n_test = {}, [], 0
+        for seed in seeds:
+            for method in args.methods.split(","):
+                grid, teacher, n_test = run_method(base, task, seed, method, args.root)
+                results.setdefault(method, []).append(grid)
+            teachers.append(teacher)
+        from dynabert_tf.data import get_task
+
+        metric = get_task(task).primary_metric
+        report["tasks"][task] = summarise(results, teachers, metric, n_test)
+        os.makedirs(args.output_dir, exist_ok=True)
+        plot(report["tasks"][task], task, os.path.join(args.output_dir, f"fidelity_{task}.png"))
+    report["wall_seconds"] = round(time.time() - start)
+    with open(os.path.join(args.output_dir, "fidelity.json"), "w") as f:
+        json.dump(report, f, indent=2)
+    header = (f"Command: `python benchmarks/fidelity.py {' '.join(sys.argv[1:])}` — seeds "
+              f"{seeds}, wall time {report['wall_seconds']} s.")
+    write_markdown(report, os.path.join(args.output_dir, "fidelity.md"), header)
+    print(open(os.path.join(args.output_dir, "fidelity.md")).read())
+
+
+if __name__ == "__main__":
+    main()
