@@ -29,6 +29,8 @@ flags.DEFINE_enum("data_source", "tsv", ["tsv", "tfds"], "Where GLUE tasks come 
 flags.DEFINE_integer("max_seq_length", 128, "Tokens per example, [CLS] and [SEP] included.")
 flags.DEFINE_enum("pad_to", "longest", ["longest", "max"],
                   "Pad each batch to its longest example, or always to max_seq_length.")
+flags.DEFINE_list("bucket_boundaries", [], "Sequence lengths bounding the buckets training "
+                  "batches are drawn from (less padding); empty: no bucketing.")
 flags.DEFINE_integer("batch_size", 32, "Training batch size.")
 flags.DEFINE_integer("eval_batch_size", 64, "Evaluation batch size.")
 flags.DEFINE_float("learning_rate", 2e-5, "Peak learning rate (AdamW, linear warm-up/decay).")
@@ -89,6 +91,8 @@ def settings_from_flags():
             data_dir=FLAGS.data_dir, data_source=FLAGS.data_source,
             random_init=FLAGS.random_init, vocab_file=FLAGS.vocab_file,
             max_seq_length=FLAGS.max_seq_length, pad_to=FLAGS.pad_to,
+            bucket_boundaries=tuple(int(b) for b in _floats("bucket_boundaries",
+                                                            FLAGS.bucket_boundaries)),
             batch_size=FLAGS.batch_size, eval_batch_size=FLAGS.eval_batch_size,
             learning_rate=FLAGS.learning_rate, warmup_proportion=FLAGS.warmup_proportion,
             weight_decay=FLAGS.weight_decay, teacher_epochs=FLAGS.teacher_epochs,

@@ -23,6 +23,7 @@ class Settings:
     vocab_file: str = None
     max_seq_length: int = 128
     pad_to: str = "longest"
+    bucket_boundaries: tuple = ()  # training batches drawn from these length buckets
     batch_size: int = 32
     eval_batch_size: int = 64
     learning_rate: float = 2e-5
@@ -59,6 +60,8 @@ class Settings:
             raise ValueError(f"teacher_width must be 'same' or 'full', got {self.teacher_width!r}")
         if self.pad_to not in ("longest", "max"):
             raise ValueError(f"pad_to must be 'longest' or 'max', got {self.pad_to!r}")
+        if self.bucket_boundaries and self.pad_to != "longest":
+            raise ValueError("bucket_boundaries needs pad_to='longest'")
         if self.importance_split not in ("train", "dev"):
             raise ValueError(f"importance_split must be 'train' or 'dev', got "
                              f"{self.importance_split!r}")

@@ -59,7 +59,8 @@ class TaskData:
         """The training batches of `epoch`, shuffled by (seed, epoch): same order on resume."""
         return data_lib.make_dataset(self.train_examples, self.encoder,
                                      self.settings.batch_size, shuffle=True,
-                                     seed=self.settings.seed + epoch, pad_to=self.settings.pad_to)
+                                     seed=self.settings.seed + epoch, pad_to=self.settings.pad_to,
+                                     bucket_boundaries=self.settings.bucket_boundaries or None)
 
     def eval_dataset(self, examples):
         return data_lib.make_dataset(examples, self.encoder, self.settings.eval_batch_size,
