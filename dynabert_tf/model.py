@@ -91,6 +91,48 @@ class DynaBertBackbone(keras.Model):
         return {"sequence_output": x, "pooled_output": self.pooler(x[:, 0]),
                 "hidden_states": hidden_states, "attention_probs": attention_probs}
 
+    def call_depths(self, inputs, width_mult=1.0, depth_mults=(1.0,), training=None):
+        """Runs several depths at one width, computing each shared leading computation once.
+
+        A layer applied to the same input is the same computation at every depth that reaches
+        it that way, so layer outputs are memoised by the tuple of layer indices run so far.
+        6 layers: depth 1 runs (0..5); 0.75 keeps (0,1,2,4) and reuses (0,1,2); 0.5 keeps
+        (0,2,4) and reuses (0,): 9 layer calls instead of 13. The embeddings are computed once.
+        Shared calls share their dropout masks (separate `call`s would draw fresh ones).
+
+        Args:
+          inputs: as `call`.
+          width_mult: Python float in (0, 1].
+          depth_mults: Python floats in (0, 1].
+          training: as `call`.
+        Returns:
+          {depth_mult: the dict `call(inputs, width_mult, depth_mult)` returns}.
+        """
+        cfg = self.bert_config
+        num_heads = config_lib.num_kept(cfg.num_heads, width_mult)
+        num_neurons = config_lib.num_kept(cfg.intermediate_size, width_mult)
+        mask = ops.cast(inputs["padding_mask"], self.compute_dtype)
+        attention_bias = (1.0 - mask[:, None, None, :]) * -10000.0
+        embedded = self.embeddings(inputs["token_ids"], inputs["segment_ids"], training=training)
+        layer_outputs = {}  # tuple of layer indices run so far -> (output, attention probs)
+        results = {}
+        for depth_mult in depth_mults:
+            layer_ids = config_lib.kept_layers(cfg.num_layers, depth_mult)
+            x, hidden_states, attention_probs = embedded, [embedded], []
+            for k, i in enumerate(layer_ids):
+                prefix = layer_ids[:k + 1]
+                if prefix not in layer_outputs:
+                    layer_outputs[prefix] = self.transformer_layers[i](
+                        x, attention_bias, num_heads=num_heads, num_neurons=num_neurons,
+                        training=training)
+                x, probs = layer_outputs[prefix]
+                hidden_states.append(x)
+                attention_probs.append(probs)
+            results[depth_mult] = {
+                "sequence_output": x, "pooled_output": self.pooler(x[:, 0]),
+                "hidden_states": hidden_states, "attention_probs": attention_probs}
+        return results
+
     def get_config(self):
         return {"name": self.name, "trainable": self.trainable, **self.bert_config.to_dict()}
 
@@ -127,6 +169,17 @@ class DynaBertClassifier(keras.Model):
                                 head_mask=head_mask, training=training)
         logits = self.classifier(self.dropout(outputs["pooled_output"], training=training))
         return {**outputs, "logits": logits} if return_dict else logits
+
+    def call_depths(self, inputs, width_mult=1.0, depth_mults=(1.0,), training=None):
+        """{depth_mult: `call(..., return_dict=True)` outputs}, leading layers shared.
+
+        See `DynaBertBackbone.call_depths`; each depth gets its own head on its pooled output.
+        """
+        by_depth = self.backbone.call_depths(inputs, width_mult=width_mult,
+                                             depth_mults=depth_mults, training=training)
+        return {depth_mult: {**outputs, "logits": self.classifier(
+                    self.dropout(outputs["pooled_output"], training=training))}
+                for depth_mult, outputs in by_depth.items()}
 
     def get_config(self):
         return {"name": self.name, "trainable": self.trainable,

@@ -1,0 +1,178 @@
+"""The width x depth grid training step: every cell's loss, one gradient, one update.
+
+    trainer = GridTrainer(student, teacher, width_mults=(1.0, 0.75, 0.5, 0.25),
+                          teacher_width="full", lambda_hidden=0.1)          # DynaBERT_W
+    trainer.compile(optimizer=optimization.create_optimizer(2e-5, total_steps))
+    trainer.fit(dataset)                   # dataset yields (features dict, labels)
+
+Stages (paper, section 3): DynaBERT_W distils the fixed full-size (rewired) teacher into
+widths (1, .75, .5, .25) at depth 1 (`teacher_width="full"`, lambda_hidden 0.1); DynaBERT
+distils DynaBERT_W into widths x depths (1, .75, .5), the teacher run at the student's width
+(`teacher_width="same"`, lambda_hidden 1.0); `loss_mode="labels"` trains every cell on the
+labels with no teacher (the final fine-tune, or a no-distillation baseline).
+
+What one step computes, per batch:
+  * the teacher (frozen, training=False, full depth) once per teacher width, outside the tape;
+  * for each width (largest first) the student at all depths in one shared-prefix forward
+    (`DynaBertClassifier.call_depths`): leading layers common to several depths run once;
+  * the sum of all cells' losses, whose gradient (one backward pass) equals the sum of the
+    per-cell gradients the official code accumulates; one optimizer update.
+"""
+
+import keras
+import tensorflow as tf
+
+from dynabert_tf import config as config_lib
+from dynabert_tf import losses
+
+LOSS_MODES = ("distill", "labels")
+TEACHER_WIDTHS = ("same", "full")
+
+
+class GridTrainer(keras.Model):
+    """Trains `student` (a DynaBertClassifier) on all (width, depth) cells at once.
+
+    Args:
+      student: DynaBertClassifier being trained.
+      teacher: DynaBertClassifier, frozen here (`trainable=False`); required for "distill",
+        ignored by "labels".
+      width_mults, depth_mults: the grid; cells run widths-major, largest first.
+      loss_mode: "distill" (teacher logits + hidden states) or "labels" (labels only).
+      lambda_logits, lambda_hidden: weights of the two distillation terms.
+      teacher_width: "same" runs the teacher at each student width (the paper's stage 2);
+        "full" runs it once at width 1 (stage 1, and the official code's stage 2).
+      regression: single-score task (MSE instead of cross-entropies).
+      share_depth_prefix: run all depths of a width through `call_depths` (shared leading
+        layers and dropout masks); False runs each cell separately (the official way).
+      track_cell_losses: also report each cell's loss as metric `loss_<cell name>`.
+    """
+
+    def __init__(self, student, teacher=None, width_mults=(1.0,), depth_mults=(1.0,),
+                 loss_mode="distill", lambda_logits=1.0, lambda_hidden=0.1,
+                 teacher_width="same", regression=False, share_depth_prefix=True,
+                 track_cell_losses=False, **kwargs):
+        super().__init__(**kwargs)
+        if loss_mode not in LOSS_MODES:
+            raise ValueError(f"unknown loss_mode {loss_mode!r}; expected one of {LOSS_MODES}")
+        if teacher_width not in TEACHER_WIDTHS:
+            raise ValueError(f"unknown teacher_width {teacher_width!r}; "
+                             f"expected one of {TEACHER_WIDTHS}")
+        if not width_mults or not depth_mults:
+            raise ValueError("width_mults and depth_mults must each hold at least one value")
+        if loss_mode == "distill":
+            losses.check_lambdas(lambda_logits, lambda_hidden)
+            if teacher is None:
+                raise ValueError('loss_mode="distill" needs a teacher')
+            if teacher is student:
+                raise ValueError("teacher and student must be different models")
+            if teacher.bert_config.num_layers != student.bert_config.num_layers or \
+                    teacher.bert_config.hidden_size != student.bert_config.hidden_size:
+                raise ValueError("teacher and student must have the same num_layers and "
+                                 "hidden_size (hidden states are matched layer by layer)")
+            teacher.trainable = False
+        self.student = student
+        self.teacher = teacher if loss_mode == "distill" else None
+        self.width_mults = tuple(sorted({config_lib.check_multiplier("width_mult", w)
+                                         for w in width_mults}, reverse=True))
+        self.depth_mults = tuple(sorted({config_lib.check_multiplier("depth_mult", d)
+                                         for d in depth_mults}, reverse=True))
+        self.loss_mode = loss_mode
+        self.lambda_logits = lambda_logits
+        self.lambda_hidden = lambda_hidden
+        self.teacher_width = teacher_width
+        self.regression = regression
+        self.share_depth_prefix = share_depth_prefix
+        self.cells = [(w, d) for w in self.width_mults for d in self.depth_mults]
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.cell_trackers = {
+            cell: keras.metrics.Mean(name="loss_" + config_lib.cell_name(*cell))
+            for cell in self.cells} if track_cell_losses else {}
+        self.built = True
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, *self.cell_trackers.values()]
+
+    def call(self, inputs, training=None):
+        """The student's full-size logits [batch, classes]."""
+        return self.student(inputs, training=training)
+
+    def teacher_widths(self):
+        """Widths the teacher runs at in one step: each student width, or only 1.0."""
+        return self.width_mults if self.teacher_width == "same" else (1.0,)
+
+    def teacher_outputs(self, features):
+        """{teacher width: teacher logits + hidden states at full depth}, gradient-free."""
+        outputs = {}
+        for width_mult in self.teacher_widths():
+            out = self.teacher(features, width_mult=width_mult, depth_mult=1.0, training=False,
+                               return_dict=True)
+            outputs[width_mult] = tf.nest.map_structure(
+                tf.stop_gradient, {"logits": out["logits"], "hidden_states": out["hidden_states"]})
+        return outputs
+
+    def _student_outputs(self, features, width_mult, training):
+        """{depth_mult: student outputs} at one width."""
+        if self.share_depth_prefix:
+            return self.student.call_depths(features, width_mult=width_mult,
+                                            depth_mults=self.depth_mults, training=training)
+        return {d: self.student(features, width_mult=width_mult, depth_mult=d,
+                                training=training, return_dict=True) for d in self.depth_mults}
+
+    def cell_losses(self, features, labels, teacher_outputs=None, training=True):
+        """{(width_mult, depth_mult): scalar loss} for every cell, widths-major, largest first.
+
+        Args:
+          features: dict of int [batch, seq] inputs.
+          labels: [batch] class ids or regression targets (unused by "distill").
+          teacher_outputs: `teacher_outputs(features)` ("distill" only).
+          training: dropout on for the student.
+        """
+        num_layers = self.student.bert_config.num_layers
+        result = {}
+        for width_mult in self.width_mults:
+            by_depth = self._student_outputs(features, width_mult, training)
+            for depth_mult in self.depth_mults:
+                out = by_depth[depth_mult]
+                if self.loss_mode == "labels":
+                    result[(width_mult, depth_mult)] = losses.label_loss(
+                        out["logits"], labels, self.regression)
+                    continue
+                teacher_out = teacher_outputs[width_mult if self.teacher_width == "same"
+                                              else 1.0]
+                result[(width_mult, depth_mult)] = losses.distillation_loss(
+                    out, teacher_out, depth_mult, num_layers, self.lambda_logits,
+                    self.lambda_hidden, regression=self.regression)
+        return result
+
+    def compute_gradients(self, features, labels):
+        """One backward pass for the whole grid.
+
+        Returns:
+          (sum of the cells' losses, gradients matching `student.trainable_variables`,
+          {cell: loss}).
+        """
+        teacher_outputs = self.teacher_outputs(features) if self.teacher is not None else None
+        variables = self.student.trainable_variables
+        with tf.GradientTape() as tape:
+            per_cell = self.cell_losses(features, labels, teacher_outputs, training=True)
+            total = tf.add_n(list(per_cell.values()))
+        return total, tape.gradient(total, variables), per_cell
+
+    def _update_metrics(self, total, per_cell):
+        self.loss_tracker.update_state(total / len(per_cell))
+        for cell, tracker in self.cell_trackers.items():
+            tracker.update_state(per_cell[cell])
+        return {m.name: m.result() for m in self.metrics}
+
+    def train_step(self, data):
+        features, labels, _ = keras.utils.unpack_x_y_sample_weight(data)
+        total, gradients, per_cell = self.compute_gradients(features, labels)
+        self.optimizer.apply(gradients, self.student.trainable_variables)
+        return self._update_metrics(total, per_cell)
+
+    def test_step(self, data):
+        features, labels, _ = keras.utils.unpack_x_y_sample_weight(data)
+        teacher_outputs = self.teacher_outputs(features) if self.teacher is not None else None
+        per_cell = self.cell_losses(features, labels, teacher_outputs, training=False)
+        return self._update_metrics(tf.add_n(list(per_cell.values())), per_cell)
