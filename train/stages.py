@@ -115,10 +115,9 @@ def run_rewire(settings, data):
     before = _dev_metrics(model, data)
     importance = rewiring.compute_importance(model, data.importance_dataset(),
                                              regression=data.regression)
-    permutations = rewiring.rewire(model, importance)
-    os.makedirs(settings.stage_dir("rewire"), exist_ok=True)
+    rewiring.rewire(model, importance)
     rewiring.save_importance(os.path.join(settings.stage_dir("rewire"), "importance.npz"),
-                             importance, permutations)
+                             importance)
     _save(model, settings, data, "rewire")
     return {"rewired": True, "dev_before": before, "dev": _dev_metrics(model, data),
             "importance_split": settings.importance_split}
