@@ -26,6 +26,7 @@ Both become the builtin GELU op.)
 import json
 import os
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -79,6 +80,7 @@ def export_keras_hub(path, seq_len):
     from mobile import export as export_lib
 
     backbone, head = keras_hub_classifier()
+    head.build((None, 384))
     archive = keras.export.ExportArchive()
     archive.track(backbone)
     archive.track(head)
@@ -88,10 +90,8 @@ def export_keras_hub(path, seq_len):
                             "padding_mask": padding_mask}, training=False)
         return {"logits": head(outputs["pooled_output"])}
 
-    head.build((None, 384))
     archive.add_endpoint("serving_default", serve, input_signature=[
         tf.TensorSpec([1, seq_len], tf.int32, name=n) for n in export_lib.INPUT_NAMES])
-    import tempfile
     with tempfile.TemporaryDirectory() as tmp:
         archive.write_out(os.path.join(tmp, "sm"), verbose=False)
         tflite = export_lib.convert_saved_model(os.path.join(tmp, "sm"), "dynamic_range")

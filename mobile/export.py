@@ -56,9 +56,11 @@ def resolve_model_dir(path):
 
     `path` is a training workdir (its `final/` is used) or a model directory itself.
     """
-    if path and os.path.isfile(os.path.join(path, "final", "config.json")):
+    if not path:
+        raise ExportError("no model directory given")
+    if os.path.isfile(os.path.join(path, "final", "config.json")):
         return os.path.join(path, "final"), path
-    if path and os.path.isfile(os.path.join(path, "config.json")):
+    if os.path.isfile(os.path.join(path, "config.json")):
         return path, path
     raise ExportError(f"no trained DynaBERT in {path}: expected {os.path.join(path, 'final', 'config.json')} "
                       f"or {os.path.join(path, 'config.json')}")
@@ -349,8 +351,9 @@ def _sha256(path):
         return hashlib.sha256(f.read()).hexdigest()
 
 
-def _previous_entries(output_dir, model_dir):
-    """Entries of an existing manifest for the same model whose files still exist."""
+def _previous_entries(output_dir, model_dir, quantization, seq_len):
+    """Entries of an existing manifest of the same model, quantization and seq_len whose files
+    still exist (a later run adds cells to an earlier one's)."""
     path = os.path.join(output_dir, MANIFEST)
     if not os.path.isfile(path):
         return {}
@@ -359,7 +362,9 @@ def _previous_entries(output_dir, model_dir):
             manifest = json.load(f)
     except (OSError, json.JSONDecodeError):
         return {}
-    if manifest.get("model_dir") != model_dir:
+    previous = (manifest.get("model_dir"), manifest.get("quantization"), manifest.get("seq_len"))
+    if previous != (model_dir, quantization, seq_len):
+        logging.warning("%s: replacing a manifest of %s (%s, seq %s)", output_dir, *previous)
         return {}
     return {e["cell"]: e for e in manifest.get("cells", [])
             if os.path.isfile(os.path.join(output_dir, e.get("file", "")))}
@@ -376,6 +381,15 @@ def _representative_inputs(task, vocab_path, seq_len, count, vocab_size, data_di
                         task, reason)
         return (random_token_inputs(count, seq_len, vocab_size),
                 f"random tokens ({count}; {task!r} train data unavailable: {reason})")
+
+
+def _task_metric(task):
+    """The task registry's primary metric, or None (unknown task / no data module)."""
+    try:
+        from dynabert_tf import data
+        return data.get_task(task).primary_metric
+    except Exception:  # noqa: BLE001 - optional information
+        return None
 
 
 def export_model(model_dir, output_dir, quantization="dynamic_range", seq_len=128, cells="all",
@@ -430,10 +444,10 @@ def export_model(model_dir, output_dir, quantization="dynamic_range", seq_len=12
 
     grid_entries = (eval_grid or {}).get("cells", {})
     model_abs = os.path.abspath(model_path)
-    entries = _previous_entries(output_dir, model_abs)
+    entries = _previous_entries(output_dir, model_abs, quantization, seq_len)
     manifest = {
         "model_dir": model_abs, "task": task,
-        "primary_metric": (eval_grid or {}).get("primary_metric"),
+        "primary_metric": (eval_grid or {}).get("primary_metric") or _task_metric(task),
         "eval_grid_model": (eval_grid or {}).get("model"),
         "labels": labels, "labels_file": LABELS,
         "vocab": VOCAB if vocab_bytes else None,
