@@ -62,8 +62,8 @@ def resolve_model_dir(path):
         return os.path.join(path, "final"), path
     if os.path.isfile(os.path.join(path, "config.json")):
         return path, path
-    raise ExportError(f"no trained DynaBERT in {path}: expected {os.path.join(path, 'final', 'config.json')} "
-                      f"or {os.path.join(path, 'config.json')}")
+    expected = (os.path.join(path, "final", "config.json"), os.path.join(path, "config.json"))
+    raise ExportError(f"no trained DynaBERT in {path}: expected {expected[0]} or {expected[1]}")
 
 
 def read_eval_grid(model_dir, workdir=None):

@@ -33,7 +33,8 @@ def plot_pareto(manifest, path, threads=None):
                 continue
             points = ((left, latency, y), (right, size_mb, y))
         else:
-            points = ((left, latency, entry["flops"] / 1e9), (right, size_mb, entry["params"] / 1e6))
+            points = ((left, latency, entry["flops"] / 1e9),
+                      (right, size_mb, entry["params"] / 1e6))
         for axis, x, y in points:
             if x is None:
                 continue

@@ -81,8 +81,8 @@ def select_cell(manifest, max_latency_ms=None, max_bytes=None, threads=1, metric
         small = [e for e in fits if e["bytes"] <= max_bytes]
         if not small:
             smallest = min(fits, key=lambda e: e["bytes"])
-            raise SelectionError(f"no cell{' within the latency budget' if max_latency_ms is not None else ''}"
-                                 f" fits in {max_bytes:,} bytes; the smallest is "
+            scope = " within the latency budget" if max_latency_ms is not None else ""
+            raise SelectionError(f"no cell{scope} fits in {max_bytes:,} bytes; the smallest is "
                                  f"{smallest['cell']} at {smallest['bytes']:,} bytes")
         fits = small
     if have_metric:
@@ -92,5 +92,8 @@ def select_cell(manifest, max_latency_ms=None, max_bytes=None, threads=1, metric
         score = lambda e: metric_of(e, metric)
     else:
         ranked, score = fits, lambda e: float(e.get("flops") or 0)
-    latency = lambda e: latency_of(e, threads) if latency_of(e, threads) is not None else float("inf")
+    def latency(e):
+        value = latency_of(e, threads)
+        return float("inf") if value is None else value
+
     return min(ranked, key=lambda e: (-score(e), latency(e), e["bytes"]))

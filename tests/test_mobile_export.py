@@ -47,7 +47,8 @@ def make_workdir(root, with_eval_grid=True):
     if with_eval_grid:
         cells = {config.cell_name(w, d): {
             "width_mult": w, "depth_mult": d, "metrics": {"accuracy": 0.9 - 0.01 * i},
-            "params": cost.count_params(TINY_DEEP, w, d), "flops": cost.count_flops(TINY_DEEP, w, d)}
+            "params": cost.count_params(TINY_DEEP, w, d),
+            "flops": cost.count_flops(TINY_DEEP, w, d)}
             for i, (w, d) in enumerate(config.grid())}
         with open(os.path.join(root, "eval_grid.json"), "w") as f:
             json.dump({"task": "rt_polarity", "model": "width_depth",
