@@ -73,25 +73,11 @@ class DynaBertBackbone(keras.Model):
           `hidden_states` (embeddings, then each kept layer's output, each [batch, seq, hidden])
           and `attention_probs` (each kept layer's [batch, heads_kept, seq, seq]).
         """
-        cfg = self.bert_config
-        layer_ids = config_lib.kept_layers(cfg.num_layers, depth_mult)
-        num_heads = config_lib.num_kept(cfg.num_heads, width_mult)
-        num_neurons = config_lib.num_kept(cfg.intermediate_size, width_mult)
-        mask = ops.cast(inputs["padding_mask"], self.compute_dtype)
-        attention_bias = (1.0 - mask[:, None, None, :]) * -10000.0
+        return self.call_depths(inputs, width_mult, (depth_mult,), head_mask=head_mask,
+                                training=training)[depth_mult]
 
-        x = self.embeddings(inputs["token_ids"], inputs["segment_ids"], training=training)
-        hidden_states, attention_probs = [x], []
-        for i in layer_ids:
-            x, probs = self.transformer_layers[i](
-                x, attention_bias, num_heads=num_heads, num_neurons=num_neurons,
-                head_mask=None if head_mask is None else head_mask[i], training=training)
-            hidden_states.append(x)
-            attention_probs.append(probs)
-        return {"sequence_output": x, "pooled_output": self.pooler(x[:, 0]),
-                "hidden_states": hidden_states, "attention_probs": attention_probs}
-
-    def call_depths(self, inputs, width_mult=1.0, depth_mults=(1.0,), training=None):
+    def call_depths(self, inputs, width_mult=1.0, depth_mults=(1.0,), head_mask=None,
+                    training=None):
         """Runs several depths at one width, computing each shared leading computation once.
 
         A layer applied to the same input is the same computation at every depth that reaches
@@ -104,7 +90,7 @@ class DynaBertBackbone(keras.Model):
           inputs: as `call`.
           width_mult: Python float in (0, 1].
           depth_mults: Python floats in (0, 1].
-          training: as `call`.
+          head_mask, training: as `call`.
         Returns:
           {depth_mult: the dict `call(inputs, width_mult, depth_mult)` returns}.
         """
@@ -124,6 +110,7 @@ class DynaBertBackbone(keras.Model):
                 if prefix not in layer_outputs:
                     layer_outputs[prefix] = self.transformer_layers[i](
                         x, attention_bias, num_heads=num_heads, num_neurons=num_neurons,
+                        head_mask=None if head_mask is None else head_mask[i],
                         training=training)
                 x, probs = layer_outputs[prefix]
                 hidden_states.append(x)
@@ -165,18 +152,19 @@ class DynaBertClassifier(keras.Model):
     def call(self, inputs, width_mult=1.0, depth_mult=1.0, head_mask=None, training=None,
              return_dict=False):
         """inputs as the backbone's -> logits [batch, num_classes] (or a dict, see class doc)."""
-        outputs = self.backbone(inputs, width_mult=width_mult, depth_mult=depth_mult,
-                                head_mask=head_mask, training=training)
-        logits = self.classifier(self.dropout(outputs["pooled_output"], training=training))
-        return {**outputs, "logits": logits} if return_dict else logits
+        outputs = self.call_depths(inputs, width_mult, (depth_mult,), head_mask=head_mask,
+                                   training=training)[depth_mult]
+        return outputs if return_dict else outputs["logits"]
 
-    def call_depths(self, inputs, width_mult=1.0, depth_mults=(1.0,), training=None):
+    def call_depths(self, inputs, width_mult=1.0, depth_mults=(1.0,), head_mask=None,
+                    training=None):
         """{depth_mult: `call(..., return_dict=True)` outputs}, leading layers shared.
 
         See `DynaBertBackbone.call_depths`; each depth gets its own head on its pooled output.
         """
         by_depth = self.backbone.call_depths(inputs, width_mult=width_mult,
-                                             depth_mults=depth_mults, training=training)
+                                             depth_mults=depth_mults, head_mask=head_mask,
+                                             training=training)
         return {depth_mult: {**outputs, "logits": self.classifier(
                     self.dropout(outputs["pooled_output"], training=training))}
                 for depth_mult, outputs in by_depth.items()}
