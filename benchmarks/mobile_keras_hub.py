@@ -77,7 +77,7 @@ def export_keras_hub(path, seq_len):
     import keras
     import tensorflow as tf
 
-    from mobile import export as export_lib
+    from mobile import tflite as tflite_lib
 
     backbone, head = keras_hub_classifier()
     head.build((None, 384))
@@ -91,11 +91,11 @@ def export_keras_hub(path, seq_len):
         return {"logits": head(outputs["pooled_output"])}
 
     archive.add_endpoint("serving_default", serve, input_signature=[
-        tf.TensorSpec([1, seq_len], tf.int32, name=n) for n in export_lib.INPUT_NAMES])
+        tf.TensorSpec([1, seq_len], tf.int32, name=n) for n in tflite_lib.INPUT_NAMES])
     with tempfile.TemporaryDirectory() as tmp:
         archive.write_out(os.path.join(tmp, "sm"), verbose=False)
-        tflite = export_lib.convert_saved_model(os.path.join(tmp, "sm"), "dynamic_range")
-    ops = export_lib.check_builtin_ops(tflite)
+        tflite = tflite_lib.convert_saved_model(os.path.join(tmp, "sm"), "dynamic_range")
+    ops = tflite_lib.check_builtin_ops(tflite)
     with open(path, "wb") as f:
         f.write(tflite)
     return ops
@@ -109,13 +109,13 @@ def main(argv):
     if not FLAGS.ours or not os.path.isfile(FLAGS.ours):
         raise app.UsageError("--ours must name our full-size .tflite file")
     from mobile import benchmark
-    from mobile import export as export_lib
+    from mobile import tflite as tflite_lib
 
     os.makedirs(FLAGS.output_dir, exist_ok=True)
     theirs = os.path.join(FLAGS.output_dir, "keras_hub_bert_minilm_shape.tflite")
     their_ops = export_keras_hub(theirs, FLAGS.seq_len)
     with open(FLAGS.ours, "rb") as f:
-        our_ops = export_lib.op_names(f.read())
+        our_ops = tflite_lib.op_names(f.read())
     load_before = os.getloadavg()
     files = {"ours (DynaBERT w1.00_d1.00)": FLAGS.ours, "keras-hub BertBackbone": theirs}
     threads = [int(t) for t in FLAGS.threads]

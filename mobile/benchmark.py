@@ -28,8 +28,13 @@ import time
 
 import numpy as np
 
+from mobile import cli
 from mobile import export as export_lib
+from mobile import files
+from mobile import inputs as inputs_lib
 from mobile import pareto
+from mobile import tflite as tflite_lib
+from mobile.errors import ExportError
 
 BENCHMARK = "benchmark.json"
 
@@ -47,16 +52,16 @@ def _bar(total, enabled, desc):
 def load_manifest(tflite_dir):
     path = os.path.join(tflite_dir, export_lib.MANIFEST)
     if not os.path.isfile(path):
-        raise export_lib.ExportError(f"no {export_lib.MANIFEST} in {tflite_dir} "
-                                     "(write one with python -m mobile.export)")
+        raise ExportError(f"no {export_lib.MANIFEST} in {tflite_dir} "
+                          "(write one with python -m mobile.export)")
     with open(path) as f:
         manifest = json.load(f)
     if not manifest.get("cells"):
-        raise export_lib.ExportError(f"{path} lists no cells")
+        raise ExportError(f"{path} lists no cells")
     missing = [e["file"] for e in manifest["cells"]
                if not os.path.isfile(os.path.join(tflite_dir, e["file"]))]
     if missing:
-        raise export_lib.ExportError(f"files listed in {path} are missing: {', '.join(missing)}")
+        raise ExportError(f"files listed in {path} are missing: {', '.join(missing)}")
     return manifest
 
 
@@ -64,13 +69,13 @@ def signature_runner(path, threads=1):
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_path=path, num_threads=threads)
-    return interpreter.get_signature_runner(export_lib.SIGNATURE)
+    return interpreter.get_signature_runner(tflite_lib.SIGNATURE)
 
 
 def _timing_inputs(runner):
-    seq_len = int(runner.get_input_details()[export_lib.INPUT_NAMES[0]]["shape"][1])
+    seq_len = int(runner.get_input_details()[tflite_lib.INPUT_NAMES[0]]["shape"][1])
     # Ids below 100 are valid in any vocabulary; static shapes make timing content-free.
-    return export_lib.random_token_inputs(1, seq_len, 100, seed=1)
+    return inputs_lib.random_token_inputs(1, seq_len, 100, seed=1)
 
 
 def sample_latencies(path, threads, runs=50, warmup=5, inputs=None):
@@ -116,9 +121,9 @@ def time_files(paths, threads, runs=50, warmup=5, rounds=5, progress=None):
 def tflite_logits(path, inputs, threads=2):
     """Logits [n, classes] of a TFLite file, one example at a time (the files are batch 1)."""
     runner = signature_runner(path, threads)
-    count = len(inputs[export_lib.INPUT_NAMES[0]])
+    count = len(inputs[tflite_lib.INPUT_NAMES[0]])
     return np.concatenate([
-        runner(**{k: inputs[k][i:i + 1] for k in export_lib.INPUT_NAMES})[export_lib.OUTPUT_NAME]
+        runner(**{k: inputs[k][i:i + 1] for k in tflite_lib.INPUT_NAMES})[tflite_lib.OUTPUT_NAME]
         for i in range(count)])
 
 
@@ -129,11 +134,11 @@ def keras_logits(classifier, inputs, width_mult, depth_mult, batch_size=32):
     forward = tf.function(
         lambda x: classifier(x, width_mult=width_mult, depth_mult=depth_mult, training=False),
         input_signature=[{k: tf.TensorSpec([None, None], tf.int32)
-                          for k in export_lib.INPUT_NAMES}])
-    count = len(inputs[export_lib.INPUT_NAMES[0]])
+                          for k in tflite_lib.INPUT_NAMES}])
+    count = len(inputs[tflite_lib.INPUT_NAMES[0]])
     return np.concatenate([
         np.asarray(forward({k: tf.constant(inputs[k][i:i + batch_size])
-                            for k in export_lib.INPUT_NAMES}))
+                            for k in tflite_lib.INPUT_NAMES}))
         for i in range(0, count, batch_size)])
 
 
@@ -142,12 +147,12 @@ def parity_inputs(manifest, model_path, count, vocab_size, data_dir=None):
     task, seq_len = manifest.get("task"), manifest["seq_len"]
     vocab = os.path.join(model_path, export_lib.VOCAB)
     try:
-        inputs, _ = export_lib.task_inputs(task, "dev", vocab, seq_len, count, data_dir)
+        inputs, _ = inputs_lib.task_inputs(task, "dev", vocab, seq_len, count, data_dir)
         return inputs, f"{task} dev, first {len(inputs['token_ids'])} examples"
     except Exception as e:  # no data module, unknown task, no files: say so, go on
         reason = f"{type(e).__name__}: {e}".splitlines()[0]
         logging.warning("parity on random tokens: %s dev data unavailable (%s)", task, reason)
-        return (export_lib.random_token_inputs(count, seq_len, vocab_size, seed=7),
+        return (inputs_lib.random_token_inputs(count, seq_len, vocab_size, seed=7),
                 f"random tokens ({count}): {task!r} dev data unavailable ({reason})")
 
 
@@ -174,7 +179,7 @@ def benchmark_dir(tflite_dir, threads=(1, 2), runs=50, warmup=5, parity_model_di
 
     threads = [int(t) for t in threads]
     if not threads or min(threads) < 1:
-        raise export_lib.ExportError(f"--threads needs positive integers, got {threads}")
+        raise ExportError(f"--threads needs positive integers, got {threads}")
     manifest = load_manifest(tflite_dir)
     entries = manifest["cells"]
     started = machine_info()
@@ -194,8 +199,8 @@ def benchmark_dir(tflite_dir, threads=(1, 2), runs=50, warmup=5, parity_model_di
     if bar is not None:
         bar.close()
     results = []
-    for entry, path in zip(entries, export_lib._progress(paths, progress and classifier is not None,
-                                                         desc="parity")):
+    for entry, path in zip(entries, cli.progress(paths, progress and classifier is not None,
+                                                 desc="parity")):
         result = {"cell": entry["cell"], "file": entry["file"], "bytes": os.path.getsize(path),
                   "params": entry.get("params"), "flops": entry.get("flops"),
                   "latency_ms": latencies[path]}
@@ -221,7 +226,7 @@ def benchmark_dir(tflite_dir, threads=(1, 2), runs=50, warmup=5, parity_model_di
         "machine": started, "load_average_after": machine_info()["load_average"],
         "parity_data": parity_note, "cells": results,
     }
-    export_lib.write_json(os.path.join(tflite_dir, BENCHMARK), benchmark)
+    files.write_json(os.path.join(tflite_dir, BENCHMARK), benchmark)
 
     by_cell = {r["cell"]: r for r in results}
     for entry in entries:
@@ -234,7 +239,7 @@ def benchmark_dir(tflite_dir, threads=(1, 2), runs=50, warmup=5, parity_model_di
     manifest["benchmark"] = {k: benchmark[k] for k in
                              ("threads", "runs", "warmup", "rounds", "litert_version", "date",
                               "machine", "parity_data")}
-    export_lib.write_json(os.path.join(tflite_dir, export_lib.MANIFEST), manifest)
+    files.write_json(os.path.join(tflite_dir, export_lib.MANIFEST), manifest)
     if plot:
         pareto.plot_pareto(manifest, os.path.join(tflite_dir, "pareto.png"))
     return benchmark
@@ -293,7 +298,7 @@ def _define_flags():
 
 
 def main(argv, flags_values):
-    fail = export_lib.fail
+    fail = cli.fail
     if len(argv) > 1:
         fail(f"unexpected arguments: {' '.join(argv[1:])}")
     if not flags_values.tflite_dir:
@@ -310,7 +315,7 @@ def main(argv, flags_values):
         if not model_dir:
             try:
                 model_dir = load_manifest(flags_values.tflite_dir).get("model_dir")
-            except export_lib.ExportError as e:
+            except ExportError as e:
                 fail(str(e))
     try:
         benchmark = benchmark_dir(flags_values.tflite_dir, threads, flags_values.runs,
@@ -318,7 +323,7 @@ def main(argv, flags_values):
                                   flags_values.plot, data_dir=flags_values.data_dir,
                                   rounds=flags_values.rounds)
     except Exception as e:  # noqa: BLE001 - user errors get one line, the rest a traceback
-        if not export_lib.is_user_error(e):
+        if not cli.is_user_error(e):
             raise
         fail(str(e))
     machine = benchmark["machine"]
@@ -333,4 +338,4 @@ def main(argv, flags_values):
 
 
 if __name__ == "__main__":
-    export_lib.run_main(main, _define_flags)
+    cli.run_main(main, _define_flags)

@@ -10,8 +10,8 @@ the lower latency. Latencies come from `python -m mobile.benchmark`. The logic i
 
 import json
 import os
-import sys
 
+from mobile import cli
 from mobile import selection
 
 
@@ -24,11 +24,6 @@ def _define_flags():
     flags.DEFINE_integer("threads", 1, "Thread count the latency budget refers to.")
     flags.DEFINE_string("metric", None, "Metric to maximise (default: the primary metric).")
     return flags.FLAGS
-
-
-def _fail(message):
-    print(f"error: {message}", file=sys.stderr, flush=True)
-    sys.exit(1)
 
 
 def describe(entry, manifest_path, metric, threads):
@@ -45,25 +40,25 @@ def describe(entry, manifest_path, metric, threads):
 
 def main(argv, flags_values):
     if len(argv) > 1:
-        _fail(f"unexpected arguments: {' '.join(argv[1:])}")
+        cli.fail(f"unexpected arguments: {' '.join(argv[1:])}")
     path = flags_values.manifest
     if not path:
-        _fail("--manifest is required")
+        cli.fail("--manifest is required")
     if os.path.isdir(path):
         path = os.path.join(path, "manifest.json")
     if not os.path.isfile(path):
-        _fail(f"no manifest at {path} (write one with python -m mobile.export)")
+        cli.fail(f"no manifest at {path} (write one with python -m mobile.export)")
     with open(path) as f:
         try:
             manifest = json.load(f)
         except json.JSONDecodeError as e:
-            _fail(f"{path} is not valid JSON: {e}")
+            cli.fail(f"{path} is not valid JSON: {e}")
     metric = flags_values.metric or selection.primary_metric(manifest)
     try:
         entry = selection.select_cell(manifest, flags_values.max_latency_ms,
                                       flags_values.max_bytes, flags_values.threads, metric)
     except selection.SelectionError as e:
-        _fail(str(e))
+        cli.fail(str(e))
     print(describe(entry, path, metric, flags_values.threads))
 
 

@@ -12,6 +12,8 @@ import pytest
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 from dynabert_tf import checkpoint, config, cost
 from mobile import export as export_lib
+from mobile import tflite as tflite_lib
+from mobile.errors import ExportError
 from tests.helpers import TINY_DEEP, random_inputs, tiny_classifier
 
 SEQ_LEN = 16
@@ -130,7 +132,7 @@ def test_files_load_and_use_only_builtin_ops(exported):
             assert "GELU" in ops  # the exact-erf GELU became the builtin, not Erf / Flex ops
             assert ops == set(entry["ops"])
             with open(os.path.join(out, entry["file"]), "rb") as f:
-                assert export_lib.check_builtin_ops(f.read()) == entry["ops"]
+                assert tflite_lib.check_builtin_ops(f.read()) == entry["ops"]
 
 
 def test_manifest_consistent_with_files(exported, workdir, keras_model):
@@ -165,7 +167,7 @@ def test_manifest_consistent_with_files(exported, workdir, keras_model):
 def test_files_are_self_describing(exported, workdir):
     out, manifest = exported["dynamic_range"]
     entry = manifest["cells"][1]
-    metadata = export_lib.read_tflite_metadata(os.path.join(out, entry["file"]))
+    metadata = tflite_lib.read_tflite_metadata(os.path.join(out, entry["file"]))
     info = json.loads(metadata["dynabert.json"])
     assert (info["cell"], info["labels"], info["seq_len"]) == (entry["cell"],
                                                                ["negative", "positive"], SEQ_LEN)
@@ -200,16 +202,16 @@ def test_float16_int8_and_manifest_merge(workdir, keras_model, tmp_path):
 
 def test_interrupted_export_keeps_finished_files(workdir, tmp_path, monkeypatch):
     out = str(tmp_path / "partial")
-    real_convert, calls = export_lib.convert_saved_model, []
+    real_convert, calls = tflite_lib.convert_saved_model, []
 
     def convert_then_fail(*args, **kwargs):
         calls.append(1)
         if len(calls) == 2:
-            raise export_lib.ExportError("simulated failure")
+            raise ExportError("simulated failure")
         return real_convert(*args, **kwargs)
 
-    monkeypatch.setattr(export_lib, "convert_saved_model", convert_then_fail)
-    with pytest.raises(export_lib.ExportError, match="simulated"):
+    monkeypatch.setattr(tflite_lib, "convert_saved_model", convert_then_fail)
+    with pytest.raises(ExportError, match="simulated"):
         export_lib.export_model(workdir, out, "none", SEQ_LEN, CELLS, progress=False)
     assert sorted(os.listdir(out)) == ["labels.txt", "manifest.json", "vocab.txt",
                                        "w1.00_d1.00.tflite"]
@@ -227,8 +229,8 @@ def test_flex_ops_fail_loudly(tmp_path):
 
     module = NeedsFlex()
     tf.saved_model.save(module, str(tmp_path), signatures={"serving_default": module.serve})
-    with pytest.raises(export_lib.ExportError, match="not TFLite builtins.*tf.Digamma"):
-        export_lib.convert_saved_model(str(tmp_path), "none")
+    with pytest.raises(ExportError, match="not TFLite builtins.*tf.Digamma"):
+        tflite_lib.convert_saved_model(str(tmp_path), "none")
 
 
 def test_parse_cells():
@@ -236,9 +238,9 @@ def test_parse_cells():
     assert export_lib.parse_cells("all", grid) == grid
     assert export_lib.parse_cells("w0.25_d0.50,w1.00_d1.00", grid) == [(1.0, 1.0), (0.25, 0.5)]
     for bad in ("w0.3_d1", "w0.50", "x", "w0.50_d0.75,"):
-        with pytest.raises(export_lib.ExportError, match="bad cell name"):
+        with pytest.raises(ExportError, match="bad cell name"):
             export_lib.parse_cells(bad, grid)
-    with pytest.raises(export_lib.ExportError, match="not in the model's grid"):
+    with pytest.raises(ExportError, match="not in the model's grid"):
         export_lib.parse_cells("w0.30_d1.00", grid)
 
 

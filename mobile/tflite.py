@@ -1,0 +1,177 @@
+"""One cell as a SavedModel and a TFLite flatbuffer, and reading the flatbuffer back.
+
+`to_saved_model` writes a Keras cell with `keras.export.ExportArchive` as a SavedModel with one
+signature, `serving_default`:
+
+    inputs  token_ids, segment_ids, padding_mask   int32 [1, seq_len]
+    outputs logits                                 float32 [1, num_labels]
+
+`convert_saved_model` converts it with `tf.lite.TFLiteConverter.from_saved_model`, TFLite
+builtin ops only (a model that would need TensorFlow "Flex" ops is an error naming those ops).
+The exact-erf GELU of the Hugging Face checkpoints becomes the builtin GELU op.
+
+`op_names` / `check_builtin_ops` list a flatbuffer's operators, `add_metadata` /
+`read_tflite_metadata` attach / read named files as flatbuffer metadata, and `signature_io`
+describes the serving signature's inputs and outputs.
+"""
+
+import re
+
+import numpy as np
+
+from mobile.errors import ExportError
+
+QUANTIZATIONS = ("dynamic_range", "float16", "int8", "none")
+INPUT_NAMES = ("token_ids", "segment_ids", "padding_mask")
+OUTPUT_NAME = "logits"
+SIGNATURE = "serving_default"
+
+
+def to_saved_model(classifier_cell, path, seq_len):
+    """Writes `classifier_cell` as a SavedModel with the `serving_default` signature."""
+    import keras
+    import tensorflow as tf
+
+    archive = keras.export.ExportArchive()
+    archive.track(classifier_cell)
+
+    def serve(token_ids, segment_ids, padding_mask):
+        inputs = {"token_ids": token_ids, "segment_ids": segment_ids,
+                  "padding_mask": padding_mask}
+        return {OUTPUT_NAME: classifier_cell(inputs, training=False)}
+
+    archive.add_endpoint(SIGNATURE, serve, input_signature=[
+        tf.TensorSpec([1, seq_len], tf.int32, name=name) for name in INPUT_NAMES])
+    archive.write_out(path, verbose=False)
+    return path
+
+
+def _flex_ops_in(message):
+    ops = set(re.findall(r"'(tf\.[A-Za-z0-9_]+)' op is neither a custom op nor a flex op",
+                         message))
+    for line in re.findall(r"Flex ops: ([^\n]*)", message):
+        ops.update(op.strip() for op in line.split(","))
+    return sorted(op for op in ops if op)
+
+
+def convert_saved_model(saved_model_dir, quantization, representative_inputs=None):
+    """SavedModel -> TFLite flatbuffer bytes, builtin ops only.
+
+    Args:
+      quantization: one of QUANTIZATIONS.
+      representative_inputs: for "int8", a dict of int32 [n, seq_len] arrays (one example
+        at a time is fed to the calibrator).
+    """
+    import tensorflow as tf
+    from tensorflow.lite.python.convert_phase import ConverterError
+
+    if quantization not in QUANTIZATIONS:
+        raise ExportError(f"unknown quantization {quantization!r}; expected one of "
+                          f"{', '.join(QUANTIZATIONS)}")
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir,
+                                                         signature_keys=[SIGNATURE])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantization != "none":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantization == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantization == "int8":
+        if representative_inputs is None:
+            raise ExportError("int8 quantization needs representative inputs")
+        count = len(representative_inputs[INPUT_NAMES[0]])
+
+        def representative_dataset():
+            for i in range(count):
+                yield {name: representative_inputs[name][i:i + 1] for name in INPUT_NAMES}
+
+        converter.representative_dataset = representative_dataset
+        # Full-integer kernels where TFLite has them; float builtins (e.g. for the int32 ->
+        # embedding gathers' neighbours) where it does not. Inputs stay int32.
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+                                               tf.lite.OpsSet.TFLITE_BUILTINS]
+    try:
+        return converter.convert()
+    except ConverterError as e:
+        flex = _flex_ops_in(str(e))
+        if flex:
+            raise ExportError("conversion needs TensorFlow ops that are not TFLite builtins "
+                              f"(no SELECT_TF_OPS allowed): {', '.join(flex)}") from None
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ExportError(f"TFLite conversion failed: {first}") from None
+
+
+def _model_object(tflite_bytes):
+    from tensorflow.lite.tools import flatbuffer_utils
+    return flatbuffer_utils.convert_bytearray_to_object(bytearray(tflite_bytes))
+
+
+def op_names(tflite_bytes):
+    """Sorted names of the operators a TFLite model uses; custom/Flex ops as 'CUSTOM:<code>'."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = _model_object(tflite_bytes)
+    names = set()
+    for subgraph in model.subgraphs:
+        for op in subgraph.operators:
+            code = model.operatorCodes[op.opcodeIndex]
+            name = flatbuffer_utils.opcode_to_name(model, op.opcodeIndex)
+            if code.customCode or name in (None, "CUSTOM"):
+                custom = code.customCode.decode() if code.customCode else "?"
+                name = f"CUSTOM:{custom}"
+            names.add(name)
+    return sorted(names)
+
+
+def check_builtin_ops(tflite_bytes):
+    """The model's op names; ExportError if any is a custom or Flex op."""
+    names = op_names(tflite_bytes)
+    custom = [n for n in names if n.startswith("CUSTOM:") or n.startswith("Flex")]
+    if custom:
+        raise ExportError(f"the TFLite model uses non-builtin ops: {', '.join(custom)}")
+    return names
+
+
+def add_metadata(tflite_bytes, files):
+    """Returns the model with `files` ({name: bytes}) attached as flatbuffer metadata.
+
+    Uses the same object round trip as the TFLite converter's own conversion metadata.
+    """
+    from tensorflow.lite.python import schema_py_generated as schema_fb
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = _model_object(tflite_bytes)
+    model.metadata = [m for m in (model.metadata or []) if m.name.decode() not in files]
+    model.buffers = model.buffers or []
+    for name, content in files.items():
+        buffer = schema_fb.BufferT()
+        buffer.data = np.frombuffer(content, dtype=np.uint8)
+        model.buffers.append(buffer)
+        entry = schema_fb.MetadataT()
+        entry.name = name.encode()
+        entry.buffer = len(model.buffers) - 1
+        model.metadata.append(entry)
+    return flatbuffer_utils.convert_object_to_bytearray(model)
+
+
+def read_tflite_metadata(path_or_bytes):
+    """{name: bytes} of a TFLite file's metadata (ours: dynabert.json, labels.txt, vocab.txt)."""
+    if isinstance(path_or_bytes, (bytes, bytearray)):
+        content = path_or_bytes
+    else:
+        with open(path_or_bytes, "rb") as f:
+            content = f.read()
+    model = _model_object(content)
+    return {m.name.decode(): bytes(np.asarray(model.buffers[m.buffer].data, np.uint8))
+            for m in (model.metadata or [])}
+
+
+def signature_io(tflite_bytes):
+    """(inputs, outputs) of the serving signature: [{name, dtype, shape}] in our order."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    runner = Interpreter(model_content=bytes(tflite_bytes)).get_signature_runner(SIGNATURE)
+    describe = lambda name, d: {"name": name, "dtype": np.dtype(d["dtype"]).name,
+                                "shape": [int(s) for s in d["shape"]]}
+    inputs, outputs = runner.get_input_details(), runner.get_output_details()
+    return ([describe(n, inputs[n]) for n in INPUT_NAMES if n in inputs],
+            [describe(n, d) for n, d in outputs.items()])
