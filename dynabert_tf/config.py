@@ -11,6 +11,8 @@ import json
 import math
 import os
 
+# Model inputs: int32 [batch, seq] tensors, keras-hub's names (padding_mask: 1 token, 0 pad).
+INPUT_NAMES = ("token_ids", "segment_ids", "padding_mask")
 WIDTH_MULTS = (1.0, 0.75, 0.5, 0.25)
 DEPTH_MULTS = (1.0, 0.75, 0.5)
 

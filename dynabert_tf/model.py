@@ -13,7 +13,7 @@ from keras import ops
 from dynabert_tf import config as config_lib
 from dynabert_tf.layers import BertEmbeddings, TransformerLayer
 
-INPUT_NAMES = ("token_ids", "segment_ids", "padding_mask")
+INPUT_NAMES = config_lib.INPUT_NAMES
 
 
 @keras.saving.register_keras_serializable(package="dynabert_tf")

@@ -21,7 +21,7 @@ import os
 import keras_hub
 import tensorflow as tf
 
-INPUT_NAMES = ("token_ids", "segment_ids", "padding_mask")
+from dynabert_tf.config import INPUT_NAMES
 
 
 class BertInputEncoder:

@@ -19,10 +19,11 @@ import re
 
 import numpy as np
 
+from dynabert_tf import config as config_lib
 from mobile.errors import ExportError
 
 QUANTIZATIONS = ("dynamic_range", "float16", "int8", "none")
-INPUT_NAMES = ("token_ids", "segment_ids", "padding_mask")
+INPUT_NAMES = config_lib.INPUT_NAMES
 OUTPUT_NAME = "logits"
 SIGNATURE = "serving_default"
 
