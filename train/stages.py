@@ -60,14 +60,14 @@ def _save(model, settings, data, stage):
 
 
 def _dev_metrics(model, data, width_mult=1.0, depth_mult=1.0):
-    return evaluation.evaluate_cell(model, data.task, data.dev_datasets(), width_mult,
+    return evaluation.evaluate_cell(model, data.task, data.dev_datasets, width_mult,
                                     depth_mult)
 
 
 def _test_metrics(model, data):
     """Full-size test metrics where the task has labelled test data (reported, never used
     to choose anything)."""
-    datasets = data.test_datasets()
+    datasets = data.test_datasets
     return evaluation.evaluate_cell(model, data.task, datasets, 1.0, 1.0) if datasets else None
 
 
@@ -181,9 +181,9 @@ def run_separate(settings, data):
                                           regression=data.regression)
             trainer.compile(optimizer=_optimizer(settings, data, settings.separate_epochs))
             _fit(trainer, settings, data, cell_dir, settings.separate_epochs, weights=student)
-            entry = evaluation.evaluate_grid(student, data.task, data.dev_datasets(),
+            entry = evaluation.evaluate_grid(student, data.task, data.dev_datasets,
                                              [(width_mult, depth_mult)], settings.max_seq_length,
-                                             test_datasets=data.test_datasets())[name]
+                                             test_datasets=data.test_datasets)[name]
             evaluation.write_grid(done, entry)
         cells[name] = evaluation.read_grid(done)
     grid = {"task": data.task.name, "model": "separate",
@@ -207,8 +207,8 @@ def run_evaluate(settings, data):
         model = _load(settings.stage_dir(stage), data)
         print(f"evaluating {stage} over {len(settings.grid)} cells")
         cells = evaluation.evaluate_grid(
-            model, data.task, data.dev_datasets(), settings.grid, settings.max_seq_length,
-            test_datasets=data.test_datasets(),
+            model, data.task, data.dev_datasets, settings.grid, settings.max_seq_length,
+            test_datasets=data.test_datasets,
             progress=lambda name, entry: print(f"  {name}: {entry['metrics']}"))
         grids[stage] = {"task": data.task.name, "model": stage,
                         "primary_metric": data.task.primary_metric, "cells": cells}

@@ -66,9 +66,12 @@ class TaskData:
         return data_lib.make_dataset(examples, self.encoder, self.settings.eval_batch_size,
                                      pad_to=self.settings.pad_to)
 
+    @functools.cached_property
     def dev_datasets(self):
+        """{split: dataset}, tokenized once and reused by every evaluation of the run."""
         return {split: self.eval_dataset(ex) for split, ex in self.dev_examples.items()}
 
+    @functools.cached_property
     def test_datasets(self):
         return {split: self.eval_dataset(ex) for split, ex in self.test_examples.items()}
 
