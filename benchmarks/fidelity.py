@@ -24,6 +24,7 @@ correlations).
 
 import argparse
 import dataclasses
+import glob
 import json
 import os
 import shutil
@@ -69,11 +70,21 @@ def _copy_stage(src_workdir, dst_workdir, stage):
     src, dst = os.path.join(src_workdir, stage), os.path.join(dst_workdir, stage)
     if os.path.isfile(os.path.join(src, "stage.json")) and not os.path.exists(dst):
         shutil.copytree(src, dst, ignore=shutil.ignore_patterns("checkpoints", "logs"))
+        _mark_copy(os.path.join(dst, "stage.json"), src)
+
+
+def _mark_copy(stage_file, src):
+    """A copied stage cost nothing here: its timing stays with the original."""
+    with open(stage_file) as f:
+        summary = json.load(f)
+    summary.update(wall_seconds=0, copied_from=src)
+    with open(stage_file, "w") as f:
+        json.dump(summary, f, indent=2)
 
 
 def run_method(base, task, seed, method, root):
     """Trains one method for (task, seed); reuses the teacher (and rewiring when identical)."""
-    from train.stages import run_stages
+    from train.stages import is_complete, run_stages
     from train.task_data import TaskData
 
     overrides, stages = METHODS[method]
@@ -84,26 +95,40 @@ def run_method(base, task, seed, method, root):
     run_stages(dataclasses.replace(settings, workdir=teacher_dir), data, ["teacher"])
     os.makedirs(workdir, exist_ok=True)
     _copy_stage(teacher_dir, workdir, "teacher")
-    if settings.rewiring:
+    if settings.rewiring and "rewire" in stages:
         _copy_stage(os.path.join(root, task, f"seed{seed}", "dynabert"), workdir, "rewire")
-    run_stages(settings, data, list(stages))
-    grid_file = "eval_grid_separate.json" if method == "separate" else "eval_grid.json"
-    with open(os.path.join(workdir, grid_file)) as f:
+    grid_file = os.path.join(
+        workdir, "eval_grid_separate.json" if method == "separate" else "eval_grid.json")
+    trained = all(is_complete(settings, stage) for stage in stages if stage != "evaluate")
+    if not (trained and os.path.isfile(grid_file)):  # a finished method is only re-read
+        run_stages(settings, data, list(stages))
+    with open(grid_file) as f:
         grid = json.load(f)
     with open(os.path.join(teacher_dir, "teacher", "stage.json")) as f:
         teacher = json.load(f)
     return grid, teacher, len(data.test_examples["test"])
 
 
-def _noise(values_a, values_b, metric, n_test):
-    """Standard error of mean(a) - mean(b)."""
+def _noise(values_a, values_b, metric, n_test, cell_differences=None):
+    """Standard error of mean(a) - mean(b).
+
+    With two or more seeds: from the spread over seeds. With one seed: the larger of the
+    test-set sampling error of one cell (binomial for accuracy, Fisher z for correlations)
+    and, for a grid average, the spread of the per-cell differences / sqrt(cells), a proxy
+    for training noise that one seed cannot measure.
+    """
     if len(values_a) > 1 and len(values_b) > 1:
         return float(np.sqrt(np.var(values_a, ddof=1) / len(values_a)
                              + np.var(values_b, ddof=1) / len(values_b)))
     if metric == "accuracy":
         p = float(np.clip(np.mean(values_a), 0.01, 0.99))
-        return float(np.sqrt(2 * p * (1 - p) / n_test))
-    return float(np.sqrt(2.0 / (n_test - 3)))  # Fisher z, for correlations near 0 (upper bound)
+        sampling = float(np.sqrt(2 * p * (1 - p) / n_test))
+    else:
+        sampling = float(np.sqrt(2.0 / (n_test - 3)))  # Fisher z near 0 (an upper bound)
+    if cell_differences is not None and len(cell_differences) > 1:
+        spread = float(np.std(cell_differences, ddof=1) / np.sqrt(len(cell_differences)))
+        return max(sampling, spread)
+    return sampling
 
 
 def verdict(diff, noise):
@@ -128,7 +153,8 @@ def summarise(results, teachers, metric, n_test):
     for name, a, b in CLAIMS:
         if a in averages and b in averages:
             diff = float(np.mean(averages[a]) - np.mean(averages[b]))
-            noise = _noise(averages[a], averages[b], metric, n_test * len(cells))
+            per_cell = [np.mean(table[a][c]) - np.mean(table[b][c]) for c in cells]
+            noise = _noise(averages[a], averages[b], metric, n_test, per_cell)
             wins = sum(np.mean(table[a][c]) > np.mean(table[b][c]) for c in cells)
             claims.append({"claim": name, "difference": diff, "standard_error": noise,
                            "cells_won": f"{wins}/{len(cells)}", "verdict": verdict(diff, noise)})
@@ -225,10 +251,15 @@ def main():
         os.makedirs(args.output_dir, exist_ok=True)
         plot(report["tasks"][task], task, os.path.join(args.output_dir, f"fidelity_{task}.png"))
     report["wall_seconds"] = round(time.time() - start)
+    # Training cost even when finished methods were only re-read: every stage's own timing.
+    report["stage_seconds"] = sum(
+        json.load(open(path)).get("wall_seconds", 0)
+        for path in glob.glob(os.path.join(args.root, "**", "stage.json"), recursive=True))
     with open(os.path.join(args.output_dir, "fidelity.json"), "w") as f:
         json.dump(report, f, indent=2)
     header = (f"Command: `python benchmarks/fidelity.py {' '.join(sys.argv[1:])}` — seeds "
-              f"{seeds}, wall time {report['wall_seconds']} s.")
+              f"{seeds}; the stages under {args.root} took {report['stage_seconds']} s "
+              f"(this call {report['wall_seconds']} s).")
     write_markdown(report, os.path.join(args.output_dir, "fidelity.md"), header)
     print(open(os.path.join(args.output_dir, "fidelity.md")).read())
 
