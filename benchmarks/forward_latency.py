@@ -16,12 +16,11 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from dynabert_tf import assets, checkpoint, config, cost  # noqa: E402
-from dynabert_tf.evaluation import FEATURE_SPEC  # noqa: E402
+from dynabert_tf.evaluation import cell_forward  # noqa: E402
 
 
 def time_cell(model, inputs, width, depth, runs):
-    forward = tf.function(lambda x: model(x, width_mult=width, depth_mult=depth),
-                          input_signature=[FEATURE_SPEC])
+    forward = cell_forward(model, width, depth)
     for _ in range(3):
         forward(inputs)
     times = []

@@ -21,12 +21,17 @@ from dynabert_tf.model import INPUT_NAMES
 FEATURE_SPEC = {name: tf.TensorSpec([None, None], tf.int32) for name in INPUT_NAMES}
 
 
-def predict(classifier, dataset, width_mult=1.0, depth_mult=1.0):
-    """Runs one cell over `dataset` of (features, labels) -> (logits [n, classes], labels [n])."""
-    forward = tf.function(
+def cell_forward(classifier, width_mult=1.0, depth_mult=1.0):
+    """One traced inference function of a cell, for inputs of any batch size and length."""
+    return tf.function(
         lambda features: classifier(features, width_mult=width_mult, depth_mult=depth_mult,
                                     training=False),
         input_signature=[FEATURE_SPEC])
+
+
+def predict(forward, dataset):
+    """Runs `forward` (see `cell_forward`) over `dataset` of (features, labels)
+    -> (logits [n, classes], labels [n])."""
     logits, labels = [], []
     for features, batch_labels in dataset:
         logits.append(forward({k: tf.cast(features[k], tf.int32) for k in INPUT_NAMES}).numpy())
@@ -34,12 +39,13 @@ def predict(classifier, dataset, width_mult=1.0, depth_mult=1.0):
     return np.concatenate(logits), np.concatenate(labels)
 
 
-def evaluate_cell(classifier, task, datasets, width_mult, depth_mult):
+def evaluate_cell(classifier, task, datasets, width_mult=1.0, depth_mult=1.0, forward=None):
     """Metrics of one cell on each named dataset (e.g. {"dev": ds}); keys gain a suffix for
     every dataset after the first (MNLI: `accuracy`, `accuracy_dev_mismatched`)."""
+    forward = forward or cell_forward(classifier, width_mult, depth_mult)
     results = {}
     for i, (split, dataset) in enumerate(datasets.items()):
-        logits, labels = predict(classifier, dataset, width_mult, depth_mult)
+        logits, labels = predict(forward, dataset)
         values = metrics_lib.compute_metrics(task, logits, labels)
         suffix = "" if i == 0 else f"_{split}"
         results.update({f"{name}{suffix}": value for name, value in values.items()})
@@ -53,15 +59,16 @@ def evaluate_grid(classifier, task, dev_datasets, cells, seq_len=128, test_datas
     cfg, num_classes = classifier.bert_config, classifier.num_classes
     grid = {}
     for width_mult, depth_mult in cells:
+        forward = cell_forward(classifier, width_mult, depth_mult)  # traced once per cell
         entry = {
             "width_mult": width_mult, "depth_mult": depth_mult,
-            "metrics": evaluate_cell(classifier, task, dev_datasets, width_mult, depth_mult),
+            "metrics": evaluate_cell(classifier, task, dev_datasets, forward=forward),
             "params": cost.count_params(cfg, width_mult, depth_mult, num_classes),
             "flops": cost.count_flops(cfg, width_mult, depth_mult, seq_len, num_classes),
         }
         if test_datasets:
-            entry["test_metrics"] = evaluate_cell(classifier, task, test_datasets, width_mult,
-                                                  depth_mult)
+            entry["test_metrics"] = evaluate_cell(classifier, task, test_datasets,
+                                                  forward=forward)
         grid[config_lib.cell_name(width_mult, depth_mult)] = entry
         if progress is not None:
             progress(config_lib.cell_name(width_mult, depth_mult), entry)
