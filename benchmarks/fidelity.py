@@ -18,8 +18,8 @@ The report (benchmarks/results/fidelity.md + .json + one figure per task) holds 
 per cell and method, the average over cells, and a verdict per claim computed from the
 numbers: "holds" when the difference exceeds twice its standard error, "does not hold" when
 it is below minus twice, else "within noise". The standard error comes from the seeds (two or
-more) or, with one seed, from the test set's size (binomial for accuracy, Fisher for
-correlations).
+more) or, with one seed, the larger of the test set's sampling error (binomial for accuracy,
+(1 - r^2)/sqrt(n - 3) for correlations) and the spread of the per-cell differences.
 """
 
 import argparse
@@ -113,7 +113,8 @@ def _noise(values_a, values_b, metric, n_test, cell_differences=None):
     """Standard error of mean(a) - mean(b).
 
     With two or more seeds: from the spread over seeds. With one seed: the larger of the
-    test-set sampling error of one cell (binomial for accuracy, Fisher z for correlations)
+    test-set sampling error of one cell (binomial for accuracy, (1 - r^2)/sqrt(n - 3) for
+    correlations)
     and, for a grid average, the spread of the per-cell differences / sqrt(cells), a proxy
     for training noise that one seed cannot measure.
     """
@@ -124,7 +125,8 @@ def _noise(values_a, values_b, metric, n_test, cell_differences=None):
         p = float(np.clip(np.mean(values_a), 0.01, 0.99))
         sampling = float(np.sqrt(2 * p * (1 - p) / n_test))
     else:
-        sampling = float(np.sqrt(2.0 / (n_test - 3)))  # Fisher z near 0 (an upper bound)
+        r = float(np.clip(np.mean(values_a), -0.99, 0.99))  # delta method for a correlation
+        sampling = float(np.sqrt(2.0) * (1 - r * r) / np.sqrt(n_test - 3))
     if cell_differences is not None and len(cell_differences) > 1:
         spread = float(np.std(cell_differences, ddof=1) / np.sqrt(len(cell_differences)))
         return max(sampling, spread)
