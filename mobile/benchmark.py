@@ -131,10 +131,9 @@ def keras_logits(classifier, inputs, width_mult, depth_mult, batch_size=32):
     """Logits of the dynamic Keras model at a cell."""
     import tensorflow as tf
 
-    forward = tf.function(
-        lambda x: classifier(x, width_mult=width_mult, depth_mult=depth_mult, training=False),
-        input_signature=[{k: tf.TensorSpec([None, None], tf.int32)
-                          for k in tflite_lib.INPUT_NAMES}])
+    from dynabert_tf.evaluation import cell_forward
+
+    forward = cell_forward(classifier, width_mult, depth_mult)
     count = len(inputs[tflite_lib.INPUT_NAMES[0]])
     return np.concatenate([
         np.asarray(forward({k: tf.constant(inputs[k][i:i + batch_size])
