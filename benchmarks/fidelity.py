@@ -3,7 +3,9 @@
     python benchmarks/fidelity.py --root=workdirs/fidelity [--quick] [--seeds=1,2,3]
         [--tasks=rt_polarity,rt_rating] [--flagfile=configs/fidelity.flags]
 
-For every task and seed it trains one teacher, then each method below from that teacher
+Seed by seed (the report is rewritten after each, so a stopped run still reports the
+seeds it finished, and a restarted one re-reads every finished stage), for every task it
+trains one teacher, then each method below from that teacher
 (each a real training path of `train.run`, switched by its flags), and reports test-split
 metrics (nothing is selected on test):
 
@@ -16,10 +18,12 @@ metrics (nothing is selected on test):
 
 The report (benchmarks/results/fidelity.md + .json + one figure per task) holds mean ± std
 per cell and method, the average over cells, and a verdict per claim computed from the
-numbers: "holds" when the difference exceeds twice its standard error, "does not hold" when
-it is below minus twice, else "within noise". The standard error comes from the seeds (two or
-more) or, with one seed, the larger of the test set's sampling error (binomial for accuracy,
-(1 - r^2)/sqrt(n - 3) for correlations) and the spread of the per-cell differences.
+numbers: "holds" when the difference exceeds its bar (critical value x standard error),
+"does not hold" when it is below minus the bar, else "within noise". With two or more seeds
+the standard error is that of the paired per-seed differences and the critical value
+Student's t (97.5%, n - 1 dof); with one seed it is the larger of the test set's sampling
+error (binomial for accuracy, (1 - r^2)/sqrt(n - 3) for correlations) and the spread of the
+per-cell differences, with critical value 2.
 """
 
 import argparse
@@ -35,6 +39,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
+import scipy.stats  # noqa: E402
 
 METHODS = {
     "dynabert": ({}, ("rewire", "width", "width_depth", "evaluate")),
@@ -110,17 +115,19 @@ def run_method(base, task, seed, method, root):
 
 
 def _noise(values_a, values_b, metric, n_test, cell_differences=None):
-    """Standard error of mean(a) - mean(b).
+    """(standard error of mean(a) - mean(b), the critical value a verdict compares against).
 
-    With two or more seeds: from the spread over seeds. With one seed: the larger of the
-    test-set sampling error of one cell (binomial for accuracy, (1 - r^2)/sqrt(n - 3) for
-    correlations)
-    and, for a grid average, the spread of the per-cell differences / sqrt(cells), a proxy
-    for training noise that one seed cannot measure.
+    With two or more seeds: paired over seeds (every method of a seed starts from that
+    seed's teacher), with Student's t at n - 1 degrees of freedom. With one seed: the larger
+    of the test-set sampling error of one cell (binomial for accuracy, (1 - r^2)/sqrt(n - 3)
+    for correlations) and, for a grid average, the spread of the per-cell differences /
+    sqrt(cells), a proxy for training noise that one seed cannot measure; critical value 2.
     """
-    if len(values_a) > 1 and len(values_b) > 1:
-        return float(np.sqrt(np.var(values_a, ddof=1) / len(values_a)
-                             + np.var(values_b, ddof=1) / len(values_b)))
+    if len(values_a) == len(values_b) > 1:
+        paired = np.asarray(values_a) - np.asarray(values_b)
+        n = len(paired)
+        return (float(np.std(paired, ddof=1) / np.sqrt(n)),
+                float(scipy.stats.t.ppf(0.975, n - 1)))
     if metric == "accuracy":
         p = float(np.clip(np.mean(values_a), 0.01, 0.99))
         sampling = float(np.sqrt(2 * p * (1 - p) / n_test))
@@ -129,14 +136,14 @@ def _noise(values_a, values_b, metric, n_test, cell_differences=None):
         sampling = float(np.sqrt(2.0) * (1 - r * r) / np.sqrt(n_test - 3))
     if cell_differences is not None and len(cell_differences) > 1:
         spread = float(np.std(cell_differences, ddof=1) / np.sqrt(len(cell_differences)))
-        return max(sampling, spread)
-    return sampling
+        return max(sampling, spread), 2.0
+    return sampling, 2.0
 
 
-def verdict(diff, noise):
-    if diff > 2 * noise:
+def verdict(diff, noise, critical=2.0):
+    if diff > critical * noise:
         return "holds"
-    if diff < -2 * noise:
+    if diff < -critical * noise:
         return "does not hold"
     return "within noise"
 
@@ -156,17 +163,19 @@ def summarise(results, teachers, metric, n_test):
         if a in averages and b in averages:
             diff = float(np.mean(averages[a]) - np.mean(averages[b]))
             per_cell = [np.mean(table[a][c]) - np.mean(table[b][c]) for c in cells]
-            noise = _noise(averages[a], averages[b], metric, n_test, per_cell)
+            noise, critical = _noise(averages[a], averages[b], metric, n_test, per_cell)
             wins = sum(np.mean(table[a][c]) > np.mean(table[b][c]) for c in cells)
             claims.append({"claim": name, "difference": diff, "standard_error": noise,
-                           "cells_won": f"{wins}/{len(cells)}", "verdict": verdict(diff, noise)})
+                           "critical": critical, "cells_won": f"{wins}/{len(cells)}",
+                           "verdict": verdict(diff, noise, critical)})
     teacher = [t["test"][metric] for t in teachers]
     full = table["dynabert"]["w1.00_d1.00"]
     diff = float(np.mean(full) - np.mean(teacher))
-    noise = _noise(full, teacher, metric, n_test)
+    noise, critical = _noise(full, teacher, metric, n_test)
     claims.append({"claim": "full-size DynaBERT matches its teacher", "difference": diff,
-                   "standard_error": noise, "cells_won": "-",
-                   "verdict": "holds" if abs(diff) <= 2 * noise or diff > 0 else "does not hold"})
+                   "standard_error": noise, "critical": critical, "cells_won": "-",
+                   "verdict": "does not hold" if verdict(diff, noise, critical) == "does not hold"
+                   else "holds"})
     return {"metric": metric, "cells": cells, "table": table, "averages": averages,
             "teacher": teacher, "claims": claims,
             "flops": {c: results["dynabert"][0]["cells"][c]["flops"] for c in cells}}
@@ -191,11 +200,12 @@ def write_markdown(report, path, header):
         lines.append("| **average** | " + " | ".join(_fmt(rep["averages"][m])
                                                      for m in methods) + " |")
         lines += ["", f"Teacher (full size): {_fmt(rep['teacher'])}", "",
-                  "| claim | difference (×100) | std. error | cells won | verdict |",
-                  "|---|---|---|---|---|"]
+                  "| claim | difference (×100) | std. error | bar (critical × s.e.) "
+                  "| cells won | verdict |", "|---|---|---|---|---|---|"]
         lines += [f"| {c['claim']} | {100 * c['difference']:+.2f} | "
-                  f"{100 * c['standard_error']:.2f} | {c['cells_won']} | **{c['verdict']}** |"
-                  for c in rep["claims"]]
+                  f"{100 * c['standard_error']:.2f} | "
+                  f"{100 * c['critical'] * c['standard_error']:.2f} | {c['cells_won']} | "
+                  f"**{c['verdict']}** |" for c in rep["claims"]]
         lines += ["", f"![{task}](fidelity_{task}.png)", ""]
     with open(path, "w") as f:
         f.write("\n".join(lines))
@@ -222,35 +232,16 @@ def plot(rep, task, path):
     plt.close(fig)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", default="workdirs/fidelity")
-    parser.add_argument("--flagfile", default="configs/fidelity.flags")
-    parser.add_argument("--tasks", default="rt_polarity,rt_rating")
-    parser.add_argument("--seeds", default="1,2,3")
-    parser.add_argument("--methods", default=",".join(METHODS))
-    parser.add_argument("--quick", action="store_true",
-                        help="one seed, a quarter of the training data")
-    parser.add_argument("--output_dir", default="benchmarks/results")
-    args = parser.parse_args()
-    seeds = [1] if args.quick else [int(s) for s in args.seeds.split(",")]
-    base = _settings(args.flagfile)
-    if args.quick:
-        base = dataclasses.replace(base, max_train_examples=base.max_train_examples or 2000)
-    start = time.time()
-    report = {"seeds": seeds, "flagfile": args.flagfile, "quick": args.quick, "tasks": {}}
-    for task in args.tasks.split(","):
-        results, teachers, n_test = {}, [], 0
-        for seed in seeds:
-            for method in args.methods.split(","):
-                grid, teacher, n_test = run_method(base, task, seed, method, args.root)
-                results.setdefault(method, []).append(grid)
-            teachers.append(teacher)
-        from dynabert_tf.data import get_task
+def write_report(args, base, seeds, results, teachers, n_tests, start):
+    """Report over the seeds finished so far (rewritten after each seed)."""
+    from dynabert_tf.data import get_task
 
+    report = {"seeds": seeds, "flagfile": args.flagfile, "quick": args.quick,
+              "max_train_examples": base.max_train_examples, "tasks": {}}
+    os.makedirs(args.output_dir, exist_ok=True)
+    for task, task_results in results.items():
         metric = get_task(task).primary_metric
-        report["tasks"][task] = summarise(results, teachers, metric, n_test)
-        os.makedirs(args.output_dir, exist_ok=True)
+        report["tasks"][task] = summarise(task_results, teachers[task], metric, n_tests[task])
         plot(report["tasks"][task], task, os.path.join(args.output_dir, f"fidelity_{task}.png"))
     report["wall_seconds"] = round(time.time() - start)
     # Training cost even when finished methods were only re-read: every stage's own timing.
@@ -259,10 +250,41 @@ def main():
         for path in glob.glob(os.path.join(args.root, "**", "stage.json"), recursive=True))
     with open(os.path.join(args.output_dir, "fidelity.json"), "w") as f:
         json.dump(report, f, indent=2)
+    examples = base.max_train_examples or "all"
     header = (f"Command: `python benchmarks/fidelity.py {' '.join(sys.argv[1:])}` — seeds "
-              f"{seeds}; the stages under {args.root} took {report['stage_seconds']} s "
-              f"(this call {report['wall_seconds']} s).")
+              f"{seeds}, {examples} training examples per task; the stages under {args.root} "
+              f"took {report['stage_seconds']} s (this call {report['wall_seconds']} s).")
     write_markdown(report, os.path.join(args.output_dir, "fidelity.md"), header)
+    return report
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", default="workdirs/fidelity")
+    parser.add_argument("--flagfile", default="configs/fidelity.flags")
+    parser.add_argument("--tasks", default="rt_polarity,rt_rating")
+    parser.add_argument("--seeds", default="1,2,3")
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--quick", action="store_true",
+                        help="one seed, half the flagfile's training examples")
+    parser.add_argument("--output_dir", default="benchmarks/results")
+    args = parser.parse_args()
+    seeds = [1] if args.quick else [int(s) for s in args.seeds.split(",")]
+    base = _settings(args.flagfile)
+    if args.quick:
+        base = dataclasses.replace(base, max_train_examples=(base.max_train_examples or 2000) // 2)
+    start = time.time()
+    tasks = args.tasks.split(",")
+    results = {task: {} for task in tasks}
+    teachers = {task: [] for task in tasks}
+    n_tests = {}
+    for done, seed in enumerate(seeds, 1):  # seeds outermost: every finished seed is reported
+        for task in tasks:
+            for method in args.methods.split(","):
+                grid, teacher, n_tests[task] = run_method(base, task, seed, method, args.root)
+                results[task].setdefault(method, []).append(grid)
+            teachers[task].append(teacher)
+        write_report(args, base, seeds[:done], results, teachers, n_tests, start)
     print(open(os.path.join(args.output_dir, "fidelity.md")).read())
 
 

@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import numpy as np
+
 from benchmarks import fidelity
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -35,4 +37,21 @@ def test_verdicts_follow_the_numbers():
     assert fidelity.verdict(0.05, 0.01) == "holds"
     assert fidelity.verdict(-0.05, 0.01) == "does not hold"
     assert fidelity.verdict(0.015, 0.01) == "within noise"
-    assert fidelity._noise([0.8, 0.82], [0.7, 0.74], "accuracy", 1000) > 0
+    noise, critical = fidelity._noise([0.8, 0.82], [0.7, 0.74], "accuracy", 1000)
+    assert noise > 0 and critical > 12  # Student's t, 1 degree of freedom
+    assert fidelity.verdict(0.01, 0.01, critical) == "within noise"
+
+
+def test_seeds_are_paired():
+    # Both methods move together with the seed (shared teacher): the paired error is ~0, so
+    # a small but consistent difference holds; unpaired it would drown in the seed spread.
+    a, b = [0.70, 0.80, 0.90], [0.69, 0.79, 0.89]
+    noise, critical = fidelity._noise(a, b, "accuracy", 1000)
+    assert noise < 1e-9
+    assert fidelity.verdict(np.mean(a) - np.mean(b), noise, critical) == "holds"
+
+
+def test_one_seed_uses_the_test_set_sampling_error():
+    noise, critical = fidelity._noise([0.8], [0.7], "accuracy", 1000)
+    assert critical == 2.0
+    np.testing.assert_allclose(noise, np.sqrt(2 * 0.8 * 0.2 / 1000))
