@@ -221,11 +221,15 @@ def plot(rep, task, path):
     for method, marker in (("dynabert", "o"), ("separate", "s")):
         if method in rep["table"]:
             xs = [rep["flops"][c] / 1e9 for c in rep["cells"]]
-            ys = [100 * np.mean(rep["table"][method][c]) for c in rep["cells"]]
-            ax.scatter(xs, ys, marker=marker, label=method)
+            values = [100 * np.asarray(rep["table"][method][c]) for c in rep["cells"]]
+            errors = [v.std(ddof=1) if len(v) > 1 else 0.0 for v in values]
+            ax.errorbar(xs, [v.mean() for v in values], yerr=errors, fmt=marker, capsize=3,
+                        label=method)
+    ax.axhline(100 * np.mean(rep["teacher"]), linestyle="--", color="gray", label="teacher")
     ax.set_xlabel("GFLOPs per sequence (seq 128)")
     ax.set_ylabel(f"test {rep['metric']} (×100)")
-    ax.set_title(f"{task}: DynaBERT sub-networks vs separate networks")
+    ax.set_title(f"{task}: DynaBERT sub-networks vs separate networks\n"
+                 f"(mean ± std over {len(rep['teacher'])} seed(s))", fontsize=10)
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
