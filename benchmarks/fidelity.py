@@ -27,9 +27,11 @@ per-cell differences, with critical value 2.
 """
 
 import argparse
+import concurrent.futures
 import dataclasses
 import glob
 import json
+import multiprocessing
 import os
 import shutil
 import sys
@@ -112,6 +114,15 @@ def run_method(base, task, seed, method, root):
     with open(os.path.join(teacher_dir, "teacher", "stage.json")) as f:
         teacher = json.load(f)
     return grid, teacher, len(data.test_examples["test"])
+
+
+def _in_fresh_process(function, *args):
+    """function(*args) in a new Python process. One process keeps about a gigabyte per
+    trained method (TensorFlow's graphs and allocator), more than this machine holds over
+    the dozens a report trains."""
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+        return pool.submit(function, *args).result()
 
 
 def _noise(values_a, values_b, metric, n_test, cell_differences=None):
@@ -285,7 +296,8 @@ def main():
     for done, seed in enumerate(seeds, 1):  # seeds outermost: every finished seed is reported
         for task in tasks:
             for method in args.methods.split(","):
-                grid, teacher, n_tests[task] = run_method(base, task, seed, method, args.root)
+                grid, teacher, n_tests[task] = _in_fresh_process(
+                    run_method, base, task, seed, method, args.root)
                 results[task].setdefault(method, []).append(grid)
             teachers[task].append(teacher)
         write_report(args, base, seeds[:done], results, teachers, n_tests, start)

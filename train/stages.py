@@ -185,6 +185,8 @@ def run_separate(settings, data):
                                              [(width_mult, depth_mult)], settings.max_seq_length,
                                              test_datasets=data.test_datasets)[name]
             evaluation.write_grid(done, entry)
+            del student, trainer
+            keras.utils.clear_session(free_memory=True)  # twelve models in one stage
         cells[name] = evaluation.read_grid(done)
     grid = {"task": data.task.name, "model": "separate",
             "primary_metric": data.task.primary_metric, "cells": cells}
