@@ -273,6 +273,22 @@ def write_report(args, base, seeds, results, teachers, n_tests, start):
     return report
 
 
+def _check_arguments(parser, args, tasks, methods):
+    """One error line (argparse's) before anything trains."""
+    from dynabert_tf.data import TASKS
+
+    unknown = [t for t in tasks if t not in TASKS] + [m for m in methods if m not in METHODS]
+    if unknown:
+        parser.error(f"unknown task or method {', '.join(unknown)}; tasks: {', '.join(TASKS)}; "
+                     f"methods: {', '.join(METHODS)}")
+    if "dynabert" not in methods:
+        parser.error("--methods must include dynabert (every claim compares against it)")
+    if not all(s.strip().isdigit() for s in args.seeds.split(",")):
+        parser.error(f"--seeds must be comma-separated integers, got {args.seeds!r}")
+    if not os.path.isfile(args.flagfile):
+        parser.error(f"no flagfile at {args.flagfile}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default="workdirs/fidelity")
@@ -281,21 +297,22 @@ def main():
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--quick", action="store_true",
-                        help="one seed, half the flagfile's training examples")
+                        help="one seed, half the flagfile's training examples (1,000 if all)")
     parser.add_argument("--output_dir", default="benchmarks/results")
     args = parser.parse_args()
+    tasks, methods = args.tasks.split(","), args.methods.split(",")
+    _check_arguments(parser, args, tasks, methods)
     seeds = [1] if args.quick else [int(s) for s in args.seeds.split(",")]
     base = _settings(args.flagfile)
     if args.quick:
         base = dataclasses.replace(base, max_train_examples=(base.max_train_examples or 2000) // 2)
     start = time.time()
-    tasks = args.tasks.split(",")
     results = {task: {} for task in tasks}
     teachers = {task: [] for task in tasks}
     n_tests = {}
     for done, seed in enumerate(seeds, 1):  # seeds outermost: every finished seed is reported
         for task in tasks:
-            for method in args.methods.split(","):
+            for method in methods:
                 grid, teacher, n_tests[task] = _in_fresh_process(
                     run_method, base, task, seed, method, args.root)
                 results[task].setdefault(method, []).append(grid)

@@ -55,3 +55,14 @@ def test_one_seed_uses_the_test_set_sampling_error():
     noise, critical = fidelity._noise([0.8], [0.7], "accuracy", 1000)
     assert critical == 2.0
     np.testing.assert_allclose(noise, np.sqrt(2 * 0.8 * 0.2 / 1000))
+
+
+def test_bad_arguments_fail_before_training(tmp_path):
+    for argument in ("--tasks=bogus", "--methods=dynabert,foo", "--seeds=1,x"):
+        result = subprocess.run(
+            [sys.executable, "benchmarks/fidelity.py", argument, f"--root={tmp_path}"],
+            cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 2, argument
+        assert result.stderr.strip().splitlines()[-1].startswith("fidelity.py: error:")
+        assert "Traceback" not in result.stderr
+    assert not os.listdir(tmp_path)
