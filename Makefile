@@ -1,4 +1,5 @@
-# `make test` and `make demo` create or reuse .venv and install what is missing.
+# `make test` and `make demo` create or reuse .venv and install what is missing
+# (--no-cache-dir: the TensorFlow stack is ~3 GB installed; a pip cache would double it).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -8,8 +9,8 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): requirements.txt setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-cache-dir -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-cache-dir --no-deps -e .
 	touch $(STAMP)
 
 test: $(STAMP)
