@@ -24,6 +24,10 @@ the standard error is that of the paired per-seed differences and the critical v
 Student's t (97.5%, n - 1 dof); with one seed it is the larger of the test set's sampling
 error (binomial for accuracy, (1 - r^2)/sqrt(n - 3) for correlations) and the spread of the
 per-cell differences, with critical value 2.
+
+A seed's model weights and training checkpoints (about 16 GB for both tasks) are deleted
+once that seed is reported; its stage summaries and grids stay, so a re-run still re-reads
+it. `--keep_weights` keeps them (needed to add a method to a finished seed later).
 """
 
 import argparse
@@ -114,6 +118,19 @@ def run_method(base, task, seed, method, root):
     with open(os.path.join(teacher_dir, "teacher", "stage.json")) as f:
         teacher = json.load(f)
     return grid, teacher, len(data.test_examples["test"])
+
+
+def prune_weights(seed_dir):
+    """Deletes the weights and training checkpoints under a reported seed's directory."""
+    freed = 0
+    for path in glob.glob(os.path.join(seed_dir, "**", "*.safetensors"), recursive=True):
+        freed += os.path.getsize(path)
+        os.remove(path)
+    for path in glob.glob(os.path.join(seed_dir, "**", "checkpoints"), recursive=True):
+        freed += sum(os.path.getsize(os.path.join(d, f))
+                     for d, _, files in os.walk(path) for f in files)
+        shutil.rmtree(path)
+    return freed
 
 
 def _in_fresh_process(function, *args):
@@ -299,6 +316,8 @@ def main():
     parser.add_argument("--quick", action="store_true",
                         help="one seed, half the flagfile's training examples (1,000 if all)")
     parser.add_argument("--output_dir", default="benchmarks/results")
+    parser.add_argument("--keep_weights", action="store_true",
+                        help="keep each reported seed's weights and checkpoints")
     args = parser.parse_args()
     tasks, methods = args.tasks.split(","), args.methods.split(",")
     _check_arguments(parser, args, tasks, methods)
@@ -318,6 +337,10 @@ def main():
                 results[task].setdefault(method, []).append(grid)
             teachers[task].append(teacher)
         write_report(args, base, seeds[:done], results, teachers, n_tests, start)
+        if not args.keep_weights:
+            freed = sum(prune_weights(os.path.join(args.root, task, f"seed{seed}"))
+                        for task in tasks)
+            print(f"seed {seed} reported; deleted {freed / 2**30:.1f} GB of its weights")
     print(open(os.path.join(args.output_dir, "fidelity.md")).read())
 
 

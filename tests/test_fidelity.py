@@ -12,15 +12,20 @@ from benchmarks import fidelity
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def test_report_pipeline_on_the_smoke_config(tmp_path):
-    out = tmp_path / "report"
+def _smoke_report(root, out):
     result = subprocess.run(
-        [sys.executable, "benchmarks/fidelity.py", f"--root={tmp_path / 'runs'}",
+        [sys.executable, "benchmarks/fidelity.py", f"--root={root}",
          "--flagfile=configs/smoke.flags", "--tasks=rt_polarity", "--seeds=1",
          f"--output_dir={out}"],
         cwd=ROOT, capture_output=True, text=True, timeout=1500,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def test_report_pipeline_on_the_smoke_config(tmp_path):
+    out = tmp_path / "report"
+    _smoke_report(tmp_path / "runs", out)
     report = json.load(open(out / "fidelity.json"))
     task = report["tasks"]["rt_polarity"]
     assert set(task["table"]) == set(fidelity.METHODS)
@@ -31,6 +36,12 @@ def test_report_pipeline_on_the_smoke_config(tmp_path):
     assert len(task["claims"]) == len(fidelity.CLAIMS) + 1
     assert (out / "fidelity_rt_polarity.png").stat().st_size > 1000
     assert "| **average** |" in (out / "fidelity.md").read_text()
+    seed_dir = tmp_path / "runs" / "rt_polarity" / "seed1"
+    assert not list(seed_dir.rglob("*.safetensors")), "a reported seed keeps no weights"
+    assert (seed_dir / "dynabert" / "eval_grid.json").is_file()
+
+    _smoke_report(tmp_path / "runs", out)  # a finished seed is re-read, not retrained
+    assert json.load(open(out / "fidelity.json"))["tasks"]["rt_polarity"]["table"] == task["table"]
 
 
 def test_verdicts_follow_the_numbers():
