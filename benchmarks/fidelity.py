@@ -264,9 +264,11 @@ def plot(rep, task, path):
     plt.close(fig)
 
 
-def write_report(args, base, seeds, results, teachers, n_tests, start):
-    """Report over the seeds finished so far (rewritten after each seed)."""
+def write_report(args, base, all_seeds, done, results, teachers, n_tests, start):
+    """Report over the first `done` seeds, the ones finished so far (rewritten after each)."""
     from dynabert_tf.data import get_task
+
+    seeds = all_seeds[:done]
 
     report = {"seeds": seeds, "flagfile": args.flagfile, "quick": args.quick,
               "max_train_examples": base.max_train_examples, "tasks": {}}
@@ -283,9 +285,11 @@ def write_report(args, base, seeds, results, teachers, n_tests, start):
     with open(os.path.join(args.output_dir, "fidelity.json"), "w") as f:
         json.dump(report, f, indent=2)
     examples = base.max_train_examples or "all"
+    pending = f" (seeds {all_seeds[done:]} not finished yet)" if all_seeds[done:] else ""
     header = (f"Command: `python benchmarks/fidelity.py {' '.join(sys.argv[1:])}` — seeds "
-              f"{seeds}, {examples} training examples per task; the stages under {args.root} "
-              f"took {report['stage_seconds']} s (this call {report['wall_seconds']} s).")
+              f"{seeds}{pending}, {examples} training examples per task; the stages under "
+              f"{args.root} took {report['stage_seconds']} s "
+              f"(this call {report['wall_seconds']} s).")
     write_markdown(report, os.path.join(args.output_dir, "fidelity.md"), header)
     return report
 
@@ -336,7 +340,7 @@ def main():
                     run_method, base, task, seed, method, args.root)
                 results[task].setdefault(method, []).append(grid)
             teachers[task].append(teacher)
-        write_report(args, base, seeds[:done], results, teachers, n_tests, start)
+        write_report(args, base, seeds, done, results, teachers, n_tests, start)
         if not args.keep_weights:
             freed = sum(prune_weights(os.path.join(args.root, task, f"seed{seed}"))
                         for task in tasks)
