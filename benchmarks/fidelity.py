@@ -269,7 +269,6 @@ def write_report(args, base, all_seeds, done, results, teachers, n_tests, start)
     from dynabert_tf.data import get_task
 
     seeds = all_seeds[:done]
-
     report = {"seeds": seeds, "flagfile": args.flagfile, "quick": args.quick,
               "max_train_examples": base.max_train_examples, "tasks": {}}
     os.makedirs(args.output_dir, exist_ok=True)

@@ -25,7 +25,7 @@ def _smoke_report(root, out):
 
 def test_report_pipeline_on_the_smoke_config(tmp_path):
     out = tmp_path / "report"
-    _smoke_report(tmp_path / "runs", out)
+    assert "] done in" in _smoke_report(tmp_path / "runs", out)  # its stages trained
     report = json.load(open(out / "fidelity.json"))
     task = report["tasks"]["rt_polarity"]
     assert set(task["table"]) == set(fidelity.METHODS)
@@ -40,7 +40,7 @@ def test_report_pipeline_on_the_smoke_config(tmp_path):
     assert not list(seed_dir.rglob("*.safetensors")), "a reported seed keeps no weights"
     assert (seed_dir / "dynabert" / "eval_grid.json").is_file()
 
-    _smoke_report(tmp_path / "runs", out)  # a finished seed is re-read, not retrained
+    assert "] done in" not in _smoke_report(tmp_path / "runs", out)  # re-read, not retrained
     assert json.load(open(out / "fidelity.json"))["tasks"]["rt_polarity"]["table"] == task["table"]
 
 
