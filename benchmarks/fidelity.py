@@ -96,13 +96,13 @@ def _mark_copy(stage_file, src):
 def run_method(base, task, seed, method, root):
     """Trains one method for (task, seed); reuses the teacher (and rewiring when identical)."""
     from train.stages import is_complete, run_stages
-    from train.task_data import TaskData
+    from train import task_data
 
     overrides, stages = METHODS[method]
     teacher_dir = os.path.join(root, task, f"seed{seed}", "teacher_run")
     workdir = os.path.join(root, task, f"seed{seed}", method)
     settings = dataclasses.replace(base, task=task, seed=seed, workdir=workdir, **overrides)
-    data = TaskData(settings)
+    data = task_data.load(settings)
     run_stages(dataclasses.replace(settings, workdir=teacher_dir), data, ["teacher"])
     os.makedirs(workdir, exist_ok=True)
     _copy_stage(teacher_dir, workdir, "teacher")
@@ -178,10 +178,10 @@ def verdict(diff, noise, critical=2.0):
 
 def summarise(results, teachers, metric, n_test):
     """results: {method: [grid per seed]} -> the report dict for one task."""
-    from dynabert_tf import config
+    from dynabert_tf.elastic import grid as grid_lib
 
-    cells = [config.cell_name(w, d) for w, d in config.grid()
-             if config.cell_name(w, d) in results["dynabert"][0]["cells"]]
+    cells = [grid_lib.cell_name(w, d) for w, d in grid_lib.grid()
+             if grid_lib.cell_name(w, d) in results["dynabert"][0]["cells"]]
     table = {method: {cell: [g["cells"][cell]["test_metrics"][metric] for g in grids]
                       for cell in cells} for method, grids in results.items()}
     averages = {method: [float(np.mean([table[method][c][i] for c in cells]))

@@ -15,7 +15,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from dynabert_tf import assets, checkpoint, config, cost  # noqa: E402
+from dynabert_tf.io import assets  # noqa: E402
+from dynabert_tf.io import checkpoint  # noqa: E402
+from dynabert_tf.elastic import grid as grid_lib  # noqa: E402
+from dynabert_tf.elastic import cost  # noqa: E402
 from dynabert_tf.evaluation import cell_forward  # noqa: E402
 
 
@@ -40,7 +43,7 @@ def main():
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
 
-    model = checkpoint.load_classifier(assets.minilm_dir(), num_classes=2)
+    model = checkpoint.load_task_model(assets.minilm_dir(), num_classes=2)
     rng = np.random.default_rng(0)
     inputs = {"token_ids": tf.constant(rng.integers(1000, 30000, (1, args.seq_len)), tf.int32),
               "segment_ids": tf.zeros((1, args.seq_len), tf.int32),
@@ -49,11 +52,11 @@ def main():
     print(f"Keras forward, batch 1, seq {args.seq_len}, {args.threads} threads, "
           f"median of {args.runs}")
     print(f"{'cell':<13}{'ms':>8}{'ms/full':>9}{'FLOPs/full':>12}")
-    for width, depth in config.grid():
+    for width, depth in grid_lib.grid():
         ms = time_cell(model, inputs, width, depth, args.runs)
         flops = cost.count_flops(model.bert_config, width, depth, args.seq_len)
         full_ms, full_flops = full_ms or ms, full_flops or flops
-        print(f"{config.cell_name(width, depth):<13}{ms:>8.2f}{ms / full_ms:>9.3f}"
+        print(f"{grid_lib.cell_name(width, depth):<13}{ms:>8.2f}{ms / full_ms:>9.3f}"
               f"{flops / full_flops:>12.3f}")
 
 

@@ -47,15 +47,15 @@ FLAGS = flags.FLAGS
 
 def make_workdir(path, minilm_dir=None):
     """WORKDIR/final = MiniLM-L6 backbone + a fresh 2-class head, task rt_polarity."""
-    from dynabert_tf import checkpoint
-    from dynabert_tf.model import DynaBertClassifier
+    from dynabert_tf.io import checkpoint
+    from dynabert_tf.models import task_model
 
     if minilm_dir is None:
-        from dynabert_tf import assets
+        from dynabert_tf.io import assets
         minilm_dir = assets.minilm_dir()
     backbone = checkpoint.load_backbone(minilm_dir)
-    classifier = DynaBertClassifier(backbone, 2)
-    checkpoint.save_classifier(
+    classifier = task_model.classifier(backbone, 2)
+    checkpoint.save_task_model(
         classifier, os.path.join(path, "final"), os.path.join(minilm_dir, "vocab.txt"),
         {"id2label": {"0": "negative", "1": "positive"}, "finetuning_task": "rt_polarity",
          "max_seq_length": 128})

@@ -17,8 +17,10 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from dynabert_tf import assets, checkpoint, data  # noqa: E402
-from dynabert_tf.tokenization import BertInputEncoder  # noqa: E402
+from dynabert_tf.io import assets  # noqa: E402
+from dynabert_tf.io import checkpoint  # noqa: E402
+from dynabert_tf import data  # noqa: E402
+from dynabert_tf.models.bert.tokenizer import BertInputEncoder  # noqa: E402
 
 MODES = {"max (128)": dict(pad_to="max"), "longest in batch": dict(pad_to="longest"),
          "bucketed 16,24,32,48,64": dict(pad_to="longest",
@@ -35,7 +37,7 @@ def main():
 
     examples = data.load_examples(data.get_task("rt_polarity"), "train")
     encoder = BertInputEncoder(os.path.join(assets.minilm_dir(), "vocab.txt"), 128)
-    model = checkpoint.load_classifier(assets.minilm_dir(), num_classes=2)
+    model = checkpoint.load_task_model(assets.minilm_dir(), num_classes=2)
     model.compile(optimizer=keras.optimizers.AdamW(2e-5),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     print(f"rt_polarity train: {len(examples)} examples, batch 32, {args.threads} threads")

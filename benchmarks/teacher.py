@@ -22,9 +22,11 @@ import scipy.optimize  # noqa: E402
 import scipy.special  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from dynabert_tf import assets, checkpoint, data  # noqa: E402
+from dynabert_tf.io import assets  # noqa: E402
+from dynabert_tf.io import checkpoint  # noqa: E402
+from dynabert_tf import data  # noqa: E402
 from dynabert_tf.evaluation import FEATURE_SPEC  # noqa: E402
-from dynabert_tf.tokenization import BertInputEncoder  # noqa: E402
+from dynabert_tf.models.bert.tokenizer import BertInputEncoder  # noqa: E402
 
 
 def mean_pooled_features(backbone, examples, encoder, batch_size=64):

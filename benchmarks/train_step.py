@@ -26,10 +26,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from dynabert_tf import checkpoint, optimization  # noqa: E402
-from dynabert_tf.config import BertConfig  # noqa: E402
-from dynabert_tf.distill import GridTrainer  # noqa: E402
-from dynabert_tf.model import DynaBertBackbone, DynaBertClassifier  # noqa: E402
+from dynabert_tf import optimization  # noqa: E402
+from dynabert_tf.io import checkpoint  # noqa: E402
+from dynabert_tf.models.config import BertConfig  # noqa: E402
+from dynabert_tf.distillation.grid_trainer import GridTrainer  # noqa: E402
+from dynabert_tf.models.backbone import DynaBertBackbone
+from dynabert_tf.models import task_model  # noqa: E402
 
 MINILM_L6 = BertConfig(vocab_size=30522, hidden_size=384, num_layers=6, num_heads=12,
                        intermediate_size=1536)
@@ -54,8 +56,8 @@ def parse_args():
 
 def make_classifier(path):
     if path:
-        return checkpoint.load_classifier(path, num_classes=2)
-    return DynaBertClassifier(DynaBertBackbone.from_config_object(MINILM_L6), num_classes=2)
+        return checkpoint.load_task_model(path, num_classes=2)
+    return task_model.classifier(DynaBertBackbone.from_config_object(MINILM_L6), num_classes=2)
 
 
 def make_batch(config, batch_size, seq_len, seed=0):

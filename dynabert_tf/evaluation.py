@@ -8,70 +8,96 @@ The grid json (`WORKDIR/eval_grid.json`) looks like
                                "params": 22713216, "flops": 2898264064}, ...}}
 """
 
-import json
-import os
+import dataclasses
+import typing
 
 import numpy as np
 import tensorflow as tf
 
-from dynabert_tf import config as config_lib
-from dynabert_tf import cost, metrics as metrics_lib
-from dynabert_tf.model import INPUT_NAMES
+from dynabert_tf.elastic import cost
+from dynabert_tf.elastic import grid as grid_lib
+from dynabert_tf.io import files
+from dynabert_tf.models import config as model_config
+from dynabert_tf.tasks import metrics as metrics_lib
 
+INPUT_NAMES = model_config.INPUT_NAMES
 FEATURE_SPEC = {name: tf.TensorSpec([None, None], tf.int32) for name in INPUT_NAMES}
 
 
-def cell_forward(classifier, width_mult=1.0, depth_mult=1.0):
-    """One traced inference function of a cell, for inputs of any batch size and length."""
-    return tf.function(
-        lambda features: classifier(features, width_mult=width_mult, depth_mult=depth_mult,
-                                    training=False),
-        input_signature=[FEATURE_SPEC])
+@dataclasses.dataclass(frozen=True)
+class EvalSet:
+    """One split to evaluate: batches of (features, references) and how to score them.
+
+    `score(outputs, references)` gets the head's outputs over the whole split
+    ({output name: array [n, ...]}) and the references concatenated the same way (labels, or
+    a span task's feature indices) and returns {metric name: float}.
+    """
+
+    dataset: tf.data.Dataset
+    score: typing.Callable
+
+    @classmethod
+    def labelled(cls, task, dataset):
+        """A classification / regression split scored by `tasks.metrics.compute_metrics`."""
+        return cls(dataset, lambda outputs, labels: metrics_lib.compute_metrics(
+            task, outputs["logits"], labels))
+
+
+def cell_forward(model, width_mult=1.0, depth_mult=1.0):
+    """One traced inference function of a cell, for inputs of any batch size and length:
+    features -> {output name: tensor}."""
+    names = model.head.output_names
+
+    def forward(features):
+        outputs = model(features, width_mult=width_mult, depth_mult=depth_mult,
+                        training=False, return_dict=True)
+        return {name: outputs[name] for name in names}
+
+    return tf.function(forward, input_signature=[FEATURE_SPEC])
 
 
 def predict(forward, dataset):
-    """Runs `forward` (see `cell_forward`) over `dataset` of (features, labels)
-    -> (logits [n, classes], labels [n])."""
-    logits, labels = [], []
-    for features, batch_labels in dataset:
-        logits.append(forward({k: tf.cast(features[k], tf.int32) for k in INPUT_NAMES}).numpy())
-        labels.append(batch_labels.numpy())
-    return np.concatenate(logits), np.concatenate(labels)
+    """Runs `forward` (see `cell_forward`) over `dataset` of (features, references)
+    -> ({output name: array [n, ...]}, references concatenated along the batch)."""
+    outputs, references = [], []
+    for features, batch_references in dataset:
+        batch = forward({k: tf.cast(features[k], tf.int32) for k in INPUT_NAMES})
+        outputs.append({name: value.numpy() for name, value in batch.items()})
+        references.append(tf.nest.map_structure(np.asarray, batch_references))
+    concat = lambda *parts: np.concatenate(parts)
+    return tf.nest.map_structure(concat, *outputs), tf.nest.map_structure(concat, *references)
 
 
-def evaluate_cell(classifier, task, datasets, width_mult=1.0, depth_mult=1.0, forward=None):
-    """Metrics of one cell on each named dataset (e.g. {"dev": ds}); keys gain a suffix for
-    every dataset after the first (MNLI: `accuracy`, `accuracy_dev_mismatched`)."""
-    forward = forward or cell_forward(classifier, width_mult, depth_mult)
+def evaluate_cell(model, eval_sets, width_mult=1.0, depth_mult=1.0, forward=None):
+    """Metrics of one cell on each named `EvalSet` (e.g. {"dev": ...}); keys gain a suffix
+    for every set after the first (MNLI: `accuracy`, `accuracy_dev_mismatched`)."""
+    forward = forward or cell_forward(model, width_mult, depth_mult)
     results = {}
-    for i, (split, dataset) in enumerate(datasets.items()):
-        logits, labels = predict(forward, dataset)
-        values = metrics_lib.compute_metrics(task, logits, labels)
+    for i, (split, eval_set) in enumerate(eval_sets.items()):
+        values = eval_set.score(*predict(forward, eval_set.dataset))
         suffix = "" if i == 0 else f"_{split}"
         results.update({f"{name}{suffix}": value for name, value in values.items()})
     return results
 
 
-def evaluate_grid(classifier, task, dev_datasets, cells, seq_len=128, test_datasets=None,
-                  progress=None):
+def evaluate_grid(model, dev_sets, cells, seq_len=128, test_sets=None, progress=None):
     """Evaluates every (width_mult, depth_mult) in `cells`; returns the `cells` dict of the grid
-    json. `test_datasets` (labelled test splits, when the task has them) adds `test_metrics`."""
-    cfg, num_classes = classifier.bert_config, classifier.num_classes
+    json. `test_sets` (labelled test splits, when the task has them) adds `test_metrics`."""
+    cfg, num_outputs = model.bert_config, model.num_outputs
     grid = {}
     for width_mult, depth_mult in cells:
-        forward = cell_forward(classifier, width_mult, depth_mult)  # traced once per cell
+        forward = cell_forward(model, width_mult, depth_mult)  # traced once per cell
         entry = {
             "width_mult": width_mult, "depth_mult": depth_mult,
-            "metrics": evaluate_cell(classifier, task, dev_datasets, forward=forward),
-            "params": cost.count_params(cfg, width_mult, depth_mult, num_classes),
-            "flops": cost.count_flops(cfg, width_mult, depth_mult, seq_len, num_classes),
+            "metrics": evaluate_cell(model, dev_sets, forward=forward),
+            "params": cost.count_params(cfg, width_mult, depth_mult, num_outputs),
+            "flops": cost.count_flops(cfg, width_mult, depth_mult, seq_len, num_outputs),
         }
-        if test_datasets:
-            entry["test_metrics"] = evaluate_cell(classifier, task, test_datasets,
-                                                  forward=forward)
-        grid[config_lib.cell_name(width_mult, depth_mult)] = entry
+        if test_sets:
+            entry["test_metrics"] = evaluate_cell(model, test_sets, forward=forward)
+        grid[grid_lib.cell_name(width_mult, depth_mult)] = entry
         if progress is not None:
-            progress(config_lib.cell_name(width_mult, depth_mult), entry)
+            progress(grid_lib.cell_name(width_mult, depth_mult), entry)
     return grid
 
 
@@ -81,17 +107,11 @@ def mean_metric(cells, metric, key="metrics"):
 
 
 def write_grid(path, grid):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(grid, f, indent=2)
-    os.replace(tmp, path)
+    files.write_json(path, grid)
 
 
 def read_grid(path):
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no evaluation grid at {path}")
-    with open(path) as f:
-        return json.load(f)
+    return files.read_json(path, "evaluation grid")
 
 
 def format_table(grid, metric, key="metrics"):
@@ -104,7 +124,7 @@ def format_table(grid, metric, key="metrics"):
     for w in widths:
         row = []
         for d in depths:
-            cell = cells.get(config_lib.cell_name(w, d))
+            cell = cells.get(grid_lib.cell_name(w, d))
             row.append(f"{100 * cell[key][metric]:>9.2f}" if cell and key in cell else
                        f"{'-':>9}")
         lines.append(f"{w:<10.2f}" + "".join(row))

@@ -6,7 +6,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from dynabert_tf import config as config_lib  # noqa: E402
+from dynabert_tf.elastic import grid as grid_lib  # noqa: E402
 
 
 def grid_heatmap(grid, metric, path, key="metrics", title=None):
@@ -17,7 +17,7 @@ def grid_heatmap(grid, metric, path, key="metrics", title=None):
     values = np.full((len(widths), len(depths)), np.nan)
     for i, w in enumerate(widths):
         for j, d in enumerate(depths):
-            cell = cells.get(config_lib.cell_name(w, d))
+            cell = cells.get(grid_lib.cell_name(w, d))
             if cell and key in cell:
                 values[i, j] = 100 * cell[key][metric]
     fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(depths), 1.2 + 0.8 * len(widths)))

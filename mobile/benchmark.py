@@ -30,7 +30,7 @@ import numpy as np
 
 from mobile import cli
 from mobile import export as export_lib
-from mobile import files
+from dynabert_tf.io import files
 from mobile import inputs as inputs_lib
 from mobile import pareto
 from mobile import tflite as tflite_lib
@@ -118,27 +118,26 @@ def time_files(paths, threads, runs=50, warmup=5, rounds=5, progress=None):
     return {p: {str(t): summarize(samples[p][t]) for t in threads} for p in paths}
 
 
-def tflite_logits(path, inputs, threads=2):
-    """Logits [n, classes] of a TFLite file, one example at a time (the files are batch 1)."""
+def tflite_outputs(path, inputs, threads=2):
+    """{output name: [n, ...]} of a TFLite file, one example at a time (the files are batch 1)."""
     runner = signature_runner(path, threads)
     count = len(inputs[tflite_lib.INPUT_NAMES[0]])
-    return np.concatenate([
-        runner(**{k: inputs[k][i:i + 1] for k in tflite_lib.INPUT_NAMES})[tflite_lib.OUTPUT_NAME]
-        for i in range(count)])
+    rows = [runner(**{k: inputs[k][i:i + 1] for k in tflite_lib.INPUT_NAMES})
+            for i in range(count)]
+    return {name: np.concatenate([row[name] for row in rows]) for name in rows[0]}
 
 
-def keras_logits(classifier, inputs, width_mult, depth_mult, batch_size=32):
-    """Logits of the dynamic Keras model at a cell."""
+def keras_outputs(classifier, inputs, width_mult, depth_mult, batch_size=32):
+    """{output name: [n, ...]} of the dynamic Keras model at a cell."""
     import tensorflow as tf
 
     from dynabert_tf.evaluation import cell_forward
 
-    forward = cell_forward(classifier, width_mult, depth_mult)
+    forward = cell_forward(classifier, width_mult, depth_mult)  # {output name: tensor}
     count = len(inputs[tflite_lib.INPUT_NAMES[0]])
-    return np.concatenate([
-        np.asarray(forward({k: tf.constant(inputs[k][i:i + batch_size])
-                            for k in tflite_lib.INPUT_NAMES}))
-        for i in range(0, count, batch_size)])
+    batches = [forward({k: tf.constant(inputs[k][i:i + batch_size])
+                        for k in tflite_lib.INPUT_NAMES}) for i in range(0, count, batch_size)]
+    return {name: np.concatenate([np.asarray(b[name]) for b in batches]) for name in batches[0]}
 
 
 def parity_inputs(manifest, model_path, count, vocab_size, data_dir=None):
@@ -156,12 +155,16 @@ def parity_inputs(manifest, model_path, count, vocab_size, data_dir=None):
 
 
 def parity(path, keras_reference, inputs):
-    """{"max_abs_logit_diff", "label_agreement", "examples"} of a file vs reference logits."""
-    logits = tflite_logits(path, inputs)
-    agreement = (float(np.mean(logits.argmax(-1) == keras_reference.argmax(-1)))
-                 if logits.shape[-1] > 1 else None)  # regression: no labels to agree on
-    return {"max_abs_logit_diff": float(np.abs(logits - keras_reference).max()),
-            "label_agreement": agreement, "examples": int(len(logits))}
+    """{"max_abs_logit_diff", "label_agreement", "examples"} of a file vs the reference
+    outputs ({name: array}): the largest difference over all outputs, and how often the
+    argmax (the label; a span's start and end token) agrees, over all outputs."""
+    outputs = tflite_outputs(path, inputs)
+    diff = max(float(np.abs(outputs[name] - keras_reference[name]).max()) for name in outputs)
+    agree = [outputs[name].argmax(-1) == keras_reference[name].argmax(-1)
+             for name in outputs if outputs[name].shape[-1] > 1]  # regression: no labels
+    return {"max_abs_logit_diff": diff,
+            "label_agreement": float(np.mean(agree)) if agree else None,
+            "examples": int(len(next(iter(outputs.values()))))}
 
 
 def machine_info():
@@ -185,10 +188,10 @@ def benchmark_dir(tflite_dir, threads=(1, 2), runs=50, warmup=5, parity_model_di
 
     classifier, parity_data, parity_note = None, None, None
     if parity_model_dir:
-        from dynabert_tf import checkpoint
+        from dynabert_tf.io import checkpoint
 
         model_path, _ = export_lib.resolve_model_dir(parity_model_dir)
-        classifier = checkpoint.load_classifier(model_path)
+        classifier = checkpoint.load_task_model(model_path)
         parity_data, parity_note = parity_inputs(manifest, model_path, parity_examples,
                                                  classifier.bert_config.vocab_size, data_dir)
 
@@ -204,7 +207,7 @@ def benchmark_dir(tflite_dir, threads=(1, 2), runs=50, warmup=5, parity_model_di
                   "params": entry.get("params"), "flops": entry.get("flops"),
                   "latency_ms": latencies[path]}
         if classifier is not None:
-            reference = keras_logits(classifier, parity_data, entry["width_mult"],
+            reference = keras_outputs(classifier, parity_data, entry["width_mult"],
                                      entry["depth_mult"])
             result["parity"] = parity(path, reference, parity_data)
         results.append(result)

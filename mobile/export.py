@@ -23,10 +23,10 @@ import logging
 import os
 import tempfile
 
-from dynabert_tf import config as config_lib
-from dynabert_tf import cost
+from dynabert_tf.elastic import grid as grid_lib
+from dynabert_tf.elastic import cost
 from mobile import cli
-from mobile import files
+from dynabert_tf.io import files
 from mobile import inputs as inputs_lib
 from mobile import tflite as tflite_lib
 from mobile.errors import ExportError
@@ -69,7 +69,7 @@ def grid_cells(eval_grid=None):
         cells = [(float(c["width_mult"]), float(c["depth_mult"]))
                  for c in eval_grid["cells"].values()]
         return sorted(cells, key=lambda wd: (-wd[1], -wd[0]))
-    return config_lib.grid()
+    return grid_lib.grid()
 
 
 def parse_cells(spec, available):
@@ -77,14 +77,14 @@ def parse_cells(spec, available):
     spec = (spec or "all").strip()
     if spec == "all":
         return list(available)
-    names = {config_lib.cell_name(w, d): (w, d) for w, d in available}
+    names = {grid_lib.cell_name(w, d): (w, d) for w, d in available}
     chosen = []
     for name in (part.strip() for part in spec.split(",")):
         try:
-            parsed = config_lib.parse_cell_name(name)
+            parsed = grid_lib.parse_cell_name(name)
         except ValueError:
             parsed = None
-        if parsed is None or config_lib.cell_name(*parsed) != name:
+        if parsed is None or grid_lib.cell_name(*parsed) != name:
             raise ExportError(f"bad cell name {name!r} in --cells; expected 'all' or names "
                               f"like 'w0.50_d0.75'")
         if name not in names:
@@ -106,7 +106,7 @@ def export_cell(classifier, width_mult, depth_mult, path, seq_len=128,
 
     Returns {"bytes", "ops", "inputs", "outputs"} of the written file.
     """
-    from dynabert_tf import subnetwork
+    from dynabert_tf.elastic import subnetwork
 
     cell = subnetwork.extract_subnetwork(classifier, width_mult, depth_mult)
     with tempfile.TemporaryDirectory(prefix="dynabert-savedmodel-") as tmp:
@@ -188,7 +188,7 @@ def export_model(model_dir, output_dir, quantization="dynamic_range", seq_len=12
     available = grid_cells(eval_grid)
     chosen = parse_cells(cells, available) if isinstance(cells, str) else list(cells)
 
-    from dynabert_tf import checkpoint
+    from dynabert_tf.io import checkpoint
 
     with open(os.path.join(model_path, "config.json")) as f:
         hf_config = json.load(f)
@@ -196,8 +196,8 @@ def export_model(model_dir, output_dir, quantization="dynamic_range", seq_len=12
     if seq_len > max_positions:
         raise ExportError(f"seq_len {seq_len} exceeds the model's max_position_embeddings "
                           f"{max_positions}")
-    classifier = checkpoint.load_classifier(model_path)
-    cfg, num_classes = classifier.bert_config, classifier.num_classes
+    classifier = checkpoint.load_task_model(model_path)
+    cfg, num_classes = classifier.bert_config, classifier.num_outputs
     task = hf_config.get("finetuning_task") or (eval_grid or {}).get("task")
     labels = labels_of(hf_config, num_classes)
 
@@ -236,19 +236,19 @@ def export_model(model_dir, output_dir, quantization="dynamic_range", seq_len=12
     flops_full = cost.count_flops(cfg, 1.0, 1.0, seq_len, num_classes)
 
     def write_manifest():
-        order = {config_lib.cell_name(w, d): i for i, (w, d) in enumerate(available)}
+        order = {grid_lib.cell_name(w, d): i for i, (w, d) in enumerate(available)}
         manifest["cells"] = sorted(entries.values(), key=lambda e: order.get(e["cell"], 1e9))
         files.write_json(os.path.join(output_dir, MANIFEST), manifest)
 
     bar = cli.progress(chosen, progress)
     for width_mult, depth_mult in bar:
-        name = config_lib.cell_name(width_mult, depth_mult)
+        name = grid_lib.cell_name(width_mult, depth_mult)
         if hasattr(bar, "set_postfix_str"):
             bar.set_postfix_str(name)
         layers, heads, neurons = cost.cell_dims(cfg, width_mult, depth_mult)
         info = {"cell": name, "width_mult": width_mult, "depth_mult": depth_mult, "task": task,
                 "labels": labels, "seq_len": seq_len, "quantization": quantization,
-                "inputs": list(tflite_lib.INPUT_NAMES), "outputs": [tflite_lib.OUTPUT_NAME],
+                "inputs": list(tflite_lib.INPUT_NAMES), "outputs": list(classifier.head.output_names),
                 "vocab_sha256": manifest["vocab_sha256"]}
         metadata = {METADATA_JSON: json.dumps(info).encode(), LABELS: labels_bytes}
         if vocab_bytes:

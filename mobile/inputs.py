@@ -26,7 +26,8 @@ def task_inputs(task, split, vocab_path, seq_len, limit, data_dir=None):
     is not available; callers fall back to random tokens and say so.
     """
     import tensorflow as tf
-    from dynabert_tf import data, tokenization
+    from dynabert_tf import data
+    from dynabert_tf.models.bert import tokenizer as tokenization
 
     task = data.get_task(task)
     if split == "dev":

@@ -4,7 +4,8 @@
 signature, `serving_default`:
 
     inputs  token_ids, segment_ids, padding_mask   int32 [1, seq_len]
-    outputs logits                                 float32 [1, num_labels]
+    outputs the task head's `output_names`: logits float32 [1, num_labels], or
+            start_logits, end_logits float32 [1, seq_len] (span extraction)
 
 `convert_saved_model` converts it with `tf.lite.TFLiteConverter.from_saved_model`, TFLite
 builtin ops only (a model that would need TensorFlow "Flex" ops is an error naming those ops).
@@ -19,12 +20,11 @@ import re
 
 import numpy as np
 
-from dynabert_tf import config as config_lib
+from dynabert_tf.models import config as model_config
 from mobile.errors import ExportError
 
 QUANTIZATIONS = ("dynamic_range", "float16", "int8", "none")
-INPUT_NAMES = config_lib.INPUT_NAMES
-OUTPUT_NAME = "logits"
+INPUT_NAMES = model_config.INPUT_NAMES
 SIGNATURE = "serving_default"
 
 
@@ -39,7 +39,8 @@ def to_saved_model(classifier_cell, path, seq_len):
     def serve(token_ids, segment_ids, padding_mask):
         inputs = {"token_ids": token_ids, "segment_ids": segment_ids,
                   "padding_mask": padding_mask}
-        return {OUTPUT_NAME: classifier_cell(inputs, training=False)}
+        outputs = classifier_cell(inputs, training=False, return_dict=True)
+        return {name: outputs[name] for name in classifier_cell.head.output_names}
 
     archive.add_endpoint(SIGNATURE, serve, input_signature=[
         tf.TensorSpec([1, seq_len], tf.int32, name=name) for name in INPUT_NAMES])

@@ -2,8 +2,9 @@
 
 import numpy as np
 
-from dynabert_tf.config import BertConfig
-from dynabert_tf.model import DynaBertBackbone, DynaBertClassifier
+from dynabert_tf.models.config import BertConfig
+from dynabert_tf.models import task_model
+from dynabert_tf.models.backbone import DynaBertBackbone
 
 TINY = BertConfig(vocab_size=120, hidden_size=32, num_layers=2, num_heads=4,
                   intermediate_size=64, max_position_embeddings=64)
@@ -20,8 +21,8 @@ def tiny_backbone(config=TINY, dropout=None):
 
 
 def tiny_classifier(num_classes=2, config=TINY, dropout=None):
-    return DynaBertClassifier(tiny_backbone(config, dropout), num_classes,
-                              dropout=0.1 if dropout is None else dropout)
+    return task_model.classifier(tiny_backbone(config, dropout), num_classes,
+                                 dropout=0.1 if dropout is None else dropout)
 
 
 def random_inputs(batch_size=3, seq_len=7, vocab_size=TINY.vocab_size, seed=0, pad_last=2):

@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from dynabert_tf import assets
+from dynabert_tf.io import assets
 
 
 def _failing_pip(requirement, options, dest_dir):

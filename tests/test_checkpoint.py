@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import safetensors.numpy
 
-from dynabert_tf import checkpoint
-from dynabert_tf.config import BertConfig
-from dynabert_tf.model import DynaBertBackbone
+from dynabert_tf.io import checkpoint
+from dynabert_tf.models.config import BertConfig
+from dynabert_tf.models.backbone import DynaBertBackbone
 from tests.helpers import TINY, random_inputs, tiny_backbone, tiny_classifier
 
 
@@ -61,10 +61,10 @@ def test_exact_gelu_is_the_hf_default():
 def test_classifier_round_trip(tmp_path):
     model = tiny_classifier(num_classes=3)
     inputs = random_inputs()
-    path = checkpoint.save_classifier(model, str(tmp_path / "m"),
+    path = checkpoint.save_task_model(model, str(tmp_path / "m"),
                                       extra_config={"id2label": {"0": "a", "1": "b", "2": "c"}})
-    loaded = checkpoint.load_classifier(path)
-    assert loaded.num_classes == 3
+    loaded = checkpoint.load_task_model(path)
+    assert loaded.num_outputs == 3
     for width, depth in [(1.0, 1.0), (0.5, 0.5)]:
         np.testing.assert_allclose(loaded(inputs, width_mult=width, depth_mult=depth),
                                    model(inputs, width_mult=width, depth_mult=depth), atol=1e-6)
@@ -74,13 +74,13 @@ def test_classifier_round_trip(tmp_path):
 
 def test_bert_prefix_optional_and_new_head_when_labels_differ(tmp_path):
     model = tiny_classifier(num_classes=2)
-    path = checkpoint.save_classifier(model, str(tmp_path / "m"))
+    path = checkpoint.save_task_model(model, str(tmp_path / "m"))
     tensors = safetensors.numpy.load_file(os.path.join(path, "model.safetensors"))
     assert all(k.startswith(("bert.", "classifier.")) for k in tensors)
     safetensors.numpy.save_file({k.removeprefix("bert."): v for k, v in tensors.items()},
                                 os.path.join(path, "model.safetensors"))
-    loaded = checkpoint.load_classifier(path, num_classes=5)
-    assert loaded.num_classes == 5
+    loaded = checkpoint.load_task_model(path, num_classes=5)
+    assert loaded.num_outputs == 5
     inputs = random_inputs()
     np.testing.assert_allclose(loaded.backbone(inputs)["pooled_output"],
                                model.backbone(inputs)["pooled_output"], atol=1e-6)

@@ -2,7 +2,8 @@
 
 import pytest
 
-from dynabert_tf import config
+from dynabert_tf.elastic import grid as grid_lib
+from dynabert_tf.models import config as model_config
 
 
 @pytest.mark.parametrize("num_layers, depth_mult, expected", [
@@ -18,7 +19,7 @@ from dynabert_tf import config
     (1, 0.25, (0,)),
 ])
 def test_kept_layers(num_layers, depth_mult, expected):
-    assert config.kept_layers(num_layers, depth_mult) == expected
+    assert grid_lib.kept_layers(num_layers, depth_mult) == expected
 
 
 @pytest.mark.parametrize("total, width_mult, expected", [
@@ -26,38 +27,38 @@ def test_kept_layers(num_layers, depth_mult, expected):
     (1536, 0.75, 1152), (1536, 0.25, 384), (4, 0.75, 3), (2, 0.25, 1), (2, 0.75, 2),
 ])
 def test_num_kept(total, width_mult, expected):
-    assert config.num_kept(total, width_mult) == expected
+    assert grid_lib.num_kept(total, width_mult) == expected
 
 
 @pytest.mark.parametrize("bad", [0, 0.0, -0.5, 1.01, 2, "0.5", None])
 def test_multiplier_outside_unit_interval_rejected(bad):
     with pytest.raises(ValueError, match=r"must be in \(0, 1\]"):
-        config.kept_layers(12, bad)
+        grid_lib.kept_layers(12, bad)
     with pytest.raises(ValueError, match=r"must be in \(0, 1\]"):
-        config.num_kept(12, bad)
+        grid_lib.num_kept(12, bad)
 
 
 def test_cell_names_round_trip_and_grid_order():
-    assert config.cell_name(0.5, 0.75) == "w0.50_d0.75"
-    assert config.parse_cell_name("w0.25_d1.00") == (0.25, 1.0)
-    cells = config.grid()
+    assert grid_lib.cell_name(0.5, 0.75) == "w0.50_d0.75"
+    assert grid_lib.parse_cell_name("w0.25_d1.00") == (0.25, 1.0)
+    cells = grid_lib.grid()
     assert len(cells) == 12 and cells[0] == (1.0, 1.0) and cells[-1] == (0.25, 0.5)
     with pytest.raises(ValueError, match="bad cell name"):
-        config.parse_cell_name("w050d075")
+        grid_lib.parse_cell_name("w050d075")
     with pytest.raises(ValueError, match="must be in"):
-        config.parse_cell_name("w1.50_d1.00")
+        grid_lib.parse_cell_name("w1.50_d1.00")
 
 
 def test_hf_config_round_trip(tmp_path):
     minilm = {"hidden_size": 384, "num_hidden_layers": 6, "num_attention_heads": 12,
               "intermediate_size": 1536, "vocab_size": 30522, "hidden_act": "gelu",
               "layer_norm_eps": 1e-12, "position_embedding_type": "absolute"}
-    cfg = config.BertConfig.from_hf_dict(minilm)
+    cfg = model_config.BertConfig.from_hf_dict(minilm)
     assert (cfg.num_layers, cfg.head_dim, cfg.hidden_act) == (6, 32, "gelu")
-    assert config.BertConfig.from_hf_dict(cfg.to_hf_dict()) == cfg
+    assert model_config.BertConfig.from_hf_dict(cfg.to_hf_dict()) == cfg
     with pytest.raises(ValueError, match="lacks num_hidden_layers"):
-        config.BertConfig.from_hf_dict({k: v for k, v in minilm.items()
+        model_config.BertConfig.from_hf_dict({k: v for k, v in minilm.items()
                                         if k != "num_hidden_layers"})
     (tmp_path / "config.json").write_text("{not json")
     with pytest.raises(ValueError, match="not valid JSON"):
-        config.BertConfig.from_json_file(str(tmp_path))
+        model_config.BertConfig.from_json_file(str(tmp_path))

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dynabert_tf import assets, data
-from dynabert_tf.tokenization import BertInputEncoder
+from dynabert_tf.io import assets
+from dynabert_tf import data
+from dynabert_tf.data import glue
+from dynabert_tf.models.bert.tokenizer import BertInputEncoder
 
 GLUE_DIR = os.path.join(os.path.dirname(__file__), "fixtures", "glue")
 
@@ -119,7 +121,7 @@ def test_missing_file_split_and_data_dir(tmp_path):
 
 
 def test_tfds_offline_fails_fast_with_clear_message(tmp_path):
-    if data._reachable("https://dl.fbaipublicfiles.com/"):
+    if glue._reachable("https://dl.fbaipublicfiles.com/"):
         pytest.skip("the GLUE download host is reachable; the offline path cannot be shown")
     start = time.monotonic()
     with pytest.raises(RuntimeError, match="tensorflow-datasets needs network access to "

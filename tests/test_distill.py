@@ -3,11 +3,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dynabert_tf import losses, optimization
-from dynabert_tf.config import BertConfig
-from dynabert_tf.distill import GridTrainer
-from dynabert_tf.layers import TransformerLayer
-from dynabert_tf.model import DynaBertClassifier
+from dynabert_tf import optimization
+from dynabert_tf.distillation import losses
+from dynabert_tf.tasks import heads
+from dynabert_tf.models.config import BertConfig
+from dynabert_tf.distillation.grid_trainer import GridTrainer
+from dynabert_tf.layers.transformer_layer import TransformerLayer
+from dynabert_tf.models.task_model import DynaBertTaskModel
 from helpers import TINY, TINY_DEEP, random_inputs, tiny_backbone, tiny_classifier
 
 # Six layers, as MiniLM-L6: depth 0.75 keeps (0,1,2,4), 0.5 keeps (0,2,4).
@@ -15,7 +17,7 @@ TINY_SIX = BertConfig(**{**TINY.to_dict(), "num_layers": 6})
 STAGE2_GRID = dict(width_mults=(1.0, 0.5), depth_mults=(1.0, 0.75, 0.5))
 
 
-class CountingClassifier(DynaBertClassifier):
+class CountingModel(DynaBertTaskModel):
     """Records the (width_mult, depth_mult, training) of every call."""
 
     def __init__(self, *args, **kwargs):
@@ -31,7 +33,8 @@ class CountingClassifier(DynaBertClassifier):
 def _pair(config, num_classes=2):
     """A dropout-free student and a (dropout-on, run with training=False) counting teacher."""
     student = tiny_classifier(num_classes, config, dropout=0.0)
-    teacher = CountingClassifier(tiny_backbone(config), num_classes)
+    teacher = CountingModel(tiny_backbone(config), heads.make_head(
+        "regression" if num_classes == 1 else "classification", num_classes))
     return student, teacher
 
 
@@ -52,13 +55,12 @@ def _per_cell_reference(trainer, features, labels, teacher_width_of):
         with tf.GradientTape() as tape:
             out = student(features, width_mult=w, depth_mult=d, training=True, return_dict=True)
             if trainer.loss_mode == "labels":
-                loss = losses.label_loss(out["logits"], labels, trainer.regression)
+                loss = student.head.label_loss(out, labels)
             else:
                 teacher_out = trainer.teacher(features, width_mult=teacher_width_of(w),
                                               training=False, return_dict=True)
-                loss = losses.distillation_loss(out, teacher_out, d, num_layers,
-                                                trainer.lambda_logits, trainer.lambda_hidden,
-                                                regression=trainer.regression)
+                loss = losses.distillation_loss(student.head, out, teacher_out, d, num_layers,
+                                                trainer.lambda_logits, trainer.lambda_hidden)
         total_loss += float(loss)
         for k, g in enumerate(tape.gradient(loss, variables)):
             if g is not None:  # None: a layer this cell's depth drops
@@ -118,11 +120,11 @@ def test_teacher_width_same_versus_full_and_run_once_per_width():
 
 def test_labels_mode_and_regression_match_reference():
     student = tiny_classifier(1, TINY_DEEP, dropout=0.0)
-    labels_trainer = GridTrainer(student, loss_mode="labels", regression=True, **STAGE2_GRID)
+    labels_trainer = GridTrainer(student, loss_mode="labels", **STAGE2_GRID)
     assert labels_trainer.teacher is None
     _check_against_reference(labels_trainer, None, regression=True)
     student, teacher = _pair(TINY_DEEP, num_classes=1)
-    distill = GridTrainer(student, teacher, **STAGE2_GRID, regression=True, lambda_hidden=1.0)
+    distill = GridTrainer(student, teacher, **STAGE2_GRID, lambda_hidden=1.0)
     _check_against_reference(distill, lambda w: w, regression=True)
 
 

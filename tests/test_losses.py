@@ -1,7 +1,11 @@
 import numpy as np
 import pytest
 
-from dynabert_tf import losses
+from dynabert_tf.distillation import losses
+from dynabert_tf.tasks import heads
+
+CLASSIFY = heads.ClassificationHead(3)
+REGRESS = heads.RegressionHead()
 
 STUDENT_LOGITS = np.array([[1.0, 2.0, 0.5], [0.0, -1.0, 3.0]], "float32")
 TEACHER_LOGITS = np.array([[0.5, 1.5, 1.0], [2.0, 0.0, 1.0]], "float32")
@@ -15,15 +19,6 @@ def _softmax(x):
 def _hand_sce():
     p, log_q = _softmax(TEACHER_LOGITS.astype("float64")), np.log(_softmax(STUDENT_LOGITS))
     return np.mean([-(p[b] * log_q[b]).sum() for b in range(2)])
-
-
-def test_soft_cross_entropy_matches_hand_value():
-    value = float(losses.soft_cross_entropy(STUDENT_LOGITS, TEACHER_LOGITS))
-    np.testing.assert_allclose(value, _hand_sce(), rtol=1e-6)
-    # Identical logits: SCE equals the entropy of the teacher (minimum over the student).
-    p = _softmax(TEACHER_LOGITS.astype("float64"))
-    np.testing.assert_allclose(float(losses.soft_cross_entropy(TEACHER_LOGITS, TEACHER_LOGITS)),
-                               np.mean(-(p * np.log(p)).sum(-1)), rtol=1e-6)
 
 
 def test_hidden_mse_sums_pair_means_padding_included():
@@ -47,15 +42,6 @@ def test_teacher_layer_indices(num_layers, depth_mult, expected):
     assert losses.teacher_layer_indices(num_layers, depth_mult) == expected
 
 
-def test_label_loss_classification_and_regression():
-    labels = np.array([1, 2])
-    hand = -np.mean([np.log(_softmax(STUDENT_LOGITS)[b, labels[b]]) for b in range(2)])
-    np.testing.assert_allclose(float(losses.label_loss(STUDENT_LOGITS, labels)), hand, rtol=1e-6)
-    predictions = np.array([[1.0], [3.0]], "float32")
-    assert float(losses.label_loss(predictions, np.array([0.0, 1.0]), regression=True)) == \
-        pytest.approx((1 + 4) / 2)
-
-
 def _outputs(logits, states):
     return {"logits": logits, "hidden_states": states}
 
@@ -66,7 +52,7 @@ def test_distillation_loss_matches_hand_value_with_layer_matching():
     teacher_states = [rng.normal(size=(2, 3, 4)).astype("float32") for _ in range(7)]
     student_states = [rng.normal(size=(2, 3, 4)).astype("float32") for _ in range(4)]  # d=0.5
     loss, parts = losses.distillation_loss(
-        _outputs(STUDENT_LOGITS, student_states), _outputs(TEACHER_LOGITS, teacher_states),
+        CLASSIFY, _outputs(STUDENT_LOGITS, student_states), _outputs(TEACHER_LOGITS, teacher_states),
         depth_mult=0.5, num_layers=num_layers, lambda_logits=2.0, lambda_hidden=0.1,
         return_parts=True)
     hand_hidden = sum(np.mean((student_states[k] - teacher_states[i]) ** 2)
@@ -79,9 +65,9 @@ def test_distillation_loss_matches_hand_value_with_layer_matching():
 def test_distillation_loss_regression_uses_mse_on_predictions():
     states = [np.zeros((2, 3, 4), "float32")] * 3
     loss = losses.distillation_loss(
-        _outputs(np.array([[1.0], [2.0]], "float32"), states),
+        REGRESS, _outputs(np.array([[1.0], [2.0]], "float32"), states),
         _outputs(np.array([[0.0], [4.0]], "float32"), states),
-        depth_mult=1.0, num_layers=2, lambda_logits=1.0, lambda_hidden=1.0, regression=True)
+        depth_mult=1.0, num_layers=2, lambda_logits=1.0, lambda_hidden=1.0)
     assert float(loss) == pytest.approx((1 + 4) / 2)
 
 
@@ -89,10 +75,10 @@ def test_distillation_loss_rejects_bad_inputs():
     states = [np.zeros((1, 2, 4), "float32")] * 3
     out = _outputs(STUDENT_LOGITS[:1], states)
     with pytest.raises(ValueError, match="lambda_hidden must be a finite number >= 0"):
-        losses.distillation_loss(out, out, 1.0, 2, 1.0, -0.1)
+        losses.distillation_loss(CLASSIFY, out, out, 1.0, 2, 1.0, -0.1)
     with pytest.raises(ValueError, match="both 0"):
-        losses.distillation_loss(out, out, 1.0, 2, 0.0, 0)
+        losses.distillation_loss(CLASSIFY, out, out, 1.0, 2, 0.0, 0)
     with pytest.raises(ValueError, match="full depth"):
-        losses.distillation_loss(out, _outputs(STUDENT_LOGITS[:1], states[:2]), 1.0, 2, 1.0, 1.0)
+        losses.distillation_loss(CLASSIFY, out, _outputs(STUDENT_LOGITS[:1], states[:2]), 1.0, 2, 1.0, 1.0)
     with pytest.raises(ValueError, match="should have 2 hidden states"):
-        losses.distillation_loss(out, out, 0.5, 2, 1.0, 1.0)
+        losses.distillation_loss(CLASSIFY, out, out, 0.5, 2, 1.0, 1.0)

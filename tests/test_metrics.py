@@ -4,7 +4,7 @@ import warnings
 import numpy as np
 import pytest
 
-from dynabert_tf import metrics
+from dynabert_tf.tasks import metrics
 
 
 def _logits(predicted, num_classes=2):

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
-from dynabert_tf import checkpoint, config, cost
+from dynabert_tf.io import checkpoint
+from dynabert_tf.elastic import grid as grid_lib
+from dynabert_tf.elastic import cost
 from mobile import export as export_lib
 from mobile import tflite as tflite_lib
 from mobile.errors import ExportError
@@ -33,7 +35,7 @@ def make_workdir(root, with_eval_grid=True):
     # Pooler and head scaled so that logits are O(1) (a trained model's are; the 0.02-std
     # initialisation gives ~0.01) and argmax comparisons mean something.
     rng = np.random.default_rng(0)
-    for dense, std in ((model.backbone.pooler, 0.5), (model.classifier, 1.0)):
+    for dense, std in ((model.backbone.pooler, 0.5), (model.head.dense, 1.0)):
         dense.kernel.assign(rng.normal(0, std, dense.kernel.shape))
     vocab = os.path.join(root, "vocab_src.txt")
     tokens = ["[PAD]"] + [f"[unused{i}]" for i in range(99)] + ["[UNK]", "[CLS]", "[SEP]",
@@ -43,15 +45,15 @@ def make_workdir(root, with_eval_grid=True):
     assert len(tokens) == TINY_DEEP.vocab_size
     with open(vocab, "w") as f:
         f.write("\n".join(tokens) + "\n")
-    checkpoint.save_classifier(model, os.path.join(root, "final"), vocab, {
+    checkpoint.save_task_model(model, os.path.join(root, "final"), vocab, {
         "id2label": {"0": "negative", "1": "positive"}, "finetuning_task": "rt_polarity",
         "max_seq_length": SEQ_LEN})
     if with_eval_grid:
-        cells = {config.cell_name(w, d): {
+        cells = {grid_lib.cell_name(w, d): {
             "width_mult": w, "depth_mult": d, "metrics": {"accuracy": 0.9 - 0.01 * i},
             "params": cost.count_params(TINY_DEEP, w, d),
             "flops": cost.count_flops(TINY_DEEP, w, d)}
-            for i, (w, d) in enumerate(config.grid())}
+            for i, (w, d) in enumerate(grid_lib.grid())}
         with open(os.path.join(root, "eval_grid.json"), "w") as f:
             json.dump({"task": "rt_polarity", "model": "width_depth",
                        "primary_metric": "accuracy", "cells": cells}, f)
@@ -65,7 +67,7 @@ def workdir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def keras_model(workdir):
-    return checkpoint.load_classifier(os.path.join(workdir, "final"))
+    return checkpoint.load_task_model(os.path.join(workdir, "final"))
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +154,7 @@ def test_manifest_consistent_with_files(exported, workdir, keras_model):
     grid = json.load(open(os.path.join(workdir, "eval_grid.json")))["cells"]
     for entry in manifest["cells"]:
         w, d = entry["width_mult"], entry["depth_mult"]
-        assert entry["file"] == f"{config.cell_name(w, d)}.tflite" == f"{entry['cell']}.tflite"
+        assert entry["file"] == f"{grid_lib.cell_name(w, d)}.tflite" == f"{entry['cell']}.tflite"
         assert entry["bytes"] == os.path.getsize(os.path.join(out, entry["file"]))
         assert entry["quantization"] == "dynamic_range" and entry["seq_len"] == SEQ_LEN
         assert entry["params"] == cost.count_params(TINY_DEEP, w, d)
@@ -234,7 +236,7 @@ def test_flex_ops_fail_loudly(tmp_path):
 
 
 def test_parse_cells():
-    grid = config.grid()
+    grid = grid_lib.grid()
     assert export_lib.parse_cells("all", grid) == grid
     assert export_lib.parse_cells("w0.25_d0.50,w1.00_d1.00", grid) == [(1.0, 1.0), (0.25, 0.5)]
     for bad in ("w0.3_d1", "w0.50", "x", "w0.50_d0.75,"):

@@ -4,17 +4,18 @@ import keras
 import numpy as np
 import pytest
 
-from dynabert_tf import config
-from dynabert_tf.model import DynaBertClassifier
+from dynabert_tf.elastic import grid as grid_lib
+from dynabert_tf.models import config as model_config
+from dynabert_tf.models.task_model import DynaBertTaskModel
 from tests.helpers import TINY, TINY_DEEP, random_inputs, tiny_backbone, tiny_classifier
 
 
-@pytest.mark.parametrize("width, depth", config.grid())
+@pytest.mark.parametrize("width, depth", grid_lib.grid())
 def test_output_shapes_per_cell(width, depth):
     backbone = tiny_backbone(TINY_DEEP)
     out = backbone(random_inputs(batch_size=2, seq_len=5), width_mult=width, depth_mult=depth)
-    layers = config.kept_layers(TINY_DEEP.num_layers, depth)
-    heads = config.num_kept(TINY_DEEP.num_heads, width)
+    layers = grid_lib.kept_layers(TINY_DEEP.num_layers, depth)
+    heads = grid_lib.num_kept(TINY_DEEP.num_heads, width)
     assert out["sequence_output"].shape == (2, 5, 32)
     assert out["pooled_output"].shape == (2, 32)
     assert len(out["hidden_states"]) == len(layers) + 1
@@ -24,19 +25,17 @@ def test_output_shapes_per_cell(width, depth):
 def _zero_pruned_weights(backbone, width):
     """Zeroes everything a width-sliced model drops, in a copy that runs at full width."""
     cfg = backbone.bert_config
-    heads, neurons = config.num_kept(cfg.num_heads, width), config.num_kept(
+    heads, neurons = grid_lib.num_kept(cfg.num_heads, width), grid_lib.num_kept(
         cfg.intermediate_size, width)
     for layer in backbone.transformer_layers:
-        att, ffn = layer.attention, layer.feedforward
-        for var, axis, keep in [(att.output_kernel, 0, heads),
-                                (ffn.intermediate_kernel, 1, neurons),
-                                (ffn.intermediate_bias, 0, neurons),
-                                (ffn.output_kernel, 0, neurons)]:
-            value = np.array(var)
-            index = [slice(None)] * value.ndim
-            index[axis] = slice(keep, None)
-            value[tuple(index)] = 0.0
-            var.assign(value)
+        for sublayer, keep in ((layer.attention, heads), (layer.feedforward, neurons)):
+            for name, axis in sublayer.width_axes.items():
+                var = getattr(sublayer, name)
+                value = np.array(var)
+                index = [slice(None)] * value.ndim
+                index[axis] = slice(keep, None)
+                value[tuple(index)] = 0.0
+                var.assign(value)
     return heads, neurons
 
 
@@ -58,7 +57,7 @@ def test_slicing_equals_masking_the_dropped_units(width):
 def test_depth_runs_exactly_the_kept_layers():
     """Depth 0.5 of a 4-layer model == a 2-layer model made of layers 0 and 2."""
     deep = tiny_backbone(TINY_DEEP)
-    shallow = tiny_backbone(config.BertConfig(**{**TINY_DEEP.to_dict(), "num_layers": 2}))
+    shallow = tiny_backbone(model_config.BertConfig(**{**TINY_DEEP.to_dict(), "num_layers": 2}))
     shallow.embeddings.set_weights(deep.embeddings.get_weights())
     shallow.pooler.set_weights(deep.pooler.get_weights())
     for target, source in zip(shallow.transformer_layers, [0, 2]):
@@ -110,7 +109,7 @@ def test_serialization_round_trip(tmp_path):
     path = str(tmp_path / "model.keras")
     model.save(path)
     loaded = keras.saving.load_model(path)
-    assert isinstance(loaded, DynaBertClassifier) and loaded.bert_config == TINY
+    assert isinstance(loaded, DynaBertTaskModel) and loaded.bert_config == TINY
     np.testing.assert_allclose(loaded(inputs, width_mult=0.5), model(inputs, width_mult=0.5),
                                atol=1e-6)
 

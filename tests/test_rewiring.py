@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dynabert_tf import losses, rewiring
+from dynabert_tf.elastic import rewiring
 from helpers import TINY, random_inputs, tiny_classifier
 
 
@@ -23,7 +23,8 @@ def float64():
 
 
 def _loss(model, features, labels, head_mask=None):
-    return float(losses.label_loss(model(features, head_mask=head_mask, training=False), labels))
+    outputs = model(features, head_mask=head_mask, training=False, return_dict=True)
+    return float(model.head.label_loss(outputs, labels))
 
 
 def test_importance_shapes_and_reset_between_batches():
@@ -48,7 +49,7 @@ def test_head_importance_equals_independent_computations(float64):
     # (1) With m = 1, dL/dm_h = sum over head h's attention-output kernel of w * dL/dw.
     kernels = [layer.attention.output_kernel for layer in model.backbone.transformer_layers]
     with tf.GradientTape() as tape:
-        loss = losses.label_loss(model(features, training=False), labels)
+        loss = model.head.label_loss(model(features, training=False, return_dict=True), labels)
     grads = tape.gradient(loss, kernels)
     taylor = np.stack([np.abs((k.numpy() * g.numpy()).sum(axis=(1, 2)))
                        for k, g in zip(kernels, grads)])
@@ -78,7 +79,7 @@ def test_neuron_importance_equals_finite_difference_of_scaling_the_neuron(float6
         values = []
         for alpha in (1 + eps, 1 - eps):
             w_in, b_in, w_out = (x.copy() for x in originals)
-            w_in[:, neuron] *= alpha
+            w_in[neuron] *= alpha  # [intermediate, hidden]: neuron rows
             b_in[neuron] *= alpha
             w_out[neuron] *= alpha
             ffn.intermediate_kernel.assign(w_in)
@@ -101,7 +102,7 @@ def test_rewire_keeps_logits_and_sorts_importance():
     assert any((row != np.arange(len(row))).any() for row in order["neuron"])
     np.testing.assert_allclose(model(features, training=False).numpy(), before, atol=1e-5)
     new_query = model.backbone.transformer_layers[0].attention.query_kernel.numpy()
-    np.testing.assert_array_equal(new_query[:, 0], old_query[:, order["head"][0, 0]])
+    np.testing.assert_array_equal(new_query[0], old_query[order["head"][0, 0]])
     # Width slicing keeps a prefix; after rewiring the prefix holds the highest scores.
     again = rewiring.compute_importance(model, batches, progress=False)
     for key in ("head", "neuron"):

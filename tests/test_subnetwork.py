@@ -5,9 +5,11 @@ import json
 import numpy as np
 import pytest
 
-from dynabert_tf import checkpoint, config, cost
-from dynabert_tf.config import BertConfig
-from dynabert_tf.subnetwork import cell_config, extract_subnetwork, save_subnetwork_hf
+from dynabert_tf.io import checkpoint
+from dynabert_tf.elastic import grid as grid_lib
+from dynabert_tf.elastic import cost
+from dynabert_tf.models.config import BertConfig
+from dynabert_tf.elastic.subnetwork import cell_config, extract_subnetwork
 from tests.helpers import TINY, TINY_DEEP, random_inputs, tiny_classifier
 
 
@@ -22,7 +24,7 @@ def parent():
     return model
 
 
-@pytest.mark.parametrize("width_mult,depth_mult", config.grid())
+@pytest.mark.parametrize("width_mult,depth_mult", grid_lib.grid())
 def test_extracted_equals_dynamic(parent, width_mult, depth_mult):
     inputs = random_inputs(batch_size=3, seq_len=9)
     cell = extract_subnetwork(parent, width_mult, depth_mult)
@@ -83,22 +85,17 @@ def test_hf_dir_round_trip(parent, tmp_path, width_mult, depth_mult):
     vocab = tmp_path / "vocab_src.txt"
     vocab.write_text("\n".join(f"t{i}" for i in range(TINY_DEEP.vocab_size)) + "\n")
     out = tmp_path / "cell"
-    save_subnetwork_hf(cell, str(out), vocab_path=str(vocab),
-                       extra_config={"dynabert_cell": config.cell_name(width_mult, depth_mult)})
+    cell.save_to_preset(str(out), vocab_path=str(vocab),
+                        extra_config={"dynabert_cell": grid_lib.cell_name(width_mult, depth_mult)})
     hf = json.loads((out / "config.json").read_text())
     layers, heads, neurons = cost.cell_dims(TINY_DEEP, width_mult, depth_mult)
     assert (hf["num_hidden_layers"], hf["num_attention_heads"], hf["intermediate_size"]) == (
         layers, heads, neurons)
     assert hf.get("attention_head_size") == (None if width_mult == 1.0 else TINY_DEEP.head_dim)
-    assert hf["num_labels"] == 3 and hf["dynabert_cell"] == config.cell_name(width_mult, depth_mult)
+    assert hf["num_labels"] == 3 and hf["dynabert_cell"] == grid_lib.cell_name(width_mult, depth_mult)
     assert (out / "vocab.txt").is_file()
 
-    loaded = checkpoint.load_classifier(str(out))
+    loaded = checkpoint.load_task_model(str(out))
     assert loaded.bert_config == cell.bert_config
     inputs = random_inputs()
     np.testing.assert_array_equal(loaded(inputs), cell(inputs))
-
-
-def test_save_rejects_non_classifier(tmp_path):
-    with pytest.raises(TypeError):
-        save_subnetwork_hf(tiny_classifier().backbone, str(tmp_path))

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dynabert_tf import assets
-from dynabert_tf.tokenization import BertInputEncoder
+from dynabert_tf.io import assets
+from dynabert_tf.models.bert.tokenizer import BertInputEncoder
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from dynabert_tf import config
+from dynabert_tf.elastic import grid as grid_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -30,7 +30,7 @@ def test_all_stages_leave_a_twelve_cell_grid(smoke_workdir):
     workdir, _ = smoke_workdir
     grid = json.load(open(os.path.join(workdir, "eval_grid.json")))
     cells = grid["cells"]
-    assert sorted(cells) == sorted(config.cell_name(w, d) for w, d in config.grid())
+    assert sorted(cells) == sorted(grid_lib.cell_name(w, d) for w, d in grid_lib.grid())
     for cell in cells.values():
         assert 0.0 <= cell["metrics"]["accuracy"] <= 1.0
         assert 0.0 <= cell["test_metrics"]["accuracy"] <= 1.0

@@ -1,10 +1,16 @@
-"""What one training run needs to know, as a plain dataclass (flags are parsed in run.py)."""
+"""What one training run needs to know: the one source of every run setting.
+
+Each field carries its default, its help text and, where it differs, its flag name; run.py
+defines the absl flags from these fields and `Settings.__post_init__` is the only place a
+value is checked. Defaults are the paper's hyper-parameters (Hou et al. 2020, Appendix).
+"""
 
 import dataclasses
+import math
 import os
 
-from dynabert_tf import assets
-from dynabert_tf import config as config_lib
+from dynabert_tf.elastic import grid as grid_lib
+from dynabert_tf.io import assets
 
 STAGES = ("teacher", "rewire", "width", "width_depth", "finetune", "evaluate", "separate")
 DEFAULT_STAGES = STAGES[:-1]  # "separate" is a baseline, run on request
@@ -12,68 +18,120 @@ DEFAULT_STAGES = STAGES[:-1]  # "separate" is a baseline, run on request
 NAMED_CHECKPOINTS = {"minilm_l6": assets.minilm_dir}
 
 
+def _setting(default, help, flag=None, choices=None, item=None):
+    """A Settings field: `flag` its flag name (default: the field name), `choices` an enum,
+    `item` the element type of a list flag."""
+    metadata = {"help": help, "flag": flag, "choices": choices, "item": item}
+    return dataclasses.field(default=default, metadata=metadata)
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    task: str
-    workdir: str
-    init_checkpoint: str
-    data_dir: str = None
-    data_source: str = "tsv"
-    random_init: bool = False
-    vocab_file: str = None
-    max_seq_length: int = 128
-    pad_to: str = "longest"
-    bucket_boundaries: tuple = ()  # training batches drawn from these length buckets
-    batch_size: int = 32
-    eval_batch_size: int = 64
-    learning_rate: float = 2e-5
-    warmup_proportion: float = 0.1
-    weight_decay: float = 0.01
-    # Epochs per training stage; the paper uses 3 everywhere.
-    teacher_epochs: float = 3
-    width_epochs: float = 3
-    width_depth_epochs: float = 3
-    finetune_epochs: float = 3
-    separate_epochs: float = 3
-    width_mults: tuple = config_lib.WIDTH_MULTS
-    depth_mults: tuple = config_lib.DEPTH_MULTS
-    width_lambdas: tuple = (1.0, 0.1)        # (logits, hidden states) in stage "width"
-    width_depth_lambdas: tuple = (1.0, 1.0)  # in stage "width_depth"
-    teacher_width: str = "same"
-    # Ablations (paper Tables 3-5): switch off rewiring or distillation, or skip DynaBERT_w.
-    rewiring: bool = True
-    distillation: bool = True
-    direct: bool = False
-    importance_split: str = "train"
-    importance_batches: int = 0  # 0 = the whole split
-    dropout: float = 0.1
-    seed: int = 42
-    max_train_examples: int = 0  # 0 = all
-    max_eval_examples: int = 0
-    checkpoint_every: int = 200
-    verbose: str = "auto"
+    task: str = _setting(None, "Task name: a GLUE task (cola, sst2, mrpc, qqp, stsb, mnli, "
+                         "qnli, rte, wnli), SQuAD (squad_v1, squad_v2) or a built-in one "
+                         "(rt_polarity, rt_rating).")
+    workdir: str = _setting(None, "Run directory; each stage writes WORKDIR/<stage>/.")
+    stages: tuple = _setting(DEFAULT_STAGES, "Stages to run, in pipeline order; the baseline "
+                             "'separate' (each cell fine-tuned alone) runs only when listed.",
+                             item=str)
+    init_checkpoint: str = _setting(
+        "minilm_l6", "Pretrained encoder: a Hugging Face BERT/RoBERTa dir (config.json, "
+        "model.safetensors, tokenizer files), a keras-hub preset dir, or 'minilm_l6' (the real "
+        "MiniLM-L6 from the package registry).")
+    random_init: bool = _setting(False, "Build the architecture of --init_checkpoint's "
+                                 "config.json with random weights (smoke tests).")
+    vocab_file: str = _setting(None, "vocab.txt (default: the init checkpoint's).")
+    data_dir: str = _setting(None, "Task data: the GLUE folder (SST-2/train.tsv, ...) or the "
+                             "folder of the official SQuAD json files.")
+    data_source: str = _setting("tsv", "Where GLUE/SQuAD data come from: files in --data_dir "
+                                "or tensorflow-datasets.", choices=("tsv", "tfds"))
+    max_seq_length: int = _setting(128, "Tokens per example, [CLS] and [SEP] included.")
+    doc_stride: int = _setting(128, "SQuAD: tokens between the starts of two context windows.")
+    max_query_length: int = _setting(64, "SQuAD: question tokens kept.")
+    pad_to: str = _setting("longest", "Pad each batch to its longest example, or always to "
+                           "max_seq_length.", choices=("longest", "max"))
+    bucket_boundaries: tuple = _setting(
+        (), "Sequence lengths bounding the buckets training batches are drawn from (less "
+        "padding); empty: no bucketing.", item=int)
+    batch_size: int = _setting(32, "Training batch size.")
+    eval_batch_size: int = _setting(64, "Evaluation batch size.")
+    learning_rate: float = _setting(2e-5, "Peak learning rate (AdamW, linear warm-up/decay).")
+    warmup_proportion: float = _setting(0.1, "Fraction of steps of linear warm-up.")
+    weight_decay: float = _setting(0.01, "AdamW weight decay (not on LayerNorm or biases).")
+    teacher_epochs: float = _setting(3.0, "Epochs of the teacher stage (fractions allowed).")
+    width_epochs: float = _setting(3.0, "Epochs of stage 1 (DynaBERT_w).")
+    width_depth_epochs: float = _setting(3.0, "Epochs of stage 2 (DynaBERT).")
+    finetune_epochs: float = _setting(3.0, "Epochs of the optional final fine-tune.")
+    separate_epochs: float = _setting(3.0, "Epochs per cell of the 'separate' baseline.")
+    width_mults: tuple = _setting(grid_lib.WIDTH_MULTS, "Width multipliers.",
+                                  flag="width_mult_list", item=float)
+    depth_mults: tuple = _setting(grid_lib.DEPTH_MULTS, "Depth multipliers.",
+                                  flag="depth_mult_list", item=float)
+    width_lambdas: tuple = _setting((1.0, 0.1), "Stage 1 loss weights (lambda1 logits, "
+                                    "lambda2 hidden states).", item=float)
+    width_depth_lambdas: tuple = _setting((1.0, 1.0), "Stage 2 loss weights.", item=float)
+    teacher_width: str = _setting("same", "Stage 2 teacher width: the student's (paper) or "
+                                  "full width (the official code).", choices=("same", "full"))
+    rewiring: bool = _setting(True, "Permute heads/neurons by importance (off: ablation).")
+    distillation: bool = _setting(True, "Distil from a teacher in stages width and "
+                                  "width_depth (off: label loss only, an ablation).")
+    direct: bool = _setting(False, "Stage width_depth starts from and is taught by the "
+                            "rewired teacher, skipping DynaBERT_w (ablation, paper Table 5).")
+    importance_split: str = _setting("train", "Data for the Taylor importance scores (the "
+                                     "paper's code used dev).", choices=("train", "dev"))
+    importance_batches: int = _setting(0, "Batches for importance; 0 = the whole split.")
+    dropout: float = _setting(0.1, "Dropout of the classifier head.")
+    seed: int = _setting(42, "Seed of data order and initialisation.")
+    max_train_examples: int = _setting(0, "Use only the first N training examples (0 = all).")
+    max_eval_examples: int = _setting(0, "Use only the first N dev/test examples (0 = all).")
+    checkpoint_every: int = _setting(200, "Save a resumable checkpoint every N steps.")
+    verbose: str = _setting("auto", "Keras progress display.", choices=("auto", "0", "1", "2"))
 
     def __post_init__(self):
+        for name in ("task", "workdir"):
+            if not getattr(self, name):
+                raise ValueError(f"--{name} is required")
+        for field in dataclasses.fields(self):
+            value, choices = getattr(self, field.name), field.metadata["choices"]
+            if choices and value not in choices:
+                raise ValueError(f"{field.name} must be one of {', '.join(choices)}, "
+                                 f"got {value!r}")
+        unknown = [s for s in self.stages if s not in STAGES]
+        if unknown:
+            raise ValueError(f"unknown stage(s) {', '.join(unknown)}; known: "
+                             f"{', '.join(STAGES)}")
         for value in (*self.width_mults, *self.depth_mults):
-            config_lib.check_multiplier("width/depth multiplier", value)
-        if self.teacher_width not in ("same", "full"):
-            raise ValueError(f"teacher_width must be 'same' or 'full', got {self.teacher_width!r}")
-        if self.pad_to not in ("longest", "max"):
-            raise ValueError(f"pad_to must be 'longest' or 'max', got {self.pad_to!r}")
+            grid_lib.check_multiplier("width/depth multiplier", value)
+        for name in ("width_lambdas", "width_depth_lambdas"):
+            if len(getattr(self, name)) != 2:
+                raise ValueError(f"{name} needs two weights (logits, hidden states), got "
+                                 f"{getattr(self, name)}")
         if self.bucket_boundaries and self.pad_to != "longest":
             raise ValueError("bucket_boundaries needs pad_to='longest'")
-        if self.importance_split not in ("train", "dev"):
-            raise ValueError(f"importance_split must be 'train' or 'dev', got "
-                             f"{self.importance_split!r}")
         if self.max_seq_length < 8:
             raise ValueError(f"max_seq_length must be at least 8, got {self.max_seq_length}")
+        for name in ("doc_stride", "max_query_length"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not math.isfinite(self.learning_rate) or self.learning_rate <= 0:
+            raise ValueError(f"learning_rate must be a finite number > 0, got "
+                             f"{self.learning_rate}")
+
+    @classmethod
+    def flag_name(cls, field):
+        return field.metadata["flag"] or field.name
+
+    @property
+    def keras_verbose(self):
+        """`verbose` as `model.fit` takes it."""
+        return self.verbose if self.verbose == "auto" else int(self.verbose)
 
     def stage_dir(self, stage):
         return os.path.join(self.workdir, stage)
 
     @property
     def grid(self):
-        return config_lib.grid(self.width_mults, self.depth_mults)
+        return grid_lib.grid(self.width_mults, self.depth_mults)
 
     def resolved_checkpoint(self):
         """The init checkpoint's directory (a named asset such as `minilm_l6`, or a path)."""

@@ -22,10 +22,15 @@ import time
 
 import keras
 
-from dynabert_tf import checkpoint, distill, evaluation, optimization, plots, rewiring
-from dynabert_tf import config as config_lib
-from dynabert_tf.model import DynaBertBackbone, DynaBertClassifier
-from dynabert_tf.config import BertConfig
+from dynabert_tf import evaluation, optimization, plots
+from dynabert_tf.distillation import grid_trainer as distill
+from dynabert_tf.elastic import grid as grid_lib
+from dynabert_tf.elastic import rewiring
+from dynabert_tf.io import checkpoint, files
+from dynabert_tf.models.backbone import DynaBertBackbone
+from dynabert_tf.models.config import BertConfig
+from dynabert_tf.models.task_model import DynaBertTaskModel
+from dynabert_tf.tasks import heads
 from train.loop import fit_resumable
 
 STAGE_FILE = "stage.json"
@@ -36,10 +41,7 @@ def is_complete(settings, stage):
 
 
 def _finish(settings, stage, summary):
-    path = os.path.join(settings.stage_dir(stage), STAGE_FILE)
-    with open(path + ".tmp", "w") as f:
-        json.dump(summary, f, indent=2)
-    os.replace(path + ".tmp", path)
+    files.write_json(os.path.join(settings.stage_dir(stage), STAGE_FILE), summary)
 
 
 def _require(settings, stage):
@@ -50,34 +52,33 @@ def _require(settings, stage):
 
 
 def _load(path, data):
-    return checkpoint.load_classifier(path, num_classes=data.num_classes,
+    return checkpoint.load_task_model(path, head_kind=data.task.head_kind,
+                                      num_classes=data.task.num_labels,
                                       dropout=data.settings.dropout)
 
 
 def _save(model, settings, data, stage):
-    return checkpoint.save_classifier(model, settings.stage_dir(stage), data.vocab_path,
+    return checkpoint.save_task_model(model, settings.stage_dir(stage), data.vocab_path,
                                       extra_config=data.model_metadata(stage))
 
 
 def _dev_metrics(model, data, width_mult=1.0, depth_mult=1.0):
-    return evaluation.evaluate_cell(model, data.task, data.dev_datasets, width_mult,
-                                    depth_mult)
+    return evaluation.evaluate_cell(model, data.dev_sets, width_mult, depth_mult)
 
 
 def _test_metrics(model, data):
     """Full-size test metrics where the task has labelled test data (reported, never used
     to choose anything)."""
-    datasets = data.test_datasets
-    return evaluation.evaluate_cell(model, data.task, datasets, 1.0, 1.0) if datasets else None
+    return evaluation.evaluate_cell(model, data.test_sets) if data.test_sets else None
 
 
-def _initial_classifier(settings, data):
+def _initial_model(settings, data):
     path = settings.resolved_checkpoint()
     if not settings.random_init:
-        return checkpoint.load_classifier(path, num_classes=data.num_classes,
-                                          dropout=settings.dropout)
+        return _load(path, data)
     backbone = DynaBertBackbone.from_config_object(BertConfig.from_json_file(path))
-    return DynaBertClassifier(backbone, data.num_classes, dropout=settings.dropout)
+    head = heads.make_head(data.task.head_kind, data.task.num_labels, settings.dropout)
+    return DynaBertTaskModel(backbone, head)
 
 
 def _optimizer(settings, data, epochs):
@@ -91,16 +92,16 @@ def _fit(model, settings, data, state_dir, epochs, weights=None):
     per_epoch = min(data.steps_per_epoch, steps)
     return fit_resumable(model, data.train_dataset, full_epochs, per_epoch, state_dir,
                          weights=weights, checkpoint_every=settings.checkpoint_every,
-                         verbose=settings.verbose)
+                         verbose=settings.keras_verbose)
 
 
 def run_teacher(settings, data):
     """Standard fine-tuning of the full model with `model.fit`."""
-    model = _initial_classifier(settings, data)
-    loss = (keras.losses.MeanSquaredError() if data.regression else
-            keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.compile(optimizer=_optimizer(settings, data, settings.teacher_epochs), loss=loss)
-    steps = _fit(model, settings, data, settings.stage_dir("teacher"), settings.teacher_epochs)
+    model = _initial_model(settings, data)
+    trainer = distill.GridTrainer(model, None, loss_mode="labels")  # the full cell only
+    trainer.compile(optimizer=_optimizer(settings, data, settings.teacher_epochs))
+    steps = _fit(trainer, settings, data, settings.stage_dir("teacher"),
+                 settings.teacher_epochs, weights=model)
     _save(model, settings, data, "teacher")
     return {"steps": steps, "dev": _dev_metrics(model, data), "test": _test_metrics(model, data)}
 
@@ -113,8 +114,7 @@ def run_rewire(settings, data):
         _save(model, settings, data, "rewire")
         return {"rewired": False}
     before = _dev_metrics(model, data)
-    importance = rewiring.compute_importance(model, data.importance_dataset(),
-                                             regression=data.regression)
+    importance = rewiring.compute_importance(model, data.importance_dataset())
     rewiring.rewire(model, importance)
     rewiring.save_importance(os.path.join(settings.stage_dir("rewire"), "importance.npz"),
                              importance)
@@ -134,7 +134,7 @@ def _train_grid(settings, data, stage, student_from, teacher_from, widths, depth
         student, teacher, width_mults=widths, depth_mults=depths,
         loss_mode="distill" if distilling else "labels",
         lambda_logits=lambdas[0], lambda_hidden=lambdas[1],
-        teacher_width=teacher_width, regression=data.regression)
+        teacher_width=teacher_width)
     trainer.compile(optimizer=_optimizer(settings, data, epochs))
     steps = _fit(trainer, settings, data, settings.stage_dir(stage), epochs, weights=student)
     _save(student, settings, data, stage)
@@ -170,20 +170,19 @@ def run_separate(settings, data):
     teacher_dir = _require(settings, "teacher")
     cells = {}
     for width_mult, depth_mult in settings.grid:
-        name = config_lib.cell_name(width_mult, depth_mult)
+        name = grid_lib.cell_name(width_mult, depth_mult)
         cell_dir = os.path.join(settings.stage_dir("separate"), name)
         done = os.path.join(cell_dir, STAGE_FILE)
         if not os.path.isfile(done):
             print(f"[separate] {name}")
             student = _load(teacher_dir, data)
             trainer = distill.GridTrainer(student, None, width_mults=(width_mult,),
-                                          depth_mults=(depth_mult,), loss_mode="labels",
-                                          regression=data.regression)
+                                          depth_mults=(depth_mult,), loss_mode="labels")
             trainer.compile(optimizer=_optimizer(settings, data, settings.separate_epochs))
             _fit(trainer, settings, data, cell_dir, settings.separate_epochs, weights=student)
-            entry = evaluation.evaluate_grid(student, data.task, data.dev_datasets,
-                                             [(width_mult, depth_mult)], settings.max_seq_length,
-                                             test_datasets=data.test_datasets)[name]
+            entry = evaluation.evaluate_grid(student, data.dev_sets, [(width_mult, depth_mult)],
+                                             settings.max_seq_length,
+                                             test_sets=data.test_sets)[name]
             evaluation.write_grid(done, entry)
             del student, trainer
             keras.utils.clear_session(free_memory=True)  # twelve models in one stage
@@ -209,8 +208,8 @@ def run_evaluate(settings, data):
         model = _load(settings.stage_dir(stage), data)
         print(f"evaluating {stage} over {len(settings.grid)} cells")
         cells = evaluation.evaluate_grid(
-            model, data.task, data.dev_datasets, settings.grid, settings.max_seq_length,
-            test_datasets=data.test_datasets,
+            model, data.dev_sets, settings.grid, settings.max_seq_length,
+            test_sets=data.test_sets,
             progress=lambda name, entry: print(f"  {name}: {entry['metrics']}"))
         grids[stage] = {"task": data.task.name, "model": stage,
                         "primary_metric": data.task.primary_metric, "cells": cells}

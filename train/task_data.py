@@ -1,14 +1,30 @@
-"""The task's examples and tf.data pipelines for one run, loaded once and shared by stages."""
+"""The task's examples and tf.data pipelines for one run, loaded once and shared by stages.
+
+    data = task_data.load(settings)     # SentenceTaskData or SquadTaskData
+    data.train_dataset(epoch), data.dev_sets, data.test_sets, data.importance_dataset()
+"""
 
 import functools
 import math
 
 from dynabert_tf import data as data_lib
-from dynabert_tf.tokenization import BertInputEncoder
+from dynabert_tf import evaluation
+from dynabert_tf.models.bert.tokenizer import BertInputEncoder
+
+
+def load(settings):
+    """The task data object for `settings.task`."""
+    task = data_lib.get_task(settings.task)
+    return SquadTaskData(settings) if task.source == "squad" else SentenceTaskData(settings)
 
 
 class TaskData:
-    """Train/dev/test examples of `settings.task` and the datasets stages ask for."""
+    """What every task shares: the task, its tokenizer, steps per epoch, saved metadata.
+
+    Subclasses provide `train_examples` (whatever counts as one training row), `dev_sets`
+    and `test_sets` ({split: `evaluation.EvalSet`}), `train_dataset(epoch)` and
+    `importance_dataset()`.
+    """
 
     def __init__(self, settings):
         self.settings = settings
@@ -17,17 +33,34 @@ class TaskData:
         self.encoder = BertInputEncoder(self.vocab_path, settings.max_seq_length)
 
     @property
-    def regression(self):
-        return self.task.is_regression
+    def steps_per_epoch(self):
+        return math.ceil(len(self.train_examples) / self.settings.batch_size)
 
-    @property
-    def num_classes(self):
-        return self.task.num_labels
+    def total_steps(self, epochs):
+        return max(1, int(round(epochs * self.steps_per_epoch)))
+
+    def _limit(self, examples, limit):
+        return examples[:limit] if limit else examples
+
+    def model_metadata(self, stage):
+        """What a saved model's config.json records about the task and the run."""
+        metadata = {"finetuning_task": self.task.name,
+                    "max_seq_length": self.settings.max_seq_length,
+                    "dynabert": {"stage": stage,
+                                 "width_mults": list(self.settings.width_mults),
+                                 "depth_mults": list(self.settings.depth_mults)}}
+        if self.task.head_kind == "classification":
+            metadata["id2label"] = {str(i): name for i, name in enumerate(self.task.label_names)}
+            metadata["label2id"] = {name: i for i, name in enumerate(self.task.label_names)}
+        return metadata
+
+
+class SentenceTaskData(TaskData):
+    """Sentence(-pair) classification and regression: GLUE and the built-in tasks."""
 
     def _load(self, split, limit):
-        examples = data_lib.load_examples(self.task, split, data_dir=self.settings.data_dir,
-                                          data_source=self.settings.data_source)
-        return examples[:limit] if limit else examples
+        return self._limit(data_lib.load_examples(self.task, split, data_dir=self.settings.data_dir,
+                                                  data_source=self.settings.data_source), limit)
 
     @functools.cached_property
     def train_examples(self):
@@ -41,19 +74,12 @@ class TaskData:
 
     @functools.cached_property
     def test_examples(self):
-        """{split: examples} of the labelled test splits: the built-in tasks have them; GLUE
-        hides its test labels, so a GLUE task has none."""
-        if self.task.glue_dir is not None:
+        """{split: examples} of the labelled test splits (the built-in tasks; GLUE hides its
+        test labels)."""
+        if not self.task.has_test_labels:
             return {}
         return {split: self._load(split, self.settings.max_eval_examples)
                 for split in self.task.test_splits}
-
-    @property
-    def steps_per_epoch(self):
-        return math.ceil(len(self.train_examples) / self.settings.batch_size)
-
-    def total_steps(self, epochs):
-        return max(1, int(round(epochs * self.steps_per_epoch)))
 
     def train_dataset(self, epoch):
         """The training batches of `epoch`, shuffled by (seed, epoch): same order on resume."""
@@ -62,18 +88,19 @@ class TaskData:
                                      seed=self.settings.seed + epoch, pad_to=self.settings.pad_to,
                                      bucket_boundaries=self.settings.bucket_boundaries or None)
 
-    def eval_dataset(self, examples):
-        return data_lib.make_dataset(examples, self.encoder, self.settings.eval_batch_size,
-                                     pad_to=self.settings.pad_to)
+    def _eval_set(self, examples):
+        dataset = data_lib.make_dataset(examples, self.encoder, self.settings.eval_batch_size,
+                                        pad_to=self.settings.pad_to)
+        return evaluation.EvalSet.labelled(self.task, dataset)
 
     @functools.cached_property
-    def dev_datasets(self):
-        """{split: dataset}, tokenized once and reused by every evaluation of the run."""
-        return {split: self.eval_dataset(ex) for split, ex in self.dev_examples.items()}
+    def dev_sets(self):
+        """{split: EvalSet}, tokenized once and reused by every evaluation of the run."""
+        return {split: self._eval_set(ex) for split, ex in self.dev_examples.items()}
 
     @functools.cached_property
-    def test_datasets(self):
-        return {split: self.eval_dataset(ex) for split, ex in self.test_examples.items()}
+    def test_sets(self):
+        return {split: self._eval_set(ex) for split, ex in self.test_examples.items()}
 
     def importance_dataset(self):
         split = self.settings.importance_split
@@ -84,14 +111,58 @@ class TaskData:
         batches = self.settings.importance_batches
         return dataset.take(batches) if batches else dataset
 
-    def model_metadata(self, stage):
-        """What a saved model's config.json records about the task and the run."""
-        metadata = {"finetuning_task": self.task.name,
-                    "max_seq_length": self.settings.max_seq_length,
-                    "dynabert": {"stage": stage,
-                                 "width_mults": list(self.settings.width_mults),
-                                 "depth_mults": list(self.settings.depth_mults)}}
-        if not self.regression:
-            metadata["id2label"] = {str(i): name for i, name in enumerate(self.task.label_names)}
-            metadata["label2id"] = {name: i for i, name in enumerate(self.task.label_names)}
-        return metadata
+
+class SquadTaskData(TaskData):
+    """SQuAD v1.1 / v2.0: questions over paragraphs, one feature per document window.
+
+    A training step's row is a feature (a window), so `train_examples` holds the features;
+    dev is scored per question by EM / F1 after post-processing (`tasks/squad_metrics.py`).
+    """
+
+    def _features(self, split, limit):
+        from dynabert_tf.data import squad
+
+        source = "tfds" if self.settings.data_source == "tfds" else "json"
+        examples = self._limit(squad.load_squad_examples(
+            self.task.squad_version, split, data_dir=self.settings.data_dir,
+            data_source=source), limit)
+        return examples, squad.make_features(
+            examples, self.encoder, max_seq_length=self.settings.max_seq_length,
+            doc_stride=self.settings.doc_stride, max_query_length=self.settings.max_query_length)
+
+    @functools.cached_property
+    def train_features(self):
+        return self._features("train", self.settings.max_train_examples)[1]
+
+    @property
+    def train_examples(self):
+        return self.train_features.token_ids
+
+    def _dataset(self, features, batch_size, shuffle=False, seed=0):
+        from dynabert_tf.data import squad
+
+        return squad.make_dataset(features, batch_size, shuffle=shuffle, seed=seed)
+
+    def train_dataset(self, epoch):
+        return self._dataset(self.train_features, self.settings.batch_size, shuffle=True,
+                             seed=self.settings.seed + epoch)
+
+    @functools.cached_property
+    def dev_sets(self):
+        from dynabert_tf.tasks import squad_metrics
+
+        examples, features = self._features("dev", self.settings.max_eval_examples)
+        version = self.task.squad_version
+        score = lambda outputs, _: squad_metrics.evaluate_squad(
+            examples, features, outputs["start_logits"], outputs["end_logits"], version)
+        return {"dev": evaluation.EvalSet(
+            self._dataset(features, self.settings.eval_batch_size), score)}
+
+    @property
+    def test_sets(self):
+        return {}
+
+    def importance_dataset(self):
+        dataset = self._dataset(self.train_features, self.settings.batch_size)
+        batches = self.settings.importance_batches
+        return dataset.take(batches) if batches else dataset

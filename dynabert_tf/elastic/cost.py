@@ -6,14 +6,14 @@ counted (under 1% for BERT shapes). Parameters count what the standalone cell ho
 embeddings, the kept layers at the kept width, pooler and head.
 """
 
-from dynabert_tf import config as config_lib
+from dynabert_tf.elastic import grid as grid_lib
 
 
 def cell_dims(bert_config, width_mult, depth_mult):
     """(kept layer count, kept heads, kept FFN neurons)."""
-    return (len(config_lib.kept_layers(bert_config.num_layers, depth_mult)),
-            config_lib.num_kept(bert_config.num_heads, width_mult),
-            config_lib.num_kept(bert_config.intermediate_size, width_mult))
+    return (len(grid_lib.kept_layers(bert_config.num_layers, depth_mult)),
+            grid_lib.num_kept(bert_config.num_heads, width_mult),
+            grid_lib.num_kept(bert_config.intermediate_size, width_mult))
 
 
 def count_params(bert_config, width_mult=1.0, depth_mult=1.0, num_classes=2):

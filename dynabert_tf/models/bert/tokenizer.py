@@ -21,7 +21,7 @@ import os
 import keras_hub
 import tensorflow as tf
 
-from dynabert_tf.config import INPUT_NAMES
+from dynabert_tf.models.config import INPUT_NAMES
 
 
 class BertInputEncoder:

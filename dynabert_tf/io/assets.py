@@ -24,6 +24,8 @@ import tarfile
 import tempfile
 import zipfile
 
+from dynabert_tf.io import files
+
 
 class AssetError(RuntimeError):
     """An asset could not be fetched or failed its checksum."""
@@ -99,18 +101,8 @@ def is_verified(path, expected_sha256):
 
 def _write_atomically(path, write_fn):
     """Calls `write_fn(binary_file)` on a temporary file, then renames it to `path`."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp_path = tempfile.mkstemp(dir=os.path.dirname(path),
-                                    prefix="." + os.path.basename(path) + ".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            write_fn(out)
-        os.chmod(tmp_path, 0o644)  # mkstemp creates 0600 files
-        os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
+    with files.atomic_open(path) as out:
+        write_fn(out)
 
 
 def _install_verified(source_file, dest_path, expected_sha256, origin):

@@ -1,4 +1,4 @@
-"""DynaBERT backbone and task head; width and depth are call arguments, never model state.
+"""The elastic encoder: width and depth are call arguments, never model state.
 
     backbone = DynaBertBackbone.from_config_object(BertConfig(...))
     outputs = backbone(inputs, width_mult=0.5, depth_mult=0.75)
@@ -10,10 +10,12 @@
 import keras
 from keras import ops
 
-from dynabert_tf import config as config_lib
-from dynabert_tf.layers import BertEmbeddings, TransformerLayer
+from dynabert_tf.elastic import grid as grid_lib
+from dynabert_tf.models import config as model_config
+from dynabert_tf.layers.embeddings import Embeddings
+from dynabert_tf.layers.transformer_layer import TransformerLayer
 
-INPUT_NAMES = config_lib.INPUT_NAMES
+INPUT_NAMES = model_config.INPUT_NAMES
 
 
 @keras.saving.register_keras_serializable(package="dynabert_tf")
@@ -26,18 +28,20 @@ class DynaBertBackbone(keras.Model):
     def __init__(self, vocab_size=30522, hidden_size=768, num_layers=12, num_heads=12,
                  intermediate_size=3072, max_position_embeddings=512, type_vocab_size=2,
                  hidden_dropout=0.1, attention_dropout=0.1, layer_norm_epsilon=1e-12,
-                 hidden_act="gelu", attention_head_dim=None, **kwargs):
+                 hidden_act="gelu", attention_head_dim=None, model_type="bert",
+                 position_offset=0, **kwargs):
         super().__init__(**kwargs)
-        self.bert_config = config_lib.BertConfig(
+        self.bert_config = model_config.BertConfig(
             vocab_size=vocab_size, hidden_size=hidden_size, num_layers=num_layers,
             num_heads=num_heads, intermediate_size=intermediate_size,
             max_position_embeddings=max_position_embeddings, type_vocab_size=type_vocab_size,
             hidden_dropout=hidden_dropout, attention_dropout=attention_dropout,
             layer_norm_epsilon=layer_norm_epsilon, hidden_act=hidden_act,
-            attention_head_dim=attention_head_dim)
-        self.embeddings = BertEmbeddings(
+            attention_head_dim=attention_head_dim, model_type=model_type,
+            position_offset=position_offset)
+        self.embeddings = Embeddings(
             vocab_size, hidden_size, max_position_embeddings, type_vocab_size, hidden_dropout,
-            layer_norm_epsilon, name="embeddings")
+            layer_norm_epsilon, position_offset=position_offset, name="embeddings")
         self.transformer_layers = [
             TransformerLayer(hidden_size, num_heads, intermediate_size, hidden_act,
                              hidden_dropout, attention_dropout, layer_norm_epsilon,
@@ -95,15 +99,15 @@ class DynaBertBackbone(keras.Model):
           {depth_mult: the dict `call(inputs, width_mult, depth_mult)` returns}.
         """
         cfg = self.bert_config
-        num_heads = config_lib.num_kept(cfg.num_heads, width_mult)
-        num_neurons = config_lib.num_kept(cfg.intermediate_size, width_mult)
+        num_heads = grid_lib.num_kept(cfg.num_heads, width_mult)
+        num_neurons = grid_lib.num_kept(cfg.intermediate_size, width_mult)
         mask = ops.cast(inputs["padding_mask"], self.compute_dtype)
         attention_bias = (1.0 - mask[:, None, None, :]) * -10000.0
         embedded = self.embeddings(inputs["token_ids"], inputs["segment_ids"], training=training)
         layer_outputs = {}  # tuple of layer indices run so far -> (output, attention probs)
         results = {}
         for depth_mult in depth_mults:
-            layer_ids = config_lib.kept_layers(cfg.num_layers, depth_mult)
+            layer_ids = grid_lib.kept_layers(cfg.num_layers, depth_mult)
             x, hidden_states, attention_probs = embedded, [embedded], []
             for k, i in enumerate(layer_ids):
                 prefix = layer_ids[:k + 1]
@@ -123,62 +127,12 @@ class DynaBertBackbone(keras.Model):
     def get_config(self):
         return {"name": self.name, "trainable": self.trainable, **self.bert_config.to_dict()}
 
-
-@keras.saving.register_keras_serializable(package="dynabert_tf")
-class DynaBertClassifier(keras.Model):
-    """Backbone + dropout + dense head on the pooled output.
-
-    `num_classes=1` makes it a regressor (one score per example). Called plainly it returns
-    logits `[batch, num_classes]`, so `model.fit` works with a standard loss; with
-    `return_dict=True` it also returns the backbone's outputs, for distillation.
-    """
-
-    def __init__(self, backbone, num_classes, dropout=0.1, **kwargs):
-        super().__init__(**kwargs)
-        self.backbone = backbone
-        self.num_classes = num_classes
-        self.dropout_rate = dropout
-        self.dropout = keras.layers.Dropout(dropout)
-        self.classifier = keras.layers.Dense(
-            num_classes, kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
-            name="classifier")
-        self.classifier.build((None, backbone.bert_config.hidden_size))
-        self.built = True
-
-    @property
-    def bert_config(self):
-        return self.backbone.bert_config
-
-    def call(self, inputs, width_mult=1.0, depth_mult=1.0, head_mask=None, training=None,
-             return_dict=False):
-        """inputs as the backbone's -> logits [batch, num_classes] (or a dict, see class doc)."""
-        outputs = self.call_depths(inputs, width_mult, (depth_mult,), head_mask=head_mask,
-                                   training=training)[depth_mult]
-        return outputs if return_dict else outputs["logits"]
-
-    def call_depths(self, inputs, width_mult=1.0, depth_mults=(1.0,), head_mask=None,
-                    training=None):
-        """{depth_mult: `call(..., return_dict=True)` outputs}, leading layers shared.
-
-        See `DynaBertBackbone.call_depths`; each depth gets its own head on its pooled output.
-        """
-        by_depth = self.backbone.call_depths(inputs, width_mult=width_mult,
-                                             depth_mults=depth_mults, head_mask=head_mask,
-                                             training=training)
-        return {depth_mult: {**outputs, "logits": self.classifier(
-                    self.dropout(outputs["pooled_output"], training=training))}
-                for depth_mult, outputs in by_depth.items()}
-
-    def get_config(self):
-        return {"name": self.name, "trainable": self.trainable,
-                "backbone": keras.saving.serialize_keras_object(self.backbone),
-                "num_classes": self.num_classes, "dropout": self.dropout_rate}
-
     @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
-        return cls(**config)
+    def from_preset(cls, path):
+        """A Hugging Face BERT/RoBERTa dir or a keras-hub BERT preset dir (`io.checkpoint`)."""
+        from dynabert_tf.io import checkpoint
+
+        return checkpoint.load_backbone(path)
 
 
 def dummy_inputs(batch_size=1, seq_len=8):

@@ -1,6 +1,6 @@
 """Network rewiring (stage "rewire"): score heads and FFN neurons, put the important ones first.
 
-Width slicing keeps the LEADING heads / neurons (`layers.py`), so after `rewire` every
+Width slicing keeps the LEADING heads / neurons (`layers/weight_layout.py`), so after `rewire` every
 sub-network keeps the most important ones (Hou et al. 2020, section 3.1).
 
     importance = compute_importance(teacher, dataset)        # dataset: (features, labels)
@@ -9,7 +9,7 @@ sub-network keeps the most important ones (Hou et al. 2020, section 3.1).
 
 Importance is first-order Taylor on the task loss, full width and depth, dropout off:
   head h of layer l:  |dL/dm_{l,h}| with a head mask m of ones;
-  FFN neuron j:       |sum_i w_i dL/dw_i| over its weights: intermediate kernel column j,
+  FFN neuron j:       |sum_i w_i dL/dw_i| over its weights: intermediate kernel row j,
                       intermediate bias j and output kernel row j (one absolute value over
                       all three; the official code takes |kernel+bias part| + |output part|).
 Absolute values are summed over batches, each batch with its own fresh gradient.
@@ -19,42 +19,37 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from dynabert_tf import losses
-
-_HEAD_AXES = {"query_kernel": 1, "key_kernel": 1, "value_kernel": 1,
-              "query_bias": 0, "key_bias": 0, "value_bias": 0, "output_kernel": 0}
-_NEURON_AXES = {"intermediate_kernel": 1, "intermediate_bias": 0, "output_kernel": 0}
-
+from dynabert_tf.layers import weight_layout
 
 def _backbone(model):
     return getattr(model, "backbone", model)
 
 
 def _ffn_weights(backbone):
-    """Per layer (intermediate kernel [hidden, ff], intermediate bias [ff], output [ff, hidden])."""
+    """Per layer (intermediate kernel [ff, hidden], intermediate bias [ff], output [ff, hidden])."""
     return [(layer.feedforward.intermediate_kernel, layer.feedforward.intermediate_bias,
              layer.feedforward.output_kernel) for layer in backbone.transformer_layers]
 
 
-def _batch_importance_fn(classifier, regression):
+def _batch_importance_fn(model):
     """A tf.function: (features, labels) -> (head [layers, heads], neuron [layers, ff]) scores
     of ONE batch; each call records its own tape, so nothing carries over between batches."""
-    cfg = classifier.bert_config
-    ffn = _ffn_weights(_backbone(classifier))
+    cfg = model.bert_config
+    ffn = _ffn_weights(model.backbone)
     ffn_variables = [w for triple in ffn for w in triple]
 
     @tf.function(reduce_retracing=True)
     def batch_importance(features, labels):
-        head_mask = tf.ones((cfg.num_layers, cfg.num_heads), classifier.compute_dtype)
+        head_mask = tf.ones((cfg.num_layers, cfg.num_heads), model.compute_dtype)
         with tf.GradientTape() as tape:
             tape.watch(head_mask)
-            logits = classifier(features, head_mask=head_mask, training=False)
-            loss = losses.label_loss(logits, labels, regression)
+            outputs = model(features, head_mask=head_mask, training=False, return_dict=True)
+            loss = model.head.importance_loss(outputs, labels)
         head_grad, *ffn_grads = tape.gradient(loss, [head_mask, *ffn_variables])
         neuron_scores = []
         for layer, (w_in, b_in, w_out) in enumerate(ffn):
             g_in, g_bias, g_out = ffn_grads[3 * layer:3 * layer + 3]
-            taylor = (tf.reduce_sum(w_in * g_in, axis=0) + b_in * g_bias
+            taylor = (tf.reduce_sum(w_in * g_in, axis=1) + b_in * g_bias
                       + tf.reduce_sum(w_out * g_out, axis=1))
             neuron_scores.append(tf.abs(taylor))
         return tf.abs(head_grad), tf.stack(neuron_scores)
@@ -62,20 +57,20 @@ def _batch_importance_fn(classifier, regression):
     return batch_importance
 
 
-def compute_importance(classifier, dataset, regression=False, max_batches=None, progress=True):
-    """Taylor importance of every head and FFN neuron of the full-size `classifier`.
+def compute_importance(model, dataset, max_batches=None, progress=True):
+    """Taylor importance of every head and FFN neuron of the full-size `model`.
 
     Args:
-      classifier: DynaBertClassifier (the fine-tuned teacher), run with training=False.
-      dataset: iterable of (features dict of int [batch, seq], labels [batch]).
-      regression: labels are float targets (MSE loss) instead of class ids.
+      model: DynaBertTaskModel (the fine-tuned teacher), run with training=False; its head's
+        `importance_loss` is differentiated.
+      dataset: iterable of (features dict of int [batch, seq], labels as the head takes them).
       max_batches: stop after this many batches (None: the whole dataset).
       progress: show a keras Progbar.
     Returns:
       {"head": float64 [num_layers, num_heads], "neuron": float64 [num_layers, intermediate]}.
     """
-    cfg = classifier.bert_config
-    batch_importance = _batch_importance_fn(classifier, regression)
+    cfg = model.bert_config
+    batch_importance = _batch_importance_fn(model)
     head = np.zeros((cfg.num_layers, cfg.num_heads))
     neuron = np.zeros((cfg.num_layers, cfg.intermediate_size))
     target = max_batches
@@ -108,15 +103,11 @@ def importance_order(importance):
                            for row in importance[key]]) for key in ("head", "neuron")}
 
 
-def _permute(variable, order, axis):
-    variable.assign(np.take(variable.numpy(), order, axis=axis))
-
-
 def rewire(model, importance):
     """Permutes heads and FFN neurons in place, most important first; outputs are unchanged.
 
     Args:
-      model: DynaBertClassifier or DynaBertBackbone.
+      model: DynaBertTaskModel or DynaBertBackbone.
       importance: `compute_importance` output ("head" [layers, heads],
         "neuron" [layers, intermediate]).
     Returns:
@@ -132,10 +123,8 @@ def rewire(model, importance):
                              f"{np.shape(importance.get(key))}")
     order = importance_order(importance)
     for l, layer in enumerate(backbone.transformer_layers):
-        for name, axis in _HEAD_AXES.items():
-            _permute(getattr(layer.attention, name), order["head"][l], axis)
-        for name, axis in _NEURON_AXES.items():
-            _permute(getattr(layer.feedforward, name), order["neuron"][l], axis)
+        weight_layout.permute(layer.attention, order["head"][l])
+        weight_layout.permute(layer.feedforward, order["neuron"][l])
     return order
 
 

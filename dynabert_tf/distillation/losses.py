@@ -2,29 +2,18 @@
 
 A student sub-network at (width_mult, depth_mult) learns from a teacher run at full depth:
 
-    L = lambda_logits * SCE(student logits, teacher logits)
+    L = lambda_logits * head.distillation_loss(student outputs, teacher outputs)
         + lambda_hidden * (MSE(embeddings) + sum_l MSE(student layer l, teacher layer l))
 
+The output term belongs to the task head (`tasks/heads.py`): soft cross-entropy of logits
+for classification and of start/end logits for spans, MSE for regression.
 The student's l-th kept layer is matched to the teacher's SAME layer (`config.kept_layers`),
 as the paper's depth-adaptive distillation does.
 """
 
 from keras import ops
 
-from dynabert_tf import config as config_lib
-
-
-def soft_cross_entropy(student_logits, teacher_logits):
-    """Mean over the batch of -sum_c softmax(teacher)_c * log_softmax(student)_c.
-
-    Args:
-      student_logits, teacher_logits: [batch, classes].
-    Returns:
-      scalar. (The official code takes `.mean()` over batch AND classes, i.e. this divided by
-      the number of classes; we keep the textbook per-example sum.)
-    """
-    teacher_probs = ops.softmax(teacher_logits, axis=-1)
-    return ops.mean(-ops.sum(teacher_probs * ops.log_softmax(student_logits, axis=-1), axis=-1))
+from dynabert_tf.elastic import grid as grid_lib
 
 
 def hidden_mse(student_states, teacher_states):
@@ -47,23 +36,7 @@ def teacher_layer_indices(num_layers, depth_mult):
 
     [0] (embeddings) + [i + 1 for each kept layer i]; e.g. 6 layers, depth 0.5 -> [0, 1, 3, 5].
     """
-    return [0] + [i + 1 for i in config_lib.kept_layers(num_layers, depth_mult)]
-
-
-def label_loss(logits, labels, regression=False):
-    """Loss on the original labels.
-
-    Args:
-      logits: [batch, classes] (regression: [batch, 1]).
-      labels: int [batch] class ids (regression: float [batch] targets).
-    Returns:
-      scalar: mean sparse cross-entropy from logits, or mean squared error for regression.
-    """
-    if regression:
-        predictions = ops.reshape(logits, (-1,))
-        return ops.mean(ops.square(predictions - ops.cast(ops.reshape(labels, (-1,)),
-                                                          predictions.dtype)))
-    return ops.mean(ops.sparse_categorical_crossentropy(labels, logits, from_logits=True))
+    return [0] + [i + 1 for i in grid_lib.kept_layers(num_layers, depth_mult)]
 
 
 def check_lambdas(lambda_logits, lambda_hidden):
@@ -75,19 +48,20 @@ def check_lambdas(lambda_logits, lambda_hidden):
         raise ValueError("lambda_logits and lambda_hidden are both 0: nothing to distil")
 
 
-def distillation_loss(student_out, teacher_out, depth_mult, num_layers, lambda_logits,
-                      lambda_hidden, regression=False, return_parts=False):
+def distillation_loss(head, student_out, teacher_out, depth_mult, num_layers, lambda_logits,
+                      lambda_hidden, return_parts=False):
     """DynaBERT's distillation loss of one grid cell.
 
     Args:
-      student_out: the student's `return_dict=True` outputs at depth_mult: `logits`
-        [batch, classes] and `hidden_states` (embeddings + each kept layer, [batch, seq, hidden]).
+      head: the student's `tasks.heads.TaskHead`; its `distillation_loss` is the output term
+        (soft cross-entropy of logits; MSE of regression scores; span start/end logits).
+      student_out: the student's `return_dict=True` outputs at depth_mult: the head's outputs
+        and `hidden_states` (embeddings + each kept layer, [batch, seq, hidden]).
       teacher_out: the teacher's outputs at full depth (num_layers + 1 hidden states).
       depth_mult: the student's depth multiplier (selects the teacher layers to match).
       num_layers: layers of the full network.
-      lambda_logits: weight of the logit term (soft cross-entropy, or MSE for regression).
+      lambda_logits: weight of the output term.
       lambda_hidden: weight of the embedding + hidden-state MSE term.
-      regression: MSE between the single predictions instead of soft cross-entropy.
       return_parts: also return {"logits": ..., "hidden": ...}, the unweighted terms.
     Returns:
       scalar loss (and the parts dict when return_parts).
@@ -101,11 +75,7 @@ def distillation_loss(student_out, teacher_out, depth_mult, num_layers, lambda_l
     if len(student_out["hidden_states"]) != len(indices):
         raise ValueError(f"student at depth_mult={depth_mult} should have {len(indices)} "
                          f"hidden states, got {len(student_out['hidden_states'])}")
-    if regression:
-        logit_term = ops.mean(ops.square(ops.reshape(student_out["logits"], (-1,))
-                                         - ops.reshape(teacher_out["logits"], (-1,))))
-    else:
-        logit_term = soft_cross_entropy(student_out["logits"], teacher_out["logits"])
+    logit_term = head.distillation_loss(student_out, teacher_out)
     hidden_term = hidden_mse(student_out["hidden_states"], [teacher_states[i] for i in indices])
     loss = lambda_logits * logit_term + lambda_hidden * hidden_term
     if return_parts:

@@ -14,7 +14,7 @@ labels with no teacher (the final fine-tune, or a no-distillation baseline).
 What one step computes, per batch:
   * the teacher (frozen, training=False, full depth) once per teacher width, outside the tape;
   * for each width (largest first) the student at all depths in one shared-prefix forward
-    (`DynaBertClassifier.call_depths`): leading layers common to several depths run once;
+    (`DynaBertTaskModel.call_depths`): leading layers common to several depths run once;
   * the sum of all cells' losses, whose gradient (one backward pass) equals the sum of the
     per-cell gradients the official code accumulates; one optimizer update.
 """
@@ -22,26 +22,29 @@ What one step computes, per batch:
 import keras
 import tensorflow as tf
 
-from dynabert_tf import config as config_lib
-from dynabert_tf import losses
+from dynabert_tf.elastic import grid as grid_lib
+from dynabert_tf.distillation import losses
 
 LOSS_MODES = ("distill", "labels")
 TEACHER_WIDTHS = ("same", "full")
 
 
 class GridTrainer(keras.Model):
-    """Trains `student` (a DynaBertClassifier) on all (width, depth) cells at once.
+    """Trains `student` (a DynaBertTaskModel) on all (width, depth) cells at once.
+
+    The losses come from the student's task head (`tasks/heads.py`), so one trainer serves
+    classification, regression and span extraction.
 
     Args:
-      student: DynaBertClassifier being trained.
-      teacher: DynaBertClassifier, frozen here (`trainable=False`); required for "distill",
+      student: DynaBertTaskModel being trained.
+      teacher: DynaBertTaskModel with the same kind of head, frozen here
+        (`trainable=False`); required for "distill",
         ignored by "labels".
       width_mults, depth_mults: the grid; cells run widths-major, largest first.
       loss_mode: "distill" (teacher logits + hidden states) or "labels" (labels only).
       lambda_logits, lambda_hidden: weights of the two distillation terms.
       teacher_width: "same" runs the teacher at each student width (the paper's stage 2);
         "full" runs it once at width 1 (stage 1, and the official code's stage 2).
-      regression: single-score task (MSE instead of cross-entropies).
       share_depth_prefix: run all depths of a width through `call_depths` (shared leading
         layers and dropout masks); False runs each cell separately (the official way).
       track_cell_losses: also report each cell's loss as metric `loss_<cell name>`.
@@ -49,7 +52,7 @@ class GridTrainer(keras.Model):
 
     def __init__(self, student, teacher=None, width_mults=(1.0,), depth_mults=(1.0,),
                  loss_mode="distill", lambda_logits=1.0, lambda_hidden=0.1,
-                 teacher_width="same", regression=False, share_depth_prefix=True,
+                 teacher_width="same", share_depth_prefix=True,
                  track_cell_losses=False, **kwargs):
         super().__init__(**kwargs)
         if loss_mode not in LOSS_MODES:
@@ -69,23 +72,25 @@ class GridTrainer(keras.Model):
                     teacher.bert_config.hidden_size != student.bert_config.hidden_size:
                 raise ValueError("teacher and student must have the same num_layers and "
                                  "hidden_size (hidden states are matched layer by layer)")
+            if teacher.head.kind != student.head.kind:
+                raise ValueError(f"teacher has a {teacher.head.kind} head, the student a "
+                                 f"{student.head.kind} head")
             teacher.trainable = False
         self.student = student
         self.teacher = teacher if loss_mode == "distill" else None
-        self.width_mults = tuple(sorted({config_lib.check_multiplier("width_mult", w)
+        self.width_mults = tuple(sorted({grid_lib.check_multiplier("width_mult", w)
                                          for w in width_mults}, reverse=True))
-        self.depth_mults = tuple(sorted({config_lib.check_multiplier("depth_mult", d)
+        self.depth_mults = tuple(sorted({grid_lib.check_multiplier("depth_mult", d)
                                          for d in depth_mults}, reverse=True))
         self.loss_mode = loss_mode
         self.lambda_logits = lambda_logits
         self.lambda_hidden = lambda_hidden
         self.teacher_width = teacher_width
-        self.regression = regression
         self.share_depth_prefix = share_depth_prefix
         self.cells = [(w, d) for w in self.width_mults for d in self.depth_mults]
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.cell_trackers = {
-            cell: keras.metrics.Mean(name="loss_" + config_lib.cell_name(*cell))
+            cell: keras.metrics.Mean(name="loss_" + grid_lib.cell_name(*cell))
             for cell in self.cells} if track_cell_losses else {}
         self.built = True
 
@@ -94,7 +99,7 @@ class GridTrainer(keras.Model):
         return [self.loss_tracker, *self.cell_trackers.values()]
 
     def call(self, inputs, training=None):
-        """The student's full-size logits [batch, classes]."""
+        """The student's full-size head output."""
         return self.student(inputs, training=training)
 
     def teacher_widths(self):
@@ -102,13 +107,14 @@ class GridTrainer(keras.Model):
         return self.width_mults if self.teacher_width == "same" else (1.0,)
 
     def teacher_outputs(self, features):
-        """{teacher width: teacher logits + hidden states at full depth}, gradient-free."""
+        """{teacher width: teacher head outputs + hidden states at full depth}, gradient-free."""
+        keep = (*self.teacher.head.output_names, "hidden_states")
         outputs = {}
         for width_mult in self.teacher_widths():
             out = self.teacher(features, width_mult=width_mult, depth_mult=1.0, training=False,
                                return_dict=True)
-            outputs[width_mult] = tf.nest.map_structure(
-                tf.stop_gradient, {"logits": out["logits"], "hidden_states": out["hidden_states"]})
+            outputs[width_mult] = tf.nest.map_structure(tf.stop_gradient,
+                                                        {name: out[name] for name in keep})
         return outputs
 
     def _student_outputs(self, features, width_mult, training):
@@ -124,25 +130,25 @@ class GridTrainer(keras.Model):
 
         Args:
           features: dict of int [batch, seq] inputs.
-          labels: [batch] class ids or regression targets (unused by "distill").
+          labels: what the head's `label_loss` takes (unused by "distill").
           teacher_outputs: `teacher_outputs(features)` ("distill" only).
           training: dropout on for the student.
         """
         num_layers = self.student.bert_config.num_layers
+        head = self.student.head
         result = {}
         for width_mult in self.width_mults:
             by_depth = self._student_outputs(features, width_mult, training)
             for depth_mult in self.depth_mults:
                 out = by_depth[depth_mult]
                 if self.loss_mode == "labels":
-                    result[(width_mult, depth_mult)] = losses.label_loss(
-                        out["logits"], labels, self.regression)
+                    result[(width_mult, depth_mult)] = head.label_loss(out, labels)
                     continue
                 teacher_out = teacher_outputs[width_mult if self.teacher_width == "same"
                                               else 1.0]
                 result[(width_mult, depth_mult)] = losses.distillation_loss(
-                    out, teacher_out, depth_mult, num_layers, self.lambda_logits,
-                    self.lambda_hidden, regression=self.regression)
+                    head, out, teacher_out, depth_mult, num_layers, self.lambda_logits,
+                    self.lambda_hidden)
         return result
 
     def compute_gradients(self, features, labels):

@@ -1,0 +1,112 @@
+"""GLUE tasks from the official TSV layout or from tensorflow-datasets.
+
+    examples = glue_tsv_examples(task, "train", "glue_data")   # glue_data/SST-2/train.tsv
+    examples = tfds_examples(task, "train", data_dir=None)     # needs network unless prepared
+"""
+
+import csv
+import os
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+
+from dynabert_tf.data.tasks import Example
+
+def glue_tsv_examples(task, split, data_dir):
+    path = os.path.join(data_dir, task.glue_dir, f"{split}.tsv")
+    if not os.path.exists(path) and os.path.isfile(os.path.join(data_dir, f"{split}.tsv")):
+        path = os.path.join(data_dir, f"{split}.tsv")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no {split}.tsv for task {task.name!r} at {path}")
+    where = f"{task.glue_dir}/{split}.tsv"
+    header = task.headerless_columns if split in ("train", *task.dev_splits) else None
+    examples = []
+    with open(path, encoding="utf-8-sig", newline="") as f:  # -sig: MRPC files start with a BOM
+        reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+        if header is None:
+            header = next(reader, None)
+            if not header:
+                raise ValueError(f"{where} line 1: empty file, expected a header row")
+        has_labels = split not in task.test_splits
+        wanted = [task.text_a] + [task.text_b] * (task.text_b is not None)
+        wanted += [task.label_column] * has_labels
+        missing = [name for name in wanted if name not in header]
+        if missing:
+            raise ValueError(f"{where} line 1: header lacks column(s) {', '.join(missing)}; "
+                             f"got {', '.join(header)}")
+        column = {name: header.index(name) for name in wanted}
+        for row in reader:
+            if not row:
+                continue
+            if len(row) != len(header):
+                raise ValueError(f"{where} line {reader.line_num}: expected {len(header)} "
+                                 f"columns, got {len(row)}")
+            label = (_parse_label(task, row[column[task.label_column]],
+                                  f"{where} line {reader.line_num}") if has_labels else None)
+            examples.append(Example(row[column[task.text_a]],
+                                    row[column[task.text_b]] if task.text_b else None, label))
+    return examples
+
+
+def _parse_label(task, value, where):
+    if task.is_regression:
+        try:
+            return float(value)
+        except ValueError:
+            raise ValueError(f"{where}: cannot parse {value!r} as a number") from None
+    if value not in task.label_names:
+        raise ValueError(f"{where}: bad label {value!r}; expected one of "
+                         f"{', '.join(task.label_names)}")
+    return task.label_names.index(value)
+
+
+_TFDS_SPLITS = {"dev": "validation", "dev_matched": "validation_matched",
+                "dev_mismatched": "validation_mismatched"}
+
+
+def _reachable(url, timeout_s=3.0):
+    """True if an HTTP HEAD of `url` gets any answer within `timeout_s` (DNS included)."""
+    answered = []
+
+    def probe():
+        try:
+            urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout_s)
+            answered.append(True)
+        except urllib.error.HTTPError:
+            answered.append(True)  # the server answered, if only with an error status
+        except (OSError, ValueError):
+            pass
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout_s + 1.0)
+    return bool(answered)
+
+
+def tfds_examples(task, split, data_dir):
+    import tensorflow_datasets as tfds  # imported here: only this path needs it
+
+    builder = tfds.builder(f"glue/{task.name}", data_dir=data_dir)
+    if not builder.is_prepared():
+        url = getattr(builder.builder_config, "data_url", None) or "https://dl.fbaipublicfiles.com"
+        host = urllib.parse.urlparse(url).hostname
+        if not _reachable(f"https://{host}/"):
+            raise RuntimeError(
+                f"tensorflow-datasets needs network access to download glue/{task.name} "
+                f"(cannot reach {host}) and it is not prepared under {builder.data_dir}; use "
+                f"--data_source=tsv --data_dir=<GLUE folder holding {task.glue_dir}/>")
+        builder.download_and_prepare()
+    tfds_names = builder.info.features["label"].names if not task.is_regression else None
+    examples = []
+    for record in tfds.as_numpy(builder.as_dataset(split=_TFDS_SPLITS.get(split, split))):
+        texts = [record[name].decode("utf-8") for name in task.tfds_text]
+        label = record["label"]
+        if split in task.test_splits or label == -1:
+            label = None
+        elif task.is_regression:
+            label = float(label)
+        else:  # tfds orders labels its own way (MNLI: entailment, neutral, contradiction)
+            label = task.label_names.index(str(tfds_names[label]))
+        examples.append(Example(texts[0], texts[1] if len(texts) > 1 else None, label))
+    return examples

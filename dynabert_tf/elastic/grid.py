@@ -1,0 +1,62 @@
+"""The width x depth grid rules, written once (no TensorFlow import).
+
+* width: `num_kept(total, width_mult)` heads / FFN neurons are kept, the leading ones;
+* depth: `kept_layers(num_layers, depth_mult)` lists the layer indices that run.
+"""
+
+import math
+
+WIDTH_MULTS = (1.0, 0.75, 0.5, 0.25)
+DEPTH_MULTS = (1.0, 0.75, 0.5)
+
+
+def check_multiplier(name, value):
+    """Raises ValueError unless 0 < value <= 1."""
+    if not isinstance(value, (int, float)) or not 0.0 < float(value) <= 1.0:
+        raise ValueError(f"{name} must be in (0, 1], got {value!r}")
+    return float(value)
+
+
+def num_kept(total, width_mult):
+    """Heads or FFN neurons kept at `width_mult`: round(m_w * total), halves up, at least 1."""
+    width_mult = check_multiplier("width_mult", width_mult)
+    return max(1, min(total, int(math.floor(width_mult * total + 0.5))))
+
+
+def kept_layers(num_layers, depth_mult):
+    """Indices of the layers that run at `depth_mult` ("every other" layer drop).
+
+    The kept count is D = round(m_d * L) (Python rounding, halves to even, at least 1) and
+    the kept layers are floor(i / m_d) for i < D, the rule of the DynaBERT paper's code.
+    For 12 layers: 0.75 -> 0,1,2,4,5,6,8,9,10 and 0.5 -> 0,2,4,6,8,10.
+    For 6 layers:  0.75 -> 0,1,2,4 (round(4.5) = 4) and 0.5 -> 0,2,4.
+    """
+    depth_mult = check_multiplier("depth_mult", depth_mult)
+    depth = max(1, round(depth_mult * num_layers))
+    return tuple(min(num_layers - 1, int(math.floor(i / depth_mult + 1e-9)))
+                 for i in range(depth))
+
+
+def cell_name(width_mult, depth_mult):
+    """File/json name of a grid cell, e.g. `w0.50_d0.75`."""
+    return f"w{width_mult:.2f}_d{depth_mult:.2f}"
+
+
+def parse_cell_name(name):
+    """Inverse of `cell_name`: 'w0.50_d0.75' -> (0.5, 0.75)."""
+    try:
+        w_part, d_part = name.split("_")
+        if not (w_part.startswith("w") and d_part.startswith("d")):
+            raise ValueError
+        width_mult, depth_mult = float(w_part[1:]), float(d_part[1:])
+    except ValueError:
+        raise ValueError(f"bad cell name {name!r}; expected like 'w0.50_d0.75'") from None
+    return check_multiplier("width_mult", width_mult), check_multiplier("depth_mult", depth_mult)
+
+
+def grid(width_mults=WIDTH_MULTS, depth_mults=DEPTH_MULTS):
+    """All (width_mult, depth_mult) cells, largest first: depth-major, then width."""
+    for value in (*width_mults, *depth_mults):
+        check_multiplier("multiplier", value)
+    return [(w, d) for d in sorted(depth_mults, reverse=True)
+            for w in sorted(width_mults, reverse=True)]

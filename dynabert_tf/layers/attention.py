@@ -1,0 +1,92 @@
+"""Multi-head self-attention whose number of heads is a call argument."""
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from dynabert_tf.layers import weight_layout
+from dynabert_tf.layers.common import dense_in_out, dense_out_in, initializer
+
+
+@keras.saving.register_keras_serializable(package="dynabert_tf")
+class SliceableSelfAttention(keras.layers.Layer):
+    """Multi-head self-attention + output projection + residual + LayerNorm (post-LN).
+
+    Weights, heads first (`width_axes`), so `num_heads` keeps a leading slice:
+      query/key/value kernel [heads, head_dim, hidden] (output-major), bias [heads, head_dim]
+      output kernel [heads, head_dim, hidden], bias [hidden]
+    """
+
+    width_axes = {"query_kernel": 0, "query_bias": 0, "key_kernel": 0, "key_bias": 0,
+                  "value_kernel": 0, "value_bias": 0, "output_kernel": 0}
+
+    def __init__(self, hidden_size, num_heads, attention_dropout, hidden_dropout,
+                 layer_norm_epsilon, head_dim=None, **kwargs):
+        """`head_dim`: width of one head; None means hidden_size // num_heads."""
+        super().__init__(**kwargs)
+        self.hidden_size = hidden_size
+        self.num_heads = num_heads
+        self.head_dim_override = head_dim
+        self.head_dim = hidden_size // num_heads if head_dim is None else head_dim
+        self.attention_dropout_rate = attention_dropout
+        self.hidden_dropout_rate = hidden_dropout
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.attention_dropout = keras.layers.Dropout(attention_dropout)
+        self.output_dropout = keras.layers.Dropout(hidden_dropout)
+        self.layer_norm = keras.layers.LayerNormalization(epsilon=layer_norm_epsilon,
+                                                          name="layer_norm")
+
+    def build(self, input_shape=None):
+        kernel_shape = (self.num_heads, self.head_dim, self.hidden_size)
+        for name in ("query", "key", "value"):
+            setattr(self, f"{name}_kernel", self.add_weight(
+                shape=kernel_shape, initializer=initializer(), name=f"{name}_kernel"))
+            setattr(self, f"{name}_bias", self.add_weight(
+                shape=kernel_shape[:2], initializer="zeros", name=f"{name}_bias"))
+        self.output_kernel = self.add_weight(shape=kernel_shape, initializer=initializer(),
+                                             name="output_kernel")
+        self.output_bias = self.add_weight(shape=(self.hidden_size,), initializer="zeros",
+                                           name="output_bias")
+        self.layer_norm.build((None, None, self.hidden_size))
+        self.built = True
+
+    def _project(self, x, name, num_heads):
+        """x [batch, seq, hidden] -> [batch, seq, num_heads, head_dim] for query/key/value."""
+        inner = num_heads * self.head_dim
+        kernel = tf.reshape(weight_layout.leading(getattr(self, f"{name}_kernel"), num_heads),
+                            (inner, self.hidden_size))
+        bias = tf.reshape(weight_layout.leading(getattr(self, f"{name}_bias"), num_heads),
+                          (inner,))
+        out = dense_out_in(x, kernel, bias)
+        return tf.reshape(out, tf.concat([tf.shape(x)[:2], [num_heads, self.head_dim]], 0))
+
+    def call(self, x, attention_bias, num_heads=None, head_mask=None, training=None):
+        """Attends with the leading `num_heads` heads.
+
+        Args:
+          x: [batch, seq, hidden].
+          attention_bias: [batch, 1, 1, seq], 0 for tokens, a large negative for padding.
+          num_heads: Python int, heads kept (default all).
+          head_mask: optional [num_heads] multiplier of each head's context (importance).
+        Returns:
+          ([batch, seq, hidden], attention probabilities [batch, num_heads, seq, seq]).
+        """
+        n = self.num_heads if num_heads is None else num_heads
+        query, key, value = (self._project(x, name, n) for name in ("query", "key", "value"))
+        scores = ops.einsum("bqnd,bknd->bnqk", query, key) / (self.head_dim ** 0.5)
+        probs = ops.softmax(scores + attention_bias, axis=-1)
+        context = ops.einsum("bnqk,bknd->bqnd", self.attention_dropout(probs, training=training),
+                             value)
+        if head_mask is not None:
+            context = context * ops.reshape(head_mask[:n], (1, 1, n, 1))
+        context = tf.reshape(context, tf.concat([tf.shape(x)[:2], [n * self.head_dim]], 0))
+        kernel = tf.reshape(weight_layout.leading(self.output_kernel, n),
+                            (n * self.head_dim, self.hidden_size))
+        out = dense_in_out(context, kernel, self.output_bias)
+        return self.layer_norm(x + self.output_dropout(out, training=training)), probs
+
+    def get_config(self):
+        return {**super().get_config(), "hidden_size": self.hidden_size,
+                "num_heads": self.num_heads, "attention_dropout": self.attention_dropout_rate,
+                "hidden_dropout": self.hidden_dropout_rate,
+                "layer_norm_epsilon": self.layer_norm_epsilon, "head_dim": self.head_dim_override}

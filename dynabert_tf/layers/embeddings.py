@@ -1,0 +1,59 @@
+"""Token + position + segment embeddings."""
+
+import keras
+from keras import ops
+
+from dynabert_tf.layers.common import initializer
+
+
+@keras.saving.register_keras_serializable(package="dynabert_tf")
+class Embeddings(keras.layers.Layer):
+    """Token + position + segment embeddings, LayerNorm, dropout.
+
+    `position_offset`: index of the first position's embedding row (0 for BERT; RoBERTa's
+    rows 0 and 1 belong to its padding index, so its first token uses row 2).
+    """
+
+    def __init__(self, vocab_size, hidden_size, max_position_embeddings, type_vocab_size,
+                 dropout, layer_norm_epsilon, position_offset=0, **kwargs):
+        super().__init__(**kwargs)
+        self.vocab_size = vocab_size
+        self.hidden_size = hidden_size
+        self.max_position_embeddings = max_position_embeddings
+        self.type_vocab_size = type_vocab_size
+        self.dropout_rate = dropout
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.position_offset = position_offset
+        self.layer_norm = keras.layers.LayerNormalization(epsilon=layer_norm_epsilon,
+                                                          name="layer_norm")
+        self.dropout = keras.layers.Dropout(dropout)
+
+    def build(self, input_shape=None):
+        self.token_embeddings = self.add_weight(
+            shape=(self.vocab_size, self.hidden_size), initializer=initializer(),
+            name="token_embeddings")
+        self.position_embeddings = self.add_weight(
+            shape=(self.max_position_embeddings, self.hidden_size), initializer=initializer(),
+            name="position_embeddings")
+        self.segment_embeddings = self.add_weight(
+            shape=(self.type_vocab_size, self.hidden_size), initializer=initializer(),
+            name="segment_embeddings")
+        self.layer_norm.build((None, None, self.hidden_size))
+        self.built = True
+
+    def call(self, token_ids, segment_ids, training=None):
+        """token_ids, segment_ids: int [batch, seq] -> [batch, seq, hidden]."""
+        seq_len = ops.shape(token_ids)[1]
+        start = self.position_offset
+        x = (ops.take(self.token_embeddings, token_ids, axis=0)
+             + ops.take(self.segment_embeddings, segment_ids, axis=0)
+             + ops.expand_dims(self.position_embeddings[start:start + seq_len], 0))
+        return self.dropout(self.layer_norm(x), training=training)
+
+    def get_config(self):
+        return {**super().get_config(), "vocab_size": self.vocab_size,
+                "hidden_size": self.hidden_size,
+                "max_position_embeddings": self.max_position_embeddings,
+                "type_vocab_size": self.type_vocab_size, "dropout": self.dropout_rate,
+                "layer_norm_epsilon": self.layer_norm_epsilon,
+                "position_offset": self.position_offset}

@@ -1,0 +1,58 @@
+"""Position-wise feed-forward block whose number of neurons is a call argument."""
+
+import keras
+
+from dynabert_tf.layers import weight_layout
+from dynabert_tf.layers.common import ACTIVATIONS, dense_in_out, dense_out_in, initializer
+
+
+@keras.saving.register_keras_serializable(package="dynabert_tf")
+class SliceableFeedForward(keras.layers.Layer):
+    """Intermediate dense + activation + output dense + residual + LayerNorm (post-LN).
+
+    Weights, neurons first (`width_axes`), so `num_neurons` keeps a leading slice:
+      intermediate kernel [intermediate, hidden] (output-major), bias [intermediate]
+      output kernel [intermediate, hidden], bias [hidden]
+    """
+
+    width_axes = {"intermediate_kernel": 0, "intermediate_bias": 0, "output_kernel": 0}
+
+    def __init__(self, hidden_size, intermediate_size, hidden_act, hidden_dropout,
+                 layer_norm_epsilon, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden_size = hidden_size
+        self.intermediate_size = intermediate_size
+        self.hidden_act = hidden_act
+        self.hidden_dropout_rate = hidden_dropout
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.activation = ACTIVATIONS[hidden_act]
+        self.dropout = keras.layers.Dropout(hidden_dropout)
+        self.layer_norm = keras.layers.LayerNormalization(epsilon=layer_norm_epsilon,
+                                                          name="layer_norm")
+
+    def build(self, input_shape=None):
+        shape = (self.intermediate_size, self.hidden_size)
+        self.intermediate_kernel = self.add_weight(shape=shape, initializer=initializer(),
+                                                   name="intermediate_kernel")
+        self.intermediate_bias = self.add_weight(
+            shape=(self.intermediate_size,), initializer="zeros", name="intermediate_bias")
+        self.output_kernel = self.add_weight(shape=shape, initializer=initializer(),
+                                             name="output_kernel")
+        self.output_bias = self.add_weight(shape=(self.hidden_size,), initializer="zeros",
+                                           name="output_bias")
+        self.layer_norm.build((None, None, self.hidden_size))
+        self.built = True
+
+    def call(self, x, num_neurons=None, training=None):
+        """x: [batch, seq, hidden]; keeps the leading `num_neurons` (Python int) neurons."""
+        n = self.intermediate_size if num_neurons is None else num_neurons
+        h = self.activation(dense_out_in(x, weight_layout.leading(self.intermediate_kernel, n),
+                                         weight_layout.leading(self.intermediate_bias, n)))
+        out = dense_in_out(h, weight_layout.leading(self.output_kernel, n), self.output_bias)
+        return self.layer_norm(x + self.dropout(out, training=training))
+
+    def get_config(self):
+        return {**super().get_config(), "hidden_size": self.hidden_size,
+                "intermediate_size": self.intermediate_size, "hidden_act": self.hidden_act,
+                "hidden_dropout": self.hidden_dropout_rate,
+                "layer_norm_epsilon": self.layer_norm_epsilon}

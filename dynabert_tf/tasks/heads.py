@@ -1,0 +1,232 @@
+"""Task heads: one interface for every task the elastic backbone serves.
+
+A head is a Keras layer on the backbone's outputs that also owns everything task-specific
+the pipeline needs, so no other module asks "which task is this?":
+
+    outputs = head(backbone_outputs)                 # {name: tensor} for `head.output_names`
+    head.label_loss(outputs, labels)                 # training on the original labels
+    head.distillation_loss(student_outputs, teacher_outputs)   # the output term of eq. 2
+    head.importance_loss(outputs, labels)            # what Taylor rewiring differentiates
+    head.hf_architecture, head.hf_tensors(), head.assign_hf_tensors(tensors)  # checkpoints
+
+Implementations: `ClassificationHead` (softmax over classes on the pooled output),
+`RegressionHead` (one score on the pooled output), `SpanHead` (start/end logits per token).
+Metrics live in `dynabert_tf.tasks.scoring`, keyed by the same `kind`.
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+from dynabert_tf.layers.common import initializer
+
+
+def soft_cross_entropy(student_logits, teacher_logits):
+    """Mean over the batch of -sum_c softmax(teacher)_c * log_softmax(student)_c.
+
+    Args:
+      student_logits, teacher_logits: [batch, classes] (or [batch, seq] for span positions).
+    Returns:
+      scalar. (The official code takes `.mean()` over batch AND classes, i.e. this divided by
+      the number of classes; we keep the textbook per-example sum.)
+    """
+    teacher_probs = ops.softmax(teacher_logits, axis=-1)
+    return ops.mean(-ops.sum(teacher_probs * ops.log_softmax(student_logits, axis=-1), axis=-1))
+
+
+def _transpose(x):
+    return np.ascontiguousarray(np.asarray(x).T)
+
+
+class TaskHead(keras.layers.Layer):
+    """Base class: a dense layer on the backbone outputs plus the task's losses.
+
+    Subclasses set `kind`, `output_names`, `hf_architecture`, `hf_prefix` and implement
+    `call`, `label_loss`, `distillation_loss`.
+    """
+
+    kind = None
+    output_names = ("logits",)
+    hf_architecture = None
+    hf_prefix = None  # name of the head's dense layer in Hugging Face checkpoints
+
+    def __init__(self, units, dropout=0.1, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.dropout_rate = dropout
+        self.dropout = keras.layers.Dropout(dropout)
+        self.dense = keras.layers.Dense(units, kernel_initializer=initializer(),
+                                        name=self.hf_prefix)
+
+    def build(self, hidden_size):
+        self.dense.build((None, hidden_size))
+        self.built = True
+
+    def importance_loss(self, outputs, labels):
+        """The loss whose gradients score heads and neurons (rewiring): the label loss."""
+        return self.label_loss(outputs, labels)
+
+    def hf_tensors(self):
+        """The head's weights under Hugging Face names (`nn.Linear` layout [out, in])."""
+        return {f"{self.hf_prefix}.weight": _transpose(self.dense.kernel),
+                f"{self.hf_prefix}.bias": np.asarray(self.dense.bias)}
+
+    def assign_hf_tensors(self, tensors):
+        """Loads the head from HF-named `tensors` if they are there and fit; returns whether
+        it did (a pretrained backbone has no head: it stays freshly initialised)."""
+        kernel = tensors.get(f"{self.hf_prefix}.weight")
+        bias = tensors.get(f"{self.hf_prefix}.bias")
+        if kernel is None or bias is None or tuple(kernel.shape[::-1]) != tuple(
+                self.dense.kernel.shape):
+            return False
+        self.dense.kernel.assign(_transpose(kernel))
+        self.dense.bias.assign(bias)
+        return True
+
+    def hf_config(self):
+        """What the head adds to a Hugging Face `config.json`."""
+        return {"architectures": [self.hf_architecture]}
+
+    def get_config(self):
+        return {**super().get_config(), "dropout": self.dropout_rate}
+
+
+@keras.saving.register_keras_serializable(package="dynabert_tf")
+class ClassificationHead(TaskHead):
+    """Dropout + dense on the pooled output -> `logits` [batch, num_classes]."""
+
+    kind = "classification"
+    hf_architecture = "BertForSequenceClassification"
+    hf_prefix = "classifier"
+
+    def __init__(self, num_classes, dropout=0.1, **kwargs):
+        if num_classes < 2:
+            raise ValueError(f"a classification head needs >= 2 classes, got {num_classes}")
+        super().__init__(num_classes, dropout, **kwargs)
+        self.num_classes = num_classes
+
+    def call(self, backbone_outputs, training=None):
+        pooled = self.dropout(backbone_outputs["pooled_output"], training=training)
+        return {"logits": self.dense(pooled)}
+
+    def label_loss(self, outputs, labels):
+        """Mean sparse cross-entropy; labels: int [batch] class ids."""
+        return ops.mean(ops.sparse_categorical_crossentropy(labels, outputs["logits"],
+                                                            from_logits=True))
+
+    def distillation_loss(self, student_outputs, teacher_outputs):
+        return soft_cross_entropy(student_outputs["logits"], teacher_outputs["logits"])
+
+    def hf_config(self):
+        return {**super().hf_config(), "num_labels": self.num_classes,
+                "problem_type": "single_label_classification"}
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes}
+
+
+@keras.saving.register_keras_serializable(package="dynabert_tf")
+class RegressionHead(TaskHead):
+    """Dropout + dense on the pooled output -> `logits` [batch, 1], one score per example."""
+
+    kind = "regression"
+    hf_architecture = "BertForSequenceClassification"
+    hf_prefix = "classifier"
+
+    def __init__(self, dropout=0.1, **kwargs):
+        super().__init__(1, dropout, **kwargs)
+        self.num_classes = 1
+
+    def call(self, backbone_outputs, training=None):
+        pooled = self.dropout(backbone_outputs["pooled_output"], training=training)
+        return {"logits": self.dense(pooled)}
+
+    def label_loss(self, outputs, labels):
+        """Mean squared error; labels: float [batch] targets."""
+        predictions = ops.reshape(outputs["logits"], (-1,))
+        targets = ops.cast(ops.reshape(labels, (-1,)), predictions.dtype)
+        return ops.mean(ops.square(predictions - targets))
+
+    def distillation_loss(self, student_outputs, teacher_outputs):
+        """MSE between the student's and the teacher's scores."""
+        return ops.mean(ops.square(ops.reshape(student_outputs["logits"], (-1,))
+                                   - ops.reshape(teacher_outputs["logits"], (-1,))))
+
+    def hf_config(self):
+        return {**super().hf_config(), "num_labels": 1, "problem_type": "regression"}
+
+
+@keras.saving.register_keras_serializable(package="dynabert_tf")
+class SpanHead(TaskHead):
+    """Dense(2) on every token -> `start_logits`, `end_logits` [batch, seq] (BERT for SQuAD).
+
+    Padding positions get a large negative logit, so no span starts or ends there.
+    """
+
+    kind = "span"
+    output_names = ("start_logits", "end_logits")
+    hf_architecture = "BertForQuestionAnswering"
+    hf_prefix = "qa_outputs"
+
+    def __init__(self, dropout=0.0, **kwargs):
+        super().__init__(2, dropout, **kwargs)
+
+    def build(self, hidden_size):
+        self.dense.build((None, None, hidden_size))
+        self.built = True
+
+    def call(self, backbone_outputs, training=None):
+        sequence = self.dropout(backbone_outputs["sequence_output"], training=training)
+        logits = self.dense(sequence)
+        return {"start_logits": logits[..., 0], "end_logits": logits[..., 1]}
+
+    def label_loss(self, outputs, labels):
+        """Mean of the start and end position cross-entropies.
+
+        labels: {"start_positions", "end_positions"}: int [batch] token indices (0, the
+        [CLS] token, when the window holds no answer).
+        """
+        loss = 0.0
+        for name in ("start", "end"):
+            loss += ops.mean(ops.sparse_categorical_crossentropy(
+                labels[f"{name}_positions"], outputs[f"{name}_logits"], from_logits=True))
+        return loss / 2.0
+
+    def distillation_loss(self, student_outputs, teacher_outputs):
+        """Soft cross-entropy on the start and on the end logits, averaged."""
+        return (soft_cross_entropy(student_outputs["start_logits"],
+                                   teacher_outputs["start_logits"])
+                + soft_cross_entropy(student_outputs["end_logits"],
+                                     teacher_outputs["end_logits"])) / 2.0
+
+    def hf_config(self):
+        return {**super().hf_config(), "num_labels": 2}
+
+
+HEADS = {head.kind: head for head in (ClassificationHead, RegressionHead, SpanHead)}
+
+
+def make_head(kind, num_classes=None, dropout=0.1):
+    """A fresh head of `kind` ("classification", "regression" or "span")."""
+    if kind == "classification":
+        return ClassificationHead(num_classes, dropout=dropout, name="head")
+    if kind == "regression":
+        return RegressionHead(dropout=dropout, name="head")
+    if kind == "span":
+        return SpanHead(name="head")
+    raise ValueError(f"unknown head kind {kind!r}; expected one of {', '.join(HEADS)}")
+
+
+def head_kind_of_hf_config(hf):
+    """The head kind a Hugging Face `config.json` describes (None: no head, a bare encoder)."""
+    architectures = hf.get("architectures") or []
+    if any(name.endswith("ForQuestionAnswering") for name in architectures):
+        return "span"
+    if hf.get("problem_type") == "regression" or (
+            any(name.endswith("ForSequenceClassification") for name in architectures)
+            and hf.get("num_labels") == 1):
+        return "regression"
+    if any(name.endswith("ForSequenceClassification") for name in architectures) or \
+            "num_labels" in hf:
+        return "classification"
+    return None
