@@ -1,6 +1,9 @@
-"""Shared tiny models and inputs so each test file stays short."""
+"""Shared tiny models, inputs and fixtures so each test file stays short."""
+
+import os
 
 import numpy as np
+import pytest
 
 from dynabert_tf.models.config import BertConfig
 from dynabert_tf.models import task_model
@@ -36,3 +39,17 @@ def random_inputs(batch_size=3, seq_len=7, vocab_size=TINY.vocab_size, seed=0, p
     segment_ids = np.zeros((batch_size, seq_len), "int32")
     segment_ids[:, seq_len // 2:] = 1
     return {"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": padding_mask}
+
+
+SQUAD_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "squad")
+
+
+def minilm_encoder(max_seq_length):
+    """The real MiniLM-L6 WordPiece encoder; skips the test if the asset cannot be fetched."""
+    from dynabert_tf.io import assets
+    from dynabert_tf.models.bert.tokenizer import BertInputEncoder
+
+    try:
+        return BertInputEncoder(os.path.join(assets.minilm_dir(), "vocab.txt"), max_seq_length)
+    except assets.AssetError as e:
+        pytest.skip(f"real vocabulary unavailable: {e}")

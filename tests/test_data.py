@@ -1,5 +1,4 @@
 import os
-import shutil
 import time
 
 import numpy as np
@@ -8,7 +7,7 @@ import tensorflow as tf
 
 from dynabert_tf.io import assets
 from dynabert_tf import data
-from dynabert_tf.data import glue
+from dynabert_tf.data import tfds_source
 from dynabert_tf.models.bert.tokenizer import BertInputEncoder
 
 GLUE_DIR = os.path.join(os.path.dirname(__file__), "fixtures", "glue")
@@ -46,7 +45,11 @@ def movie_splits():
 
 def test_registry():
     assert set(data.TASKS) == {"cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte",
-                               "wnli", "rt_polarity", "rt_rating"}
+                               "wnli", "rt_polarity", "rt_rating", "squad_v1", "squad_v2"}
+    assert {name: task.head_kind for name, task in data.TASKS.items()
+            if task.head_kind != "classification"} == {
+        "stsb": "regression", "rt_rating": "regression", "squad_v1": "span", "squad_v2": "span"}
+    assert data.get_task("squad_v2").squad_version == "v2.0"
     for task in data.TASKS.values():
         assert task.primary_metric in task.metric_names
     assert data.get_task("mnli").dev_splits == ("dev_matched", "dev_mismatched")
@@ -121,7 +124,7 @@ def test_missing_file_split_and_data_dir(tmp_path):
 
 
 def test_tfds_offline_fails_fast_with_clear_message(tmp_path):
-    if glue._reachable("https://dl.fbaipublicfiles.com/"):
+    if tfds_source.reachable("https://dl.fbaipublicfiles.com/"):
         pytest.skip("the GLUE download host is reachable; the offline path cannot be shown")
     start = time.monotonic()
     with pytest.raises(RuntimeError, match="tensorflow-datasets needs network access to "

@@ -10,7 +10,7 @@ import math
 import os
 
 from dynabert_tf.elastic import grid as grid_lib
-from dynabert_tf.io import assets
+from dynabert_tf.io import assets, files
 
 STAGES = ("teacher", "rewire", "width", "width_depth", "finetune", "evaluate", "separate")
 DEFAULT_STAGES = STAGES[:-1]  # "separate" is a baseline, run on request
@@ -143,10 +143,19 @@ class Settings:
         return self.init_checkpoint
 
     def resolved_vocab(self):
-        """vocab.txt: --vocab_file (a path or a named checkpoint) or the init checkpoint's."""
+        """The tokenizer's vocabulary: vocab.txt (BERT WordPiece) or vocab.json (RoBERTa
+        byte-level BPE, merges.txt beside it), from --vocab_file (a path or a named
+        checkpoint) or the init checkpoint."""
         source = self.vocab_file or self.resolved_checkpoint()
         if source in NAMED_CHECKPOINTS:
             source = NAMED_CHECKPOINTS[source]()
+        if os.path.isdir(source) and _model_type(source) == "roberta":
+            missing = [name for name in ("vocab.json", "merges.txt")
+                       if not os.path.isfile(os.path.join(source, name))]
+            if missing:
+                raise FileNotFoundError(f"RoBERTa checkpoint {source} lacks "
+                                        f"{', '.join(missing)}; pass --vocab_file")
+            return os.path.join(source, "vocab.json")
         if os.path.isdir(source):
             candidates = [os.path.join(source, "vocab.txt"),
                           os.path.join(source, "assets", "tokenizer", "vocabulary.txt")]
@@ -157,3 +166,11 @@ class Settings:
         if not os.path.isfile(source):
             raise FileNotFoundError(f"vocab file {source} does not exist")
         return source
+
+
+def _model_type(path):
+    """The `model_type` of the Hugging Face config.json in `path` (None if unreadable)."""
+    try:
+        return files.read_json(os.path.join(path, "config.json")).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        return None

@@ -6,10 +6,21 @@
 
 import functools
 import math
+import os
 
 from dynabert_tf import data as data_lib
 from dynabert_tf import evaluation
 from dynabert_tf.models.bert.tokenizer import BertInputEncoder
+from dynabert_tf.models.roberta.tokenizer import RobertaInputEncoder
+
+
+def make_encoder(vocab_path, max_seq_length):
+    """The tokenizer of a vocabulary: RoBERTa's byte-level BPE for a vocab.json (merges.txt
+    beside it), BERT's WordPiece for a vocab.txt."""
+    if vocab_path.endswith(".json"):
+        merges = os.path.join(os.path.dirname(vocab_path), "merges.txt")
+        return RobertaInputEncoder(vocab_path, merges, max_seq_length)
+    return BertInputEncoder(vocab_path, max_seq_length)
 
 
 def load(settings):
@@ -30,7 +41,7 @@ class TaskData:
         self.settings = settings
         self.task = data_lib.get_task(settings.task)
         self.vocab_path = settings.resolved_vocab()
-        self.encoder = BertInputEncoder(self.vocab_path, settings.max_seq_length)
+        self.encoder = make_encoder(self.vocab_path, settings.max_seq_length)
 
     @property
     def steps_per_epoch(self):

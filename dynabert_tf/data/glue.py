@@ -6,12 +6,10 @@
 
 import csv
 import os
-import threading
-import urllib.error
-import urllib.parse
-import urllib.request
 
+from dynabert_tf.data import tfds_source
 from dynabert_tf.data.tasks import Example
+
 
 def glue_tsv_examples(task, split, data_dir):
     path = os.path.join(data_dir, task.glue_dir, f"{split}.tsv")
@@ -65,38 +63,13 @@ _TFDS_SPLITS = {"dev": "validation", "dev_matched": "validation_matched",
                 "dev_mismatched": "validation_mismatched"}
 
 
-def _reachable(url, timeout_s=3.0):
-    """True if an HTTP HEAD of `url` gets any answer within `timeout_s` (DNS included)."""
-    answered = []
-
-    def probe():
-        try:
-            urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout_s)
-            answered.append(True)
-        except urllib.error.HTTPError:
-            answered.append(True)  # the server answered, if only with an error status
-        except (OSError, ValueError):
-            pass
-
-    thread = threading.Thread(target=probe, daemon=True)
-    thread.start()
-    thread.join(timeout_s + 1.0)
-    return bool(answered)
-
-
 def tfds_examples(task, split, data_dir):
     import tensorflow_datasets as tfds  # imported here: only this path needs it
 
-    builder = tfds.builder(f"glue/{task.name}", data_dir=data_dir)
-    if not builder.is_prepared():
-        url = getattr(builder.builder_config, "data_url", None) or "https://dl.fbaipublicfiles.com"
-        host = urllib.parse.urlparse(url).hostname
-        if not _reachable(f"https://{host}/"):
-            raise RuntimeError(
-                f"tensorflow-datasets needs network access to download glue/{task.name} "
-                f"(cannot reach {host}) and it is not prepared under {builder.data_dir}; use "
-                f"--data_source=tsv --data_dir=<GLUE folder holding {task.glue_dir}/>")
-        builder.download_and_prepare()
+    builder = tfds_source.prepared_builder(
+        f"glue/{task.name}", data_dir,
+        f"use --data_source=tsv --data_dir=<GLUE folder holding {task.glue_dir}/>",
+        default_url="https://dl.fbaipublicfiles.com")
     tfds_names = builder.info.features["label"].names if not task.is_regression else None
     examples = []
     for record in tfds.as_numpy(builder.as_dataset(split=_TFDS_SPLITS.get(split, split))):

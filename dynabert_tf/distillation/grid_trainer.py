@@ -174,7 +174,11 @@ class GridTrainer(keras.Model):
     def train_step(self, data):
         features, labels, _ = keras.utils.unpack_x_y_sample_weight(data)
         total, gradients, per_cell = self.compute_gradients(features, labels)
-        self.optimizer.apply(gradients, self.student.trainable_variables)
+        # Weights no cell uses get no gradient (a span head leaves the pooler unused; a
+        # single shallow cell skips layers): they are left out of the update, not zeroed.
+        used = [(g, v) for g, v in zip(gradients, self.student.trainable_variables)
+                if g is not None]
+        self.optimizer.apply(*zip(*used))
         return self._update_metrics(total, per_cell)
 
     def test_step(self, data):

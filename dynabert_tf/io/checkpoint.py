@@ -27,6 +27,7 @@ from dynabert_tf.tasks import heads as heads_lib
 
 SAFETENSORS = "model.safetensors"
 VOCAB = "vocab.txt"
+ROBERTA_VOCAB, MERGES = "vocab.json", "merges.txt"
 _IGNORED = ("embeddings.position_ids",)  # a buffer, not a weight
 _PREFIXES = ("bert.", "roberta.")
 
@@ -169,12 +170,23 @@ def load_task_model(path, head_kind=None, num_classes=None, dropout=0.1):
     return model
 
 
+def tokenizer_files(vocab_path):
+    """{standard name: source path} of the files a tokenizer needs: vocab.txt (BERT
+    WordPiece) or vocab.json + merges.txt (RoBERTa byte-level BPE, beside each other)."""
+    if not vocab_path:
+        return {}
+    if vocab_path.endswith(".json"):
+        return {ROBERTA_VOCAB: vocab_path,
+                MERGES: os.path.join(os.path.dirname(vocab_path), MERGES)}
+    return {VOCAB: vocab_path}
+
+
 def save_task_model(model, path, vocab_path=None, extra_config=None):
     """Writes `model` as a Hugging Face `Bert/RobertaFor<Task>`-style directory.
 
     config.json holds the architecture, the head's fields (`num_labels`, `problem_type`) and
-    anything in `extra_config` (e.g. `id2label`, `finetuning_task`, `dynabert`); vocab.txt
-    is copied when given. Each file is written atomically (`io.files`), the weights first, so
+    anything in `extra_config` (e.g. `id2label`, `finetuning_task`, `dynabert`); the tokenizer
+    files (`tokenizer_files(vocab_path)`) are copied when given. Each file is written atomically (`io.files`), the weights first, so
     an interrupted save never leaves a torn checkpoint.
     """
     os.makedirs(path, exist_ok=True)
@@ -185,7 +197,9 @@ def save_task_model(model, path, vocab_path=None, extra_config=None):
     hf.update(extra_config or {})
     files.write_atomic(os.path.join(path, SAFETENSORS),
                        safetensors.numpy.save(tensors, metadata={"format": "pt"}))
-    if vocab_path and os.path.abspath(vocab_path) != os.path.abspath(os.path.join(path, VOCAB)):
-        shutil.copyfile(vocab_path, os.path.join(path, VOCAB))
+    for name, source in tokenizer_files(vocab_path).items():
+        target = os.path.join(path, name)
+        if os.path.abspath(source) != os.path.abspath(target):
+            shutil.copyfile(source, target)
     files.write_json(os.path.join(path, "config.json"), hf)
     return path

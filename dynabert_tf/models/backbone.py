@@ -11,11 +11,9 @@ import keras
 from keras import ops
 
 from dynabert_tf.elastic import grid as grid_lib
-from dynabert_tf.models import config as model_config
 from dynabert_tf.layers.embeddings import Embeddings
 from dynabert_tf.layers.transformer_layer import TransformerLayer
-
-INPUT_NAMES = model_config.INPUT_NAMES
+from dynabert_tf.models import config as model_config
 
 
 @keras.saving.register_keras_serializable(package="dynabert_tf")

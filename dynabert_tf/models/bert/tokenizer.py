@@ -21,11 +21,12 @@ import os
 import keras_hub
 import tensorflow as tf
 
-from dynabert_tf.models.config import INPUT_NAMES
+from dynabert_tf.models.input_encoder import InputEncoder
 
 
-class BertInputEncoder:
-    """Strings -> `token_ids`, `segment_ids`, `padding_mask`, the model's int32 inputs.
+class BertInputEncoder(InputEncoder):
+    """Strings -> `token_ids`, `segment_ids` (0 for [CLS], a and its [SEP]; 1 for b and its
+    [SEP]), `padding_mask`: [CLS] a [SEP] or [CLS] a [SEP] b [SEP].
 
     Args:
       vocab_path: path of a WordPiece `vocab.txt` (one token per line; line i is id i).
@@ -58,52 +59,6 @@ class BertInputEncoder:
             end_value=self.sep_id, pad_value=self.pad_id, truncate=truncate)
         self._build_graph_functions()
 
-    @property
-    def vocab_size(self):
-        return len(self.vocabulary)
-
-    def tokenize(self, texts):
-        """string [batch] -> int32 RaggedTensor [batch, (tokens)], no special tokens."""
-        return self._tokenize_graph(texts)
-
-    def __call__(self, text_a, text_b=None):
-        """Packs one segment ([CLS] a [SEP]) or two ([CLS] a [SEP] b [SEP]).
-
-        Args:
-          text_a: string [batch].
-          text_b: optional string [batch], the second segment.
-        Returns:
-          dict of int32 [batch, max_seq_length] `token_ids`, `segment_ids` (0 for [CLS], a and
-          its [SEP]; 1 for b and its [SEP]) and `padding_mask` (1 for tokens, 0 for padding).
-        """
-        if text_b is None:
-            return self._encode_one_graph(text_a)
-        return self._encode_pair_graph(text_a, text_b)
-
-    def encode_unpadded(self, text_a, text_b=None):
-        """Like `__call__`, but each row keeps only its real tokens (for dynamic padding).
-
-        Returns:
-          dict of int32 RaggedTensor [batch, (length)], length <= max_seq_length: `token_ids`,
-          `segment_ids` and `padding_mask` (all ones).
-        """
-        features = self(text_a, text_b)
-        lengths = tf.reduce_sum(features["padding_mask"], axis=1)
-        return {name: tf.RaggedTensor.from_tensor(values, lengths=lengths)
-                for name, values in features.items()}
-
-    # The keras-hub layers run inside tf.functions so that eager calls also return tensors
-    # (called eagerly, keras-hub converts ragged outputs to Python lists).
-    def _build_graph_functions(self):
-        strings = tf.TensorSpec([None], tf.string)
-        self._tokenize_graph = tf.function(
-            lambda texts: tf.cast(self.tokenizer(texts), tf.int32), input_signature=[strings])
-        self._encode_one_graph = tf.function(
-            lambda a: self._pack((self.tokenizer(a),)), input_signature=[strings])
-        self._encode_pair_graph = tf.function(
-            lambda a, b: self._pack((self.tokenizer(a), self.tokenizer(b))),
-            input_signature=[strings, strings])
-
     def _pack(self, segments):
         token_ids, segment_ids = self.packer(segments)
         # The tokenizer never emits [PAD] (special tokens in text are split like words), so
@@ -111,6 +66,3 @@ class BertInputEncoder:
         padding_mask = tf.cast(tf.not_equal(token_ids, self.pad_id), tf.int32)
         return {"token_ids": tf.cast(token_ids, tf.int32),
                 "segment_ids": tf.cast(segment_ids, tf.int32), "padding_mask": padding_mask}
-
-    def id_to_token(self, token_id):
-        return self.vocabulary[token_id]
