@@ -47,6 +47,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 import scipy.stats  # noqa: E402
 
+from dynabert_tf.io import files  # noqa: E402
+
 METHODS = {
     "dynabert": ({}, ("rewire", "width", "width_depth", "evaluate")),
     "separate": ({}, ("separate",)),
@@ -86,11 +88,9 @@ def _copy_stage(src_workdir, dst_workdir, stage):
 
 def _mark_copy(stage_file, src):
     """A copied stage cost nothing here: its timing stays with the original."""
-    with open(stage_file) as f:
-        summary = json.load(f)
+    summary = files.read_json(stage_file)
     summary.update(wall_seconds=0, copied_from=src)
-    with open(stage_file, "w") as f:
-        json.dump(summary, f, indent=2)
+    files.write_json(stage_file, summary)
 
 
 def run_method(base, task, seed, method, root):
@@ -281,8 +281,7 @@ def write_report(args, base, all_seeds, done, results, teachers, n_tests, start)
     report["stage_seconds"] = sum(
         json.load(open(path)).get("wall_seconds", 0)
         for path in glob.glob(os.path.join(args.root, "**", "stage.json"), recursive=True))
-    with open(os.path.join(args.output_dir, "fidelity.json"), "w") as f:
-        json.dump(report, f, indent=2)
+    files.write_json(os.path.join(args.output_dir, "fidelity.json"), report)
     examples = base.max_train_examples or "all"
     pending = f" (seeds {all_seeds[done:]} not finished yet)" if all_seeds[done:] else ""
     header = (f"Command: `python benchmarks/fidelity.py {' '.join(sys.argv[1:])}` — seeds "

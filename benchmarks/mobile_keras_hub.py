@@ -23,7 +23,6 @@ LiteRT interpreter in the same process as our full-size file, alternating betwee
 Both become the builtin GELU op.)
 """
 
-import json
 import os
 import sys
 import tempfile
@@ -32,6 +31,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
+
+from dynabert_tf.io import files  # noqa: E402
 
 flags.DEFINE_string("make_workdir", None, "Write a real-size MiniLM workdir here and exit.")
 flags.DEFINE_string("minilm_dir", None, "HF MiniLM dir (default: dynabert_tf.assets.minilm_dir()).")
@@ -117,19 +118,19 @@ def main(argv):
     with open(FLAGS.ours, "rb") as f:
         our_ops = tflite_lib.op_names(f.read())
     load_before = os.getloadavg()
-    files = {"ours (DynaBERT w1.00_d1.00)": FLAGS.ours, "keras-hub BertBackbone": theirs}
+    models = {"ours (DynaBERT w1.00_d1.00)": FLAGS.ours, "keras-hub BertBackbone": theirs}
     threads = [int(t) for t in FLAGS.threads]
-    samples = {name: {t: [] for t in threads} for name in files}
+    samples = {name: {t: [] for t in threads} for name in models}
     for _ in range(FLAGS.rounds):
         for t in threads:
-            for name, path in files.items():
+            for name, path in models.items():
                 timing = benchmark.time_file(path, t, FLAGS.runs, FLAGS.warmup)
                 samples[name][t].append(timing["median"])
     result = {"seq_len": FLAGS.seq_len, "runs": FLAGS.runs, "rounds": FLAGS.rounds,
               "load_average_before": load_before, "load_average_after": os.getloadavg(),
               "files": {}}
     print(f"{'model':<30}{'MB':>8}" + "".join(f"{f'{t}T median ms':>16}" for t in threads))
-    for name, path in files.items():
+    for name, path in models.items():
         entry = {"file": path, "bytes": os.path.getsize(path),
                  "median_ms": {str(t): float(np.median(samples[name][t])) for t in threads},
                  "round_medians_ms": {str(t): samples[name][t] for t in threads}}
@@ -140,8 +141,7 @@ def main(argv):
     print("ops only in ours:", sorted(set(our_ops) - set(their_ops)))
     print("ops only in keras-hub:", sorted(set(their_ops) - set(our_ops)))
     print("load average before/after:", load_before, result["load_average_after"])
-    with open(os.path.join(FLAGS.output_dir, "comparison.json"), "w") as f:
-        json.dump(result, f, indent=2)
+    files.write_json(os.path.join(FLAGS.output_dir, "comparison.json"), result)
 
 
 if __name__ == "__main__":

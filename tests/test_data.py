@@ -16,14 +16,14 @@ GLUE_DIR = os.path.join(os.path.dirname(__file__), "fixtures", "glue")
 FIXTURE_LABELS = {
     ("cola", "train"): [1, 0, 1, 0], ("cola", "dev"): [1, 0, 1],
     ("sst2", "train"): [0, 0, 1, 1], ("sst2", "dev"): [1, 0, 1],
-    ("mrpc", "train"): [1, 0, 1], ("mrpc", "dev"): [1, 0, 0],
-    ("qqp", "train"): [0, 1, 0], ("qqp", "dev"): [0, 0, 1],
+    ("mrpc", "train"): [1, 0, 1], ("mrpc", "dev"): [1, 0, 0, 1, 1],
+    ("qqp", "train"): [0, 1, 0], ("qqp", "dev"): [0, 0, 1, 1, 0],
     ("stsb", "train"): [5.0, 3.8, 3.8, 2.6], ("stsb", "dev"): [5.0, 4.75, 0.0],
-    ("mnli", "train"): [2, 1, 1, 0], ("mnli", "dev_matched"): [2, 0],
-    ("mnli", "dev_mismatched"): [0, 0],
+    ("mnli", "train"): [2, 1, 1, 0], ("mnli", "dev_matched"): [2, 0, 1],
+    ("mnli", "dev_mismatched"): [0, 0, 2, 1, 2],
     ("qnli", "train"): [1, 1, 0], ("qnli", "dev"): [0, 1],
     ("rte", "train"): [1, 0, 0], ("rte", "dev"): [1, 0],
-    ("wnli", "train"): [1, 1, 1, 0], ("wnli", "dev"): [0, 1],
+    ("wnli", "train"): [1, 1, 1, 0], ("wnli", "dev"): [0, 1, 1],
 }
 
 
@@ -223,6 +223,22 @@ def test_make_dataset_shuffles_deterministically_and_covers_every_example(encode
     np.testing.assert_array_equal(np.concatenate([labels for _, labels in again]), epoch_1)
     ordered = data.make_dataset(examples, encoder, 16)
     np.testing.assert_array_equal(np.concatenate([y for _, y in ordered]), np.arange(50))
+
+
+def test_one_encoding_serves_every_epoch(encoder, monkeypatch):
+    """`encode` tokenizes once; `batches` of it equals `make_dataset`, epoch after epoch."""
+    examples = _single([f"sentence number {i}" for i in range(20)], list(range(20)))
+    calls = []
+    original = encoder.encode_unpadded
+    monkeypatch.setattr(encoder, "encode_unpadded", lambda *a: calls.append(1) or original(*a))
+    encoded = data.encode(examples, encoder)
+    for seed in (1, 2):
+        fresh = data.make_dataset(examples, encoder, 8, shuffle=True, seed=seed, pad_to="longest")
+        reused = data.batches(encoded, 8, shuffle=True, seed=seed, pad_to="longest")
+        for (f1, y1), (f2, y2) in zip(fresh, reused):
+            np.testing.assert_array_equal(y1, y2)
+            np.testing.assert_array_equal(f1["token_ids"], f2["token_ids"])
+    assert len(calls) == 3  # one encode + one per make_dataset
 
 
 def test_bucketing_on_real_sentences(encoder, movie_splits):

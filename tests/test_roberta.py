@@ -175,6 +175,25 @@ def test_load_matches_keras_hub_and_hf(roberta_dir):
     np.testing.assert_allclose(got[real], hf[real], atol=1e-4)
 
 
+def test_keras_hub_roberta_preset_is_a_starting_checkpoint(roberta_dir, tmp_path):
+    """A keras-hub RoBERTa preset (its own format) loads with keras-hub's outputs and saves as
+    a Hugging Face RoBERTa dir that loads back the same."""
+    reference = keras_hub.models.RobertaBackbone.from_preset(roberta_dir[0])
+    preset = str(tmp_path / "keras_hub_preset")
+    reference.save_to_preset(preset)
+    ours = checkpoint.load_backbone(preset)
+    assert (ours.bert_config.model_type, ours.bert_config.position_offset) == ("roberta", 2)
+    inputs = _random_inputs()
+    want = np.asarray(reference({"token_ids": inputs["token_ids"],
+                                 "padding_mask": inputs["padding_mask"]}))
+    got = np.asarray(ours(inputs)["sequence_output"])
+    np.testing.assert_allclose(got, want, atol=1e-4)
+    model = task_model.classifier(ours, 2)
+    saved = model.save_to_preset(str(tmp_path / "hf"))
+    again = checkpoint.load_backbone(saved)
+    np.testing.assert_array_equal(np.asarray(again(inputs)["sequence_output"]), got)
+
+
 def test_nonzero_token_type_row_is_used(tmp_path):
     """keras-hub drops HF's token_type row (zero in released RoBERTas); we keep it, as HF."""
     path, tensors = write_roberta_dir(tmp_path / "hf", seed=1, zero_token_type=False)

@@ -86,6 +86,8 @@ class Settings:
     max_eval_examples: int = _setting(0, "Use only the first N dev/test examples (0 = all).")
     checkpoint_every: int = _setting(200, "Save a resumable checkpoint every N steps.")
     verbose: str = _setting("auto", "Keras progress display.", choices=("auto", "0", "1", "2"))
+    run_eagerly: bool = _setting(False, "Run tf.functions eagerly (no graph tracing): for "
+                                 "debugging, and tiny smoke runs that tracing would dominate.")
 
     def __post_init__(self):
         for name in ("task", "workdir"):

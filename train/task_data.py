@@ -78,6 +78,11 @@ class SentenceTaskData(TaskData):
         return self._load("train", self.settings.max_train_examples)
 
     @functools.cached_property
+    def _train_encoded(self):
+        """The training split tokenized once; every epoch re-batches it."""
+        return data_lib.encode(self.train_examples, self.encoder)
+
+    @functools.cached_property
     def dev_examples(self):
         """{split name: examples} — one split for most tasks, two for MNLI."""
         return {split: self._load(split, self.settings.max_eval_examples)
@@ -94,10 +99,9 @@ class SentenceTaskData(TaskData):
 
     def train_dataset(self, epoch):
         """The training batches of `epoch`, shuffled by (seed, epoch): same order on resume."""
-        return data_lib.make_dataset(self.train_examples, self.encoder,
-                                     self.settings.batch_size, shuffle=True,
-                                     seed=self.settings.seed + epoch, pad_to=self.settings.pad_to,
-                                     bucket_boundaries=self.settings.bucket_boundaries or None)
+        return data_lib.batches(self._train_encoded, self.settings.batch_size, shuffle=True,
+                                seed=self.settings.seed + epoch, pad_to=self.settings.pad_to,
+                                bucket_boundaries=self.settings.bucket_boundaries or None)
 
     def _eval_set(self, examples):
         dataset = data_lib.make_dataset(examples, self.encoder, self.settings.eval_batch_size,
@@ -114,11 +118,11 @@ class SentenceTaskData(TaskData):
         return {split: self._eval_set(ex) for split, ex in self.test_examples.items()}
 
     def importance_dataset(self):
-        split = self.settings.importance_split
-        examples = (self.train_examples if split == "train"
-                    else next(iter(self.dev_examples.values())))
-        dataset = data_lib.make_dataset(examples, self.encoder, self.settings.batch_size,
-                                        pad_to=self.settings.pad_to)
+        if self.settings.importance_split == "train":
+            encoded = self._train_encoded
+        else:
+            encoded = data_lib.encode(next(iter(self.dev_examples.values())), self.encoder)
+        dataset = data_lib.batches(encoded, self.settings.batch_size, pad_to=self.settings.pad_to)
         batches = self.settings.importance_batches
         return dataset.take(batches) if batches else dataset
 

@@ -7,8 +7,8 @@
 
 from dynabert_tf.data.loading import load_examples
 from dynabert_tf.data.movie_reviews import movie_review_splits
-from dynabert_tf.data.pipeline import make_dataset
+from dynabert_tf.data.pipeline import batches, encode, make_dataset
 from dynabert_tf.data.tasks import TASKS, Example, Task, get_task
 
-__all__ = ["TASKS", "Example", "Task", "get_task", "load_examples", "make_dataset",
-           "movie_review_splits"]
+__all__ = ["TASKS", "Example", "Task", "batches", "encode", "get_task", "load_examples",
+           "make_dataset", "movie_review_splits"]

@@ -1,4 +1,5 @@
-"""Checkpoints in and out: Hugging Face BERT/RoBERTa directories and keras-hub presets.
+"""Checkpoints in and out: Hugging Face BERT/RoBERTa directories and keras-hub BERT/RoBERTa
+presets.
 
 Our own stage outputs use the Hugging Face layout too (config.json + model.safetensors +
 vocab.txt), so every model this project writes can be read by other tools, and one loader
@@ -22,6 +23,7 @@ from dynabert_tf.io import files
 from dynabert_tf.models import config as model_config
 from dynabert_tf.models.backbone import DynaBertBackbone
 from dynabert_tf.models.bert import convert as bert_convert
+from dynabert_tf.models.roberta import convert as roberta_convert
 from dynabert_tf.models.task_model import DynaBertTaskModel
 from dynabert_tf.tasks import heads as heads_lib
 
@@ -95,17 +97,23 @@ def _is_keras_hub_preset(path):
 
 
 def _load_keras_hub_backbone(path):
-    """A keras-hub BERT preset dir -> our backbone."""
+    """A keras-hub BERT or RoBERTa preset dir -> our backbone."""
     import keras_hub  # imported lazily: only this path needs it
 
     reference = keras_hub.models.Backbone.from_preset(path)
-    if not isinstance(reference, keras_hub.models.BertBackbone):
+    converters = {keras_hub.models.BertBackbone: bert_convert,
+                  keras_hub.models.RobertaBackbone: roberta_convert}
+    convert = converters.get(type(reference))
+    if convert is None:
         raise CheckpointError(f"{path}: keras-hub preset of {type(reference).__name__}; "
-                              f"BertBackbone presets are supported")
+                              f"BertBackbone and RobertaBackbone presets are supported")
     backbone = DynaBertBackbone.from_config_object(model_config.BertConfig(
-        **bert_convert.keras_hub_config(reference.get_config())))
+        **convert.keras_hub_config(reference.get_config())))
+    if convert is roberta_convert:  # keras-hub has no segment embedding: HF's zero row
+        backbone.embeddings.segment_embeddings.assign(
+            np.zeros(backbone.embeddings.segment_embeddings.shape))
     by_path = {w.path: w for w in reference.weights}
-    for ours, ref_path, to_ours in bert_convert.keras_hub_table(backbone):
+    for ours, ref_path, to_ours in convert.keras_hub_table(backbone):
         value = to_ours(np.asarray(by_path[ref_path]))
         if tuple(value.shape) != tuple(ours.shape):
             raise CheckpointError(f"{path}: tensor {ref_path} has shape {value.shape}, the "

@@ -73,17 +73,11 @@ def keras_hub_config(reference_config):
                 attention_dropout=ref["dropout"], hidden_act="gelu_approximate")
 
 
-def keras_hub_table(backbone):
-    """[(variable, keras-hub weight path, keras-hub->ours)] for every backbone weight."""
-    emb = backbone.embeddings
+def keras_hub_layer_table(backbone):
+    """[(variable, keras-hub weight path, keras-hub->ours)] of the transformer layers (the same
+    in keras-hub's BERT and RoBERTa)."""
     heads_first = lambda k: np.transpose(k, (1, 2, 0))  # [hidden, heads, dim] -> ours
-    table = [(emb.token_embeddings, "token_embedding/embeddings", _identity),
-             (emb.position_embeddings, "position_embedding/embeddings", _identity),
-             (emb.segment_embeddings, "segment_embedding/embeddings", _identity),
-             (emb.layer_norm.gamma, "embeddings_layer_norm/gamma", _identity),
-             (emb.layer_norm.beta, "embeddings_layer_norm/beta", _identity),
-             (backbone.pooler.kernel, "pooled_dense/kernel", _identity),
-             (backbone.pooler.bias, "pooled_dense/bias", _identity)]
+    table = []
     for i, layer in enumerate(backbone.transformer_layers):
         att, ffn, p = layer.attention, layer.feedforward, f"transformer_layer_{i}/"
         for name in ("query", "key", "value"):
@@ -104,3 +98,16 @@ def keras_hub_table(backbone):
                   (ffn.layer_norm.gamma, f"{p}feedforward_layer_norm/gamma", _identity),
                   (ffn.layer_norm.beta, f"{p}feedforward_layer_norm/beta", _identity)]
     return table
+
+
+def keras_hub_table(backbone):
+    """[(variable, keras-hub weight path, keras-hub->ours)] for every backbone weight."""
+    emb = backbone.embeddings
+    return [(emb.token_embeddings, "token_embedding/embeddings", _identity),
+            (emb.position_embeddings, "position_embedding/embeddings", _identity),
+            (emb.segment_embeddings, "segment_embedding/embeddings", _identity),
+            (emb.layer_norm.gamma, "embeddings_layer_norm/gamma", _identity),
+            (emb.layer_norm.beta, "embeddings_layer_norm/beta", _identity),
+            (backbone.pooler.kernel, "pooled_dense/kernel", _identity),
+            (backbone.pooler.bias, "pooled_dense/bias", _identity),
+            *keras_hub_layer_table(backbone)]
