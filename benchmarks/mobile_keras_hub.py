@@ -35,7 +35,7 @@ from absl import app, flags  # noqa: E402
 from dynabert_tf.io import files  # noqa: E402
 
 flags.DEFINE_string("make_workdir", None, "Write a real-size MiniLM workdir here and exit.")
-flags.DEFINE_string("minilm_dir", None, "HF MiniLM dir (default: dynabert_tf.assets.minilm_dir()).")
+flags.DEFINE_string("minilm_dir", None, "HF MiniLM dir (default: dynabert_tf.io.assets.minilm_dir()).")
 flags.DEFINE_string("ours", None, "Our full-size .tflite (w1.00_d1.00) to time against.")
 flags.DEFINE_string("output_dir", "/tmp/keras_hub_tflite", "Where the keras-hub file goes.")
 flags.DEFINE_integer("seq_len", 128, "Static sequence length.")

@@ -7,7 +7,7 @@ A student sub-network at (width_mult, depth_mult) learns from a teacher run at f
 
 The output term belongs to the task head (`tasks/heads.py`): soft cross-entropy of logits
 for classification and of start/end logits for spans, MSE for regression.
-The student's l-th kept layer is matched to the teacher's SAME layer (`config.kept_layers`),
+The student's l-th kept layer is matched to the teacher's SAME layer (`grid.kept_layers`),
 as the paper's depth-adaptive distillation does.
 """
 

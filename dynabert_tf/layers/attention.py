@@ -1,11 +1,10 @@
 """Multi-head self-attention whose number of heads is a call argument."""
 
 import keras
-import tensorflow as tf
 from keras import ops
 
 from dynabert_tf.layers import weight_layout
-from dynabert_tf.layers.common import dense_in_out, dense_out_in, initializer
+from dynabert_tf.layers.common import initializer
 
 
 @keras.saving.register_keras_serializable(package="dynabert_tf")
@@ -52,13 +51,9 @@ class SliceableSelfAttention(keras.layers.Layer):
 
     def _project(self, x, name, num_heads):
         """x [batch, seq, hidden] -> [batch, seq, num_heads, head_dim] for query/key/value."""
-        inner = num_heads * self.head_dim
-        kernel = tf.reshape(weight_layout.leading(getattr(self, f"{name}_kernel"), num_heads),
-                            (inner, self.hidden_size))
-        bias = tf.reshape(weight_layout.leading(getattr(self, f"{name}_bias"), num_heads),
-                          (inner,))
-        out = dense_out_in(x, kernel, bias)
-        return tf.reshape(out, tf.concat([tf.shape(x)[:2], [num_heads, self.head_dim]], 0))
+        kernel = weight_layout.leading(getattr(self, f"{name}_kernel"), num_heads)
+        bias = weight_layout.leading(getattr(self, f"{name}_bias"), num_heads)
+        return ops.einsum("bsh,ndh->bsnd", x, kernel) + bias
 
     def call(self, x, attention_bias, num_heads=None, head_mask=None, training=None):
         """Attends with the leading `num_heads` heads.
@@ -79,10 +74,8 @@ class SliceableSelfAttention(keras.layers.Layer):
                              value)
         if head_mask is not None:
             context = context * ops.reshape(head_mask[:n], (1, 1, n, 1))
-        context = tf.reshape(context, tf.concat([tf.shape(x)[:2], [n * self.head_dim]], 0))
-        kernel = tf.reshape(weight_layout.leading(self.output_kernel, n),
-                            (n * self.head_dim, self.hidden_size))
-        out = dense_in_out(context, kernel, self.output_bias)
+        out = ops.einsum("bqnd,ndh->bqh", context, weight_layout.leading(self.output_kernel, n))
+        out = out + self.output_bias
         return self.layer_norm(x + self.output_dropout(out, training=training)), probs
 
     def get_config(self):

@@ -1,9 +1,10 @@
 """Position-wise feed-forward block whose number of neurons is a call argument."""
 
 import keras
+from keras import ops
 
 from dynabert_tf.layers import weight_layout
-from dynabert_tf.layers.common import ACTIVATIONS, dense_in_out, dense_out_in, initializer
+from dynabert_tf.layers.common import ACTIVATIONS, initializer
 
 
 @keras.saving.register_keras_serializable(package="dynabert_tf")
@@ -46,9 +47,11 @@ class SliceableFeedForward(keras.layers.Layer):
     def call(self, x, num_neurons=None, training=None):
         """x: [batch, seq, hidden]; keeps the leading `num_neurons` (Python int) neurons."""
         n = self.intermediate_size if num_neurons is None else num_neurons
-        h = self.activation(dense_out_in(x, weight_layout.leading(self.intermediate_kernel, n),
-                                         weight_layout.leading(self.intermediate_bias, n)))
-        out = dense_in_out(h, weight_layout.leading(self.output_kernel, n), self.output_bias)
+        h = self.activation(ops.einsum("bsh,fh->bsf", x,
+                                       weight_layout.leading(self.intermediate_kernel, n))
+                            + weight_layout.leading(self.intermediate_bias, n))
+        out = ops.einsum("bsf,fh->bsh", h, weight_layout.leading(self.output_kernel, n))
+        out = out + self.output_bias
         return self.layer_norm(x + self.dropout(out, training=training))
 
     def get_config(self):

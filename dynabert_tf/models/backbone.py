@@ -20,7 +20,7 @@ from dynabert_tf.models import config as model_config
 class DynaBertBackbone(keras.Model):
     """Post-LN BERT encoder that runs any (width_mult, depth_mult) sub-network.
 
-    The constructor takes the fields of `config.BertConfig` as keyword arguments.
+    The constructor takes the fields of `models.config.BertConfig` as keyword arguments.
     """
 
     def __init__(self, vocab_size=30522, hidden_size=768, num_layers=12, num_heads=12,
@@ -66,8 +66,8 @@ class DynaBertBackbone(keras.Model):
 
         Args:
           inputs: dict of int [batch, seq] `token_ids`, `segment_ids`, `padding_mask`.
-          width_mult: Python float in (0, 1]; keeps `config.num_kept` heads and FFN neurons.
-          depth_mult: Python float in (0, 1]; runs the layers `config.kept_layers` lists.
+          width_mult: Python float in (0, 1]; keeps `grid.num_kept` heads and FFN neurons.
+          depth_mult: Python float in (0, 1]; runs the layers `grid.kept_layers` lists.
           head_mask: optional [num_layers, num_heads] float multiplier of each head's output
             (ones, differentiated, give head importance).
         Returns:
