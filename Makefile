@@ -13,8 +13,10 @@ $(STAMP): requirements.txt setup.py
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-cache-dir --no-deps -e .
 	touch $(STAMP)
 
+# Two workers (the end-to-end tests are single-threaded subprocess runs); a file's tests stay
+# on one worker, so its module-scoped runs happen once.
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n 2 --dist=loadfile tests
 
 smoke: $(STAMP)
 	$(PY) -m train.run --flagfile=configs/smoke.flags --workdir=workdirs/smoke

@@ -18,5 +18,5 @@ setuptools.setup(
     packages=setuptools.find_packages(include=["dynabert_tf", "dynabert_tf.*", "train",
                                                "train.*", "mobile", "mobile.*"]),
     install_requires=_REQUIREMENTS,
-    extras_require={"test": ["pytest==9.2.0"]},
+    extras_require={"test": ["pytest==9.2.0", "pytest-xdist==3.8.0"]},
 )

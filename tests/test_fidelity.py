@@ -13,9 +13,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _smoke_report(root, out):
+    # The smoke config with tf.functions run eagerly: tracing would dominate these one-step
+    # stages (graph mode is covered by test_train.py's smoke run).
+    flagfile = os.path.join(os.path.dirname(root), "smoke_eager.flags")
+    with open(flagfile, "w") as f:
+        f.write(f"--flagfile={os.path.join(ROOT, 'configs', 'smoke.flags')}\n--run_eagerly\n")
     result = subprocess.run(
         [sys.executable, "benchmarks/fidelity.py", f"--root={root}",
-         "--flagfile=configs/smoke.flags", "--tasks=rt_polarity", "--seeds=1",
+         f"--flagfile={flagfile}", "--tasks=rt_polarity", "--seeds=1",
          f"--output_dir={out}"],
         cwd=ROOT, capture_output=True, text=True, timeout=1500,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})

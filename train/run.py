@@ -74,13 +74,11 @@ def main(argv):
         sys.exit(2)
     logging.set_verbosity(logging.WARNING)  # TensorFlow's checkpoint chatter
     import keras
-    import tensorflow as tf
 
     from train import task_data
     from train.stages import run_stages
 
     keras.utils.set_random_seed(settings.seed)
-    tf.config.run_functions_eagerly(settings.run_eagerly)
     try:
         data = task_data.load(settings)
         run_stages(settings, data, [s for s in STAGES if s in settings.stages])

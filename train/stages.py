@@ -21,6 +21,7 @@ import shutil
 import time
 
 import keras
+import tensorflow as tf
 
 from dynabert_tf import evaluation, optimization, plots
 from dynabert_tf.distillation import grid_trainer as distill
@@ -242,6 +243,7 @@ RUNNERS = {"teacher": run_teacher, "rewire": run_rewire, "width": run_width,
 
 def run_stages(settings, data, stages):
     """Runs `stages` in pipeline order, skipping complete ones; returns their summaries."""
+    tf.config.run_functions_eagerly(settings.run_eagerly)
     summaries = {}
     for stage in stages:
         if stage != "evaluate" and is_complete(settings, stage):

@@ -51,8 +51,8 @@ class SliceableSelfAttention(keras.layers.Layer):
 
     def _project(self, x, name, num_heads):
         """x [batch, seq, hidden] -> [batch, seq, num_heads, head_dim] for query/key/value."""
-        kernel = weight_layout.leading(getattr(self, f"{name}_kernel"), num_heads)
-        bias = weight_layout.leading(getattr(self, f"{name}_bias"), num_heads)
+        kernel = weight_layout.sliced(self, f"{name}_kernel", num_heads)
+        bias = weight_layout.sliced(self, f"{name}_bias", num_heads)
         return ops.einsum("bsh,ndh->bsnd", x, kernel) + bias
 
     def call(self, x, attention_bias, num_heads=None, head_mask=None, training=None):
@@ -74,7 +74,7 @@ class SliceableSelfAttention(keras.layers.Layer):
                              value)
         if head_mask is not None:
             context = context * ops.reshape(head_mask[:n], (1, 1, n, 1))
-        out = ops.einsum("bqnd,ndh->bqh", context, weight_layout.leading(self.output_kernel, n))
+        out = ops.einsum("bqnd,ndh->bqh", context, weight_layout.sliced(self, "output_kernel", n))
         out = out + self.output_bias
         return self.layer_norm(x + self.output_dropout(out, training=training)), probs
 

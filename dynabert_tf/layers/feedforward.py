@@ -48,9 +48,9 @@ class SliceableFeedForward(keras.layers.Layer):
         """x: [batch, seq, hidden]; keeps the leading `num_neurons` (Python int) neurons."""
         n = self.intermediate_size if num_neurons is None else num_neurons
         h = self.activation(ops.einsum("bsh,fh->bsf", x,
-                                       weight_layout.leading(self.intermediate_kernel, n))
-                            + weight_layout.leading(self.intermediate_bias, n))
-        out = ops.einsum("bsf,fh->bsh", h, weight_layout.leading(self.output_kernel, n))
+                                       weight_layout.sliced(self, "intermediate_kernel", n))
+                            + weight_layout.sliced(self, "intermediate_bias", n))
+        out = ops.einsum("bsf,fh->bsh", h, weight_layout.sliced(self, "output_kernel", n))
         out = out + self.output_bias
         return self.layer_norm(x + self.dropout(out, training=training))
 

@@ -13,9 +13,11 @@ All three read the same table, so a layout change is written once.
 import numpy as np
 
 
-def leading(weight, count):
-    """The first `count` entries of `weight` along axis 0 (a tensor slice, no copy)."""
-    return weight[:count]
+def sliced(layer, name, count):
+    """Weight `name` of `layer` keeping its first `count` heads / neurons along the axis
+    `layer.width_axes` names (axis 0 in this project's layout: a view, no copy)."""
+    axis = layer.width_axes[name]
+    return getattr(layer, name)[(slice(None),) * axis + (slice(0, count),)]
 
 
 def permute(layer, order):
