@@ -127,13 +127,13 @@ def tflite_outputs(path, inputs, threads=2):
     return {name: np.concatenate([row[name] for row in rows]) for name in rows[0]}
 
 
-def keras_outputs(classifier, inputs, width_mult, depth_mult, batch_size=32):
+def keras_outputs(model, inputs, width_mult, depth_mult, batch_size=32):
     """{output name: [n, ...]} of the dynamic Keras model at a cell."""
     import tensorflow as tf
 
     from dynabert_tf.evaluation import cell_forward
 
-    forward = cell_forward(classifier, width_mult, depth_mult)  # {output name: tensor}
+    forward = cell_forward(model, width_mult, depth_mult)  # {output name: tensor}
     count = len(inputs[tflite_lib.INPUT_NAMES[0]])
     batches = [forward({k: tf.constant(inputs[k][i:i + batch_size])
                         for k in tflite_lib.INPUT_NAMES}) for i in range(0, count, batch_size)]
@@ -186,14 +186,14 @@ def benchmark_dir(tflite_dir, threads=(1, 2), runs=50, warmup=5, parity_model_di
     entries = manifest["cells"]
     started = machine_info()
 
-    classifier, parity_data, parity_note = None, None, None
+    model, parity_data, parity_note = None, None, None
     if parity_model_dir:
         from dynabert_tf.io import checkpoint
 
         model_path, _ = export_lib.resolve_model_dir(parity_model_dir)
-        classifier = checkpoint.load_task_model(model_path)
+        model = checkpoint.load_task_model(model_path)
         parity_data, parity_note = parity_inputs(manifest, model_path, parity_examples,
-                                                 classifier.bert_config.vocab_size, data_dir)
+                                                 model.bert_config.vocab_size, data_dir)
 
     paths = [os.path.join(tflite_dir, e["file"]) for e in entries]
     bar = _bar(len(paths) * rounds, progress, "timing")
@@ -201,13 +201,13 @@ def benchmark_dir(tflite_dir, threads=(1, 2), runs=50, warmup=5, parity_model_di
     if bar is not None:
         bar.close()
     results = []
-    for entry, path in zip(entries, cli.progress(paths, progress and classifier is not None,
+    for entry, path in zip(entries, cli.progress(paths, progress and model is not None,
                                                  desc="parity")):
         result = {"cell": entry["cell"], "file": entry["file"], "bytes": os.path.getsize(path),
                   "params": entry.get("params"), "flops": entry.get("flops"),
                   "latency_ms": latencies[path]}
-        if classifier is not None:
-            reference = keras_outputs(classifier, parity_data, entry["width_mult"],
+        if model is not None:
+            reference = keras_outputs(model, parity_data, entry["width_mult"],
                                      entry["depth_mult"])
             result["parity"] = parity(path, reference, parity_data)
         results.append(result)

@@ -100,7 +100,7 @@ def labels_of(hf_config, num_classes):
 
 # --------------------------------------------------------------------------- one cell
 
-def export_cell(classifier, width_mult, depth_mult, path, seq_len=128,
+def export_cell(model, width_mult, depth_mult, path, seq_len=128,
                 quantization="dynamic_range", representative_inputs=None, metadata=None):
     """Extracts one cell, converts it and writes `path` atomically.
 
@@ -108,7 +108,7 @@ def export_cell(classifier, width_mult, depth_mult, path, seq_len=128,
     """
     from dynabert_tf.elastic import subnetwork
 
-    cell = subnetwork.extract_subnetwork(classifier, width_mult, depth_mult)
+    cell = subnetwork.extract_subnetwork(model, width_mult, depth_mult)
     with tempfile.TemporaryDirectory(prefix="dynabert-savedmodel-") as tmp:
         tflite_lib.to_saved_model(cell, os.path.join(tmp, "saved_model"), seq_len)
         tflite = tflite_lib.convert_saved_model(os.path.join(tmp, "saved_model"),
@@ -196,8 +196,8 @@ def export_model(model_dir, output_dir, quantization="dynamic_range", seq_len=12
     if seq_len > max_positions:
         raise ExportError(f"seq_len {seq_len} exceeds the model's max_position_embeddings "
                           f"{max_positions}")
-    classifier = checkpoint.load_task_model(model_path)
-    cfg, num_classes = classifier.bert_config, classifier.num_outputs
+    model = checkpoint.load_task_model(model_path)
+    cfg, num_classes = model.bert_config, model.num_outputs  # classes; span: 2 positions
     task = hf_config.get("finetuning_task") or (eval_grid or {}).get("task")
     labels = labels_of(hf_config, num_classes)
 
@@ -248,13 +248,14 @@ def export_model(model_dir, output_dir, quantization="dynamic_range", seq_len=12
         layers, heads, neurons = cost.cell_dims(cfg, width_mult, depth_mult)
         info = {"cell": name, "width_mult": width_mult, "depth_mult": depth_mult, "task": task,
                 "labels": labels, "seq_len": seq_len, "quantization": quantization,
-                "inputs": list(tflite_lib.INPUT_NAMES), "outputs": list(classifier.head.output_names),
+                "inputs": list(tflite_lib.INPUT_NAMES),
+                "outputs": list(model.head.output_names),
                 "vocab_sha256": manifest["vocab_sha256"]}
         metadata = {METADATA_JSON: json.dumps(info).encode(), LABELS: labels_bytes}
         if vocab_bytes:
             metadata[VOCAB] = vocab_bytes
         file_name = f"{name}.tflite"
-        written = export_cell(classifier, width_mult, depth_mult,
+        written = export_cell(model, width_mult, depth_mult,
                               os.path.join(output_dir, file_name), seq_len, quantization,
                               representative, metadata)
         flops = cost.count_flops(cfg, width_mult, depth_mult, seq_len, num_classes)

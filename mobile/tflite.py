@@ -28,19 +28,19 @@ INPUT_NAMES = model_config.INPUT_NAMES
 SIGNATURE = "serving_default"
 
 
-def to_saved_model(classifier_cell, path, seq_len):
-    """Writes `classifier_cell` as a SavedModel with the `serving_default` signature."""
+def to_saved_model(model_cell, path, seq_len):
+    """Writes `model_cell` as a SavedModel with the `serving_default` signature."""
     import keras
     import tensorflow as tf
 
     archive = keras.export.ExportArchive()
-    archive.track(classifier_cell)
+    archive.track(model_cell)
 
     def serve(token_ids, segment_ids, padding_mask):
         inputs = {"token_ids": token_ids, "segment_ids": segment_ids,
                   "padding_mask": padding_mask}
-        outputs = classifier_cell(inputs, training=False, return_dict=True)
-        return {name: outputs[name] for name in classifier_cell.head.output_names}
+        outputs = model_cell(inputs, training=False, return_dict=True)
+        return {name: outputs[name] for name in model_cell.head.output_names}
 
     archive.add_endpoint(SIGNATURE, serve, input_signature=[
         tf.TensorSpec([1, seq_len], tf.int32, name=name) for name in INPUT_NAMES])

@@ -124,7 +124,7 @@ def test_tfds_offline_fails_fast_with_clear_message(tmp_path):
         pytest.skip("the SQuAD download host is reachable; the offline path cannot be shown")
     start = time.monotonic()
     with pytest.raises(RuntimeError, match="tensorflow-datasets needs network access to download "
-                                           "squad/v2.0.*--data_source=json"):
+                                           "squad/v2.0.*--data_dir=<folder holding dev-v2.0.json>"):
         squad.load_squad_examples("v2.0", "dev", str(tmp_path), data_source="tfds")
     assert time.monotonic() - start < 20
 

@@ -7,7 +7,7 @@ serves pretrained checkpoints and our own.
 
     backbone = load_backbone("path/to/hf_or_keras_hub_dir")
     model = load_task_model(workdir + "/width_depth")           # backbone + its task head
-    model = load_task_model(pretrained_dir, head_kind="span")   # a fresh head on a pretrained encoder
+    model = load_task_model(pretrained_dir, head_kind="span")   # fresh head, pretrained encoder
     save_task_model(model, out_dir, vocab_path=..., extra_config={...})
 """
 
@@ -194,8 +194,9 @@ def save_task_model(model, path, vocab_path=None, extra_config=None):
 
     config.json holds the architecture, the head's fields (`num_labels`, `problem_type`) and
     anything in `extra_config` (e.g. `id2label`, `finetuning_task`, `dynabert`); the tokenizer
-    files (`tokenizer_files(vocab_path)`) are copied when given. Each file is written atomically (`io.files`), the weights first, so
-    an interrupted save never leaves a torn checkpoint.
+    files (`tokenizer_files(vocab_path)`) are copied when given. Each file is written
+    atomically (`io.files`), the weights first, so an interrupted save never leaves a torn
+    checkpoint.
     """
     os.makedirs(path, exist_ok=True)
     tensors = {**backbone_to_hf_tensors(model.backbone), **model.head.hf_tensors()}

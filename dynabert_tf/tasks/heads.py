@@ -91,23 +91,28 @@ class TaskHead(keras.layers.Layer):
         return {**super().get_config(), "dropout": self.dropout_rate}
 
 
-@keras.saving.register_keras_serializable(package="dynabert_tf")
-class ClassificationHead(TaskHead):
-    """Dropout + dense on the pooled output -> `logits` [batch, num_classes]."""
+class PooledHead(TaskHead):
+    """Dropout + dense on the pooled ([CLS]) output -> `logits` [batch, units]."""
 
-    kind = "classification"
     hf_architecture = "BertForSequenceClassification"
     hf_prefix = "classifier"
+
+    def call(self, backbone_outputs, training=None):
+        pooled = self.dropout(backbone_outputs["pooled_output"], training=training)
+        return {"logits": self.dense(pooled)}
+
+
+@keras.saving.register_keras_serializable(package="dynabert_tf")
+class ClassificationHead(PooledHead):
+    """`logits` [batch, num_classes] on the pooled output."""
+
+    kind = "classification"
 
     def __init__(self, num_classes, dropout=0.1, **kwargs):
         if num_classes < 2:
             raise ValueError(f"a classification head needs >= 2 classes, got {num_classes}")
         super().__init__(num_classes, dropout, **kwargs)
         self.num_classes = num_classes
-
-    def call(self, backbone_outputs, training=None):
-        pooled = self.dropout(backbone_outputs["pooled_output"], training=training)
-        return {"logits": self.dense(pooled)}
 
     def label_loss(self, outputs, labels):
         """Mean sparse cross-entropy; labels: int [batch] class ids."""
@@ -126,20 +131,14 @@ class ClassificationHead(TaskHead):
 
 
 @keras.saving.register_keras_serializable(package="dynabert_tf")
-class RegressionHead(TaskHead):
-    """Dropout + dense on the pooled output -> `logits` [batch, 1], one score per example."""
+class RegressionHead(PooledHead):
+    """`logits` [batch, 1] on the pooled output: one score per example."""
 
     kind = "regression"
-    hf_architecture = "BertForSequenceClassification"
-    hf_prefix = "classifier"
 
     def __init__(self, dropout=0.1, **kwargs):
         super().__init__(1, dropout, **kwargs)
         self.num_classes = 1
-
-    def call(self, backbone_outputs, training=None):
-        pooled = self.dropout(backbone_outputs["pooled_output"], training=training)
-        return {"logits": self.dense(pooled)}
 
     def label_loss(self, outputs, labels):
         """Mean squared error; labels: float [batch] targets."""
