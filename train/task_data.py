@@ -134,6 +134,12 @@ class SquadTaskData(TaskData):
     dev is scored per question by EM / F1 after post-processing (`tasks/squad_metrics.py`).
     """
 
+    def __init__(self, settings):
+        super().__init__(settings)
+        if not isinstance(self.encoder, BertInputEncoder):
+            raise ValueError("SQuAD features need WordPiece character offsets; a RoBERTa "
+                             "(byte-level BPE) checkpoint cannot run a SQuAD task yet")
+
     def _features(self, split, limit):
         from dynabert_tf.data import squad
 
