@@ -199,7 +199,8 @@ def export_model(model_dir, output_dir, quantization="dynamic_range", seq_len=12
     model = checkpoint.load_task_model(model_path)
     cfg, num_classes = model.bert_config, model.num_outputs  # classes; span: 2 positions
     task = hf_config.get("finetuning_task") or (eval_grid or {}).get("task")
-    labels = labels_of(hf_config, num_classes)
+    # Class names of a classification head; a span head's outputs are token positions.
+    labels = labels_of(hf_config, num_classes) if model.head.kind != "span" else []
 
     os.makedirs(output_dir, exist_ok=True)
     vocab_src = os.path.join(model_path, VOCAB)
@@ -211,7 +212,7 @@ def export_model(model_dir, output_dir, quantization="dynamic_range", seq_len=12
     else:
         logging.warning("%s has no %s; the TFLite files will carry no vocabulary",
                         model_path, VOCAB)
-    labels_bytes = ("\n".join(labels) + "\n").encode()
+    labels_bytes = ("\n".join(labels) + "\n").encode() if labels else b""
     files.write_atomic(os.path.join(output_dir, LABELS), labels_bytes)
 
     representative, representative_note = None, None

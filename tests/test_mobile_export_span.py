@@ -54,7 +54,7 @@ def test_span_cells_have_start_and_end_outputs_equal_to_keras(workdir, exported)
     out, manifest = exported
     model = checkpoint.load_task_model(os.path.join(workdir, "final"))
     assert model.head.kind == "span"
-    assert manifest["primary_metric"] == "f1"
+    assert manifest["primary_metric"] == "f1" and manifest["labels"] == []
     assert [e["cell"] for e in manifest["cells"]] == CELLS.split(",")
     for entry in manifest["cells"]:
         assert sorted(o["name"] for o in entry["outputs"]) == ["end_logits", "start_logits"]
