@@ -6,20 +6,21 @@
 
 import functools
 import math
-import os
 
 from dynabert_tf import data as data_lib
 from dynabert_tf import evaluation
+from dynabert_tf.io import checkpoint
 from dynabert_tf.models.bert.tokenizer import BertInputEncoder
 from dynabert_tf.models.roberta.tokenizer import RobertaInputEncoder
 
 
 def make_encoder(vocab_path, max_seq_length):
-    """The tokenizer of a vocabulary: RoBERTa's byte-level BPE for a vocab.json (merges.txt
-    beside it), BERT's WordPiece for a vocab.txt."""
-    if vocab_path.endswith(".json"):
-        merges = os.path.join(os.path.dirname(vocab_path), "merges.txt")
-        return RobertaInputEncoder(vocab_path, merges, max_seq_length)
+    """The tokenizer of a vocabulary (`checkpoint.tokenizer_files`): RoBERTa's byte-level BPE
+    for a vocab.json (merges.txt beside it), BERT's WordPiece for a vocab.txt."""
+    tokenizer_files = checkpoint.tokenizer_files(vocab_path)
+    if checkpoint.MERGES in tokenizer_files:
+        return RobertaInputEncoder(vocab_path, tokenizer_files[checkpoint.MERGES],
+                                   max_seq_length)
     return BertInputEncoder(vocab_path, max_seq_length)
 
 
@@ -34,7 +35,7 @@ class TaskData:
 
     Subclasses provide `train_examples` (whatever counts as one training row), `dev_sets`
     and `test_sets` ({split: `evaluation.EvalSet`}), `train_dataset(epoch)` and
-    `importance_dataset()`.
+    `_importance_batches()`.
     """
 
     def __init__(self, settings):
@@ -53,6 +54,12 @@ class TaskData:
     def _limit(self, examples, limit):
         return examples[:limit] if limit else examples
 
+    def importance_dataset(self):
+        """`--importance_batches` batches (0: all) of the data Taylor importance runs on."""
+        batches = self.settings.importance_batches
+        dataset = self._importance_batches()
+        return dataset.take(batches) if batches else dataset
+
     def model_metadata(self, stage):
         """What a saved model's config.json records about the task and the run."""
         metadata = {"finetuning_task": self.task.name,
@@ -70,17 +77,21 @@ class SentenceTaskData(TaskData):
     """Sentence(-pair) classification and regression: GLUE and the built-in tasks."""
 
     def _load(self, split, limit):
-        return self._limit(data_lib.load_examples(self.task, split, data_dir=self.settings.data_dir,
-                                                  data_source=self.settings.data_source), limit)
+        examples = data_lib.load_examples(self.task, split, data_dir=self.settings.data_dir,
+                                          data_source=self.settings.data_source)
+        return self._limit(examples, limit)
 
     @functools.cached_property
     def train_examples(self):
         return self._load("train", self.settings.max_train_examples)
 
-    @functools.cached_property
-    def _train_encoded(self):
-        """The training split tokenized once; every epoch re-batches it."""
-        return data_lib.encode(self.train_examples, self.encoder)
+    @functools.cache
+    def _encoded(self, split):
+        """`data.Encoded` of a split: tokenized once, re-batched by every epoch and every
+        evaluation of the run."""
+        examples = (self.train_examples if split == "train" else
+                    {**self.dev_examples, **self.test_examples}[split])
+        return data_lib.encode(examples, self.encoder)
 
     @functools.cached_property
     def dev_examples(self):
@@ -99,32 +110,29 @@ class SentenceTaskData(TaskData):
 
     def train_dataset(self, epoch):
         """The training batches of `epoch`, shuffled by (seed, epoch): same order on resume."""
-        return data_lib.batches(self._train_encoded, self.settings.batch_size, shuffle=True,
+        return data_lib.batches(self._encoded("train"), self.settings.batch_size, shuffle=True,
                                 seed=self.settings.seed + epoch, pad_to=self.settings.pad_to,
                                 bucket_boundaries=self.settings.bucket_boundaries or None)
 
-    def _eval_set(self, examples):
-        dataset = data_lib.make_dataset(examples, self.encoder, self.settings.eval_batch_size,
-                                        pad_to=self.settings.pad_to)
+    def _eval_set(self, split):
+        dataset = data_lib.batches(self._encoded(split), self.settings.eval_batch_size,
+                                   pad_to=self.settings.pad_to)
         return evaluation.EvalSet.labelled(self.task, dataset)
 
     @functools.cached_property
     def dev_sets(self):
-        """{split: EvalSet}, tokenized once and reused by every evaluation of the run."""
-        return {split: self._eval_set(ex) for split, ex in self.dev_examples.items()}
+        """{split: EvalSet}, reused by every evaluation of the run."""
+        return {split: self._eval_set(split) for split in self.dev_examples}
 
     @functools.cached_property
     def test_sets(self):
-        return {split: self._eval_set(ex) for split, ex in self.test_examples.items()}
+        return {split: self._eval_set(split) for split in self.test_examples}
 
-    def importance_dataset(self):
-        if self.settings.importance_split == "train":
-            encoded = self._train_encoded
-        else:
-            encoded = data_lib.encode(next(iter(self.dev_examples.values())), self.encoder)
-        dataset = data_lib.batches(encoded, self.settings.batch_size, pad_to=self.settings.pad_to)
-        batches = self.settings.importance_batches
-        return dataset.take(batches) if batches else dataset
+    def _importance_batches(self):
+        split = ("train" if self.settings.importance_split == "train"
+                 else self.task.dev_splits[0])
+        return data_lib.batches(self._encoded(split), self.settings.batch_size,
+                                pad_to=self.settings.pad_to)
 
 
 class SquadTaskData(TaskData):
@@ -183,7 +191,5 @@ class SquadTaskData(TaskData):
     def test_sets(self):
         return {}
 
-    def importance_dataset(self):
-        dataset = self._dataset(self.train_features, self.settings.batch_size)
-        batches = self.settings.importance_batches
-        return dataset.take(batches) if batches else dataset
+    def _importance_batches(self):
+        return self._dataset(self.train_features, self.settings.batch_size)
