@@ -1,23 +1,27 @@
 """Times one training step: plain fine-tuning vs the DynaBERT grid steps, in ONE process.
 
-    .venv/bin/python -m benchmarks.train_step                     # MiniLM-L6 shape, random init
-    .venv/bin/python -m benchmarks.train_step --checkpoint DIR    # real weights (HF/keras-hub)
+    .venv/bin/python -m benchmarks.train_step                        # MiniLM-L6 shape, random init
+    .venv/bin/python -m benchmarks.train_step --checkpoint=minilm_l6 # the real MiniLM-L6
+    .venv/bin/python -m benchmarks.train_step --checkpoint DIR       # any HF/keras-hub dir
 
 Variants (same optimizer, tf.function, dropout on as in training):
   plain         one ordinary full-size fine-tuning step (label loss)
   stage1        DynaBERT_W: widths (1, .75, .5, .25), depth 1, teacher at full width
-  stage2        DynaBERT: widths x depths (1, .75, .5), teacher at the student's width,
-                shared-prefix multi-depth forward
+  stage2        DynaBERT, the paper's 12 cells: widths (1, .75, .5, .25) x depths
+                (1, .75, .5), teacher at the student's width, shared-prefix multi-depth forward
   stage2_cells  stage2 with each cell run separately (no shared prefix)
   plain_seqS    plain at a short sequence length (dynamic padding gain)
 Timed steps of all variants are interleaved round-robin, so a change in machine load hits
-every variant alike; the reported figure is the median per variant.
+every variant alike; the reported figure is the median per variant. With --memory_steps N
+(default 2) each variant then also runs alone in a fresh process (N steps after the warm-up)
+and its peak resident memory (the child's VmHWM) is reported.
 """
 
 import argparse
 import os
 import platform
 import statistics
+import sys
 import subprocess
 import time
 
@@ -35,12 +39,15 @@ from dynabert_tf.models import task_model  # noqa: E402
 
 MINILM_L6 = BertConfig(vocab_size=30522, hidden_size=384, num_layers=6, num_heads=12,
                        intermediate_size=1536)
-GRID2 = (1.0, 0.75, 0.5)
+WIDTHS = (1.0, 0.75, 0.5, 0.25)  # the paper's grid: 4 widths x 3 depths = 12 cells
+DEPTHS = (1.0, 0.75, 0.5)
+NEEDS_TEACHER = ("stage1", "stage2", "stage2_cells")
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", help="HF / keras-hub dir; default: random MiniLM-L6")
+    parser.add_argument("--checkpoint", help="HF / keras-hub dir, or 'minilm_l6' (the real "
+                        "MiniLM-L6 asset); default: random MiniLM-L6")
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--seq_len", type=int, default=128)
     parser.add_argument("--short_seq_len", type=int, default=32)
@@ -50,11 +57,19 @@ def parse_args():
     parser.add_argument("--inter_threads", type=int, default=1)
     parser.add_argument("--jit_compile", action="store_true", help="XLA for every variant")
     parser.add_argument("--variants", default="plain,stage1,stage2,stage2_cells,plain_seqS")
-    parser.add_argument("--output", default="benchmarks/results/train_step.md")
+    parser.add_argument("--memory_steps", type=int, default=2,
+                        help="steps of each variant alone in its own process for its peak "
+                             "RSS; 0: no memory runs")
+    parser.add_argument("--output", default="benchmarks/results/train_step.md",
+                        help="report file; '' prints the timings only")
     return parser.parse_args()
 
 
 def make_classifier(path):
+    if path == "minilm_l6":
+        from dynabert_tf.io import assets
+
+        path = assets.minilm_dir()
     if path:
         return checkpoint.load_task_model(path, num_classes=2)
     return task_model.classifier(DynaBertBackbone.from_config_object(MINILM_L6), num_classes=2)
@@ -84,10 +99,10 @@ def build_variants(names, student, teacher, args):
         "plain": lambda: GridTrainer(student, loss_mode="labels"),
         "stage1": lambda: GridTrainer(student, teacher, width_mults=(1.0, 0.75, 0.5, 0.25),
                                       teacher_width="full", lambda_hidden=0.1),
-        "stage2": lambda: GridTrainer(student, teacher, width_mults=GRID2, depth_mults=GRID2,
+        "stage2": lambda: GridTrainer(student, teacher, width_mults=WIDTHS, depth_mults=DEPTHS,
                                       teacher_width="same", lambda_hidden=1.0),
-        "stage2_cells": lambda: GridTrainer(student, teacher, width_mults=GRID2,
-                                            depth_mults=GRID2, teacher_width="same",
+        "stage2_cells": lambda: GridTrainer(student, teacher, width_mults=WIDTHS,
+                                            depth_mults=DEPTHS, teacher_width="same",
                                             lambda_hidden=1.0, share_depth_prefix=False),
         "plain_seqS": lambda: GridTrainer(student, loss_mode="labels"),
     }
@@ -107,9 +122,10 @@ def main():
     tf.config.threading.set_intra_op_parallelism_threads(args.intra_threads)
     tf.config.threading.set_inter_op_parallelism_threads(args.inter_threads)
     load_before = load_average()
-    student = make_classifier(args.checkpoint)
-    teacher = make_classifier(args.checkpoint)
     names = args.variants.split(",")
+    student = make_classifier(args.checkpoint)
+    teacher = (make_classifier(args.checkpoint)
+               if any(name in NEEDS_TEACHER for name in names) else None)
     variants = build_variants(names, student, teacher, args)
     for name, (step, batch) in variants.items():
         start = time.perf_counter()
@@ -129,10 +145,46 @@ def main():
             f"{n} {t[-1]:.2f}s ({cpu_times[n][-1]:.2f} cpu-s)" for n, t in times.items()),
             flush=True)
     load_after = load_average()
-    write_report(args, times, cpu_times, load_before, load_after, student.bert_config)
+    if not args.output:
+        print_peak_rss()
+        return
+    peak_rss = {name: peak_rss_mb(name, args) for name in names} if args.memory_steps else {}
+    load_memory = load_average()
+    write_report(args, times, cpu_times, peak_rss, (load_before, load_after, load_memory),
+                 student.bert_config)
 
 
-def write_report(args, times, cpu_times, load_before, load_after, config):
+def peak_rss_mb(name, args):
+    """Peak resident memory (MB) of a fresh process running only variant `name`.
+
+    The child reports its own VmHWM: a forked child's ru_maxrss would include this process's
+    memory at fork time.
+    """
+    command = [sys.executable, "-m", "benchmarks.train_step", f"--variants={name}",
+               f"--steps={args.memory_steps}", f"--warmup_steps={args.warmup_steps}",
+               f"--batch_size={args.batch_size}", f"--seq_len={args.seq_len}",
+               f"--short_seq_len={args.short_seq_len}", f"--intra_threads={args.intra_threads}",
+               f"--inter_threads={args.inter_threads}", "--memory_steps=0", "--output="]
+    if args.checkpoint:
+        command.append(f"--checkpoint={args.checkpoint}")
+    if args.jit_compile:
+        command.append("--jit_compile")
+    result = subprocess.run(command, capture_output=True, text=True)
+    lines = [line for line in result.stdout.splitlines() if line.startswith("VmHWM:")]
+    if result.returncode or not lines:
+        raise SystemExit(f"memory run of {name} failed (exit {result.returncode}):\n"
+                         f"{result.stderr[-2000:]}")
+    megabytes = int(lines[-1].split()[1]) / 1024  # kB
+    print(f"{name}: peak RSS {megabytes:.0f} MB in its own process", flush=True)
+    return megabytes
+
+
+def print_peak_rss():
+    with open("/proc/self/status") as f:
+        print(next(line for line in f if line.startswith("VmHWM:")).strip(), flush=True)
+
+
+def write_report(args, times, cpu_times, peak_rss, loads, config):
     wall = {name: statistics.median(t) for name, t in times.items()}
     cpu = {name: statistics.median(t) for name, t in cpu_times.items()}
     rows = []
@@ -141,8 +193,9 @@ def write_report(args, times, cpu_times, load_before, load_after, config):
                                  if "plain" in medians else "-")
         label = name.replace("seqS", f"seq{args.short_seq_len}")
         seq = args.short_seq_len if name == "plain_seqS" else args.seq_len
+        rss = f"{peak_rss[name]:.0f}" if name in peak_rss else "-"
         rows.append(f"| {label} | {seq} | {wall[name]:.3f} | {min(times[name]):.3f} | "
-                    f"{ratio(wall)} | {cpu[name]:.2f} | {ratio(cpu)} |")
+                    f"{ratio(wall)} | {cpu[name]:.2f} | {ratio(cpu)} | {rss} |")
     cpu_model = subprocess.run(["bash", "-c", "lscpu | grep 'Model name' | cut -d: -f2"],
                                capture_output=True, text=True).stdout.strip()
     command = " ".join(["python -m benchmarks.train_step"] + [
@@ -158,13 +211,16 @@ def write_report(args, times, cpu_times, load_before, load_after, config):
         f"Model: hidden {config.hidden_size}, {config.num_layers} layers, {config.num_heads} "
         f"heads, FFN {config.intermediate_size}, vocab {config.vocab_size} "
         f"({args.checkpoint or 'random init'}); batch {args.batch_size}.",
-        f"Load average (1, 5, 15 min) before: {load_before}; after: {load_after}.",
+        f"Load average (1, 5, 15 min) before: {loads[0]}; after the timed steps: {loads[1]}; "
+        f"after the memory runs: {loads[2]}.",
         f"{args.warmup_steps} warm-up steps excluded; {args.steps} timed steps per variant, "
         "interleaved round-robin. Wall seconds per step, and CPU seconds of this process per "
-        "step (user + system, all threads; less sensitive to other processes' load).", "",
+        "step (user + system, all threads; less sensitive to other processes' load). "
+        f"Peak RSS: the variant alone in a fresh process ({args.memory_steps} steps after the "
+        "warm-up; model(s), optimizer, traced step), its VmHWM.", "",
         "| variant | seq | median wall s | min wall s | wall / plain | median cpu s "
-        "| cpu / plain |",
-        "|---|---|---|---|---|---|---|", *rows, ""])
+        "| cpu / plain | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|", *rows, ""])
     os.makedirs(os.path.dirname(args.output) or ".", exist_ok=True)
     with open(args.output, "w") as f:
         f.write(text)
