@@ -1,95 +1,177 @@
-"""A `model.fit` loop that survives being killed: resumes at the exact step it stopped.
+"""The training loop of every stage: distributed, resumable bit for bit, stopped by a bad loss.
 
-Every `checkpoint_every` steps and at each epoch end, the weights, the optimizer (with its
-step count) and the position in the epoch go to a `tf.train.CheckpointManager`. A restarted
-run restores them and skips the batches of the current epoch it has already trained on;
-each epoch's data order depends only on (seed, epoch), so the skipped batches are the same.
+    loop = TrainingLoop(trainer, optimizer, runtime, state_dir, checkpoint_every=200)
+    steps = loop.fit(make_epoch_dataset, epochs, steps_per_epoch)
+
+`trainer` is a `GridTrainer` (its `compute_gradients` gives the grid's loss and gradients);
+each step runs on every replica under `runtime.strategy` (train/runtime.py) with the loss
+reduced over the global batch, and the optimizer all-reduces the gradients.
+
+Every `checkpoint_every` steps and at each epoch end the student's weights, the optimizer
+(with its step count), the dropout seed states and the position in the epoch go to a
+`tf.train.CheckpointManager`. A restarted run restores them and skips the batches of the
+current epoch it has trained on; each epoch's data order depends only on (seed, epoch), so
+a killed run that resumes ends with the same weights as one that was never stopped.
+A NaN or infinite loss stops the stage before anything more is saved: the last checkpoint,
+from before the bad step, stays.
 """
 
+import math
 import os
 
 import keras
 import tensorflow as tf
 
-
-class _ResumeCheckpoint(keras.callbacks.Callback):
-    """Saves the run's state every N steps and at the end of each epoch."""
-
-    def __init__(self, manager, epoch, step_in_epoch, every_steps):
-        super().__init__()
-        self._manager, self._epoch, self._step = manager, epoch, step_in_epoch
-        self._every = every_steps
-
-    def on_train_batch_end(self, batch, logs=None):
-        self._step.assign_add(1)
-        if self._every and int(self.model.optimizer.iterations) % self._every == 0:
-            self._manager.save(checkpoint_number=int(self.model.optimizer.iterations))
-
-    def on_epoch_end(self, epoch, logs=None):
-        self._epoch.assign(epoch + 1)
-        self._step.assign(0)
-        self._manager.save(checkpoint_number=int(self.model.optimizer.iterations))
+from train.runtime import Runtime
 
 
-class _StepScalars(keras.callbacks.Callback):
-    """Writes the batch logs and the learning rate to TensorBoard against the global step
-    (Keras' own TensorBoard callback restarts its batch count at every `fit` call)."""
-
-    def __init__(self, log_dir, every_steps=20):
-        super().__init__()
-        self._writer = tf.summary.create_file_writer(os.path.join(log_dir, "steps"))
-        self._every = every_steps
-
-    def on_train_batch_end(self, batch, logs=None):
-        step = int(self.model.optimizer.iterations)
-        if step % self._every:
-            return
-        with self._writer.as_default(step=step):
-            for name, value in (logs or {}).items():
-                tf.summary.scalar(name, value)
-            lr = self.model.optimizer.learning_rate
-            tf.summary.scalar("learning_rate", lr(step) if callable(lr) else lr)
-        self._writer.flush()
+class NonFiniteLoss(RuntimeError):
+    """The loss became NaN or infinite; the stage stopped and kept its last good checkpoint."""
 
 
-def fit_resumable(model, make_epoch_dataset, epochs, steps_per_epoch, state_dir,
-                  weights=None, checkpoint_every=200, callbacks=(), verbose="auto"):
-    """Trains `model` (compiled) for `epochs`, resuming from `state_dir` if a run was cut off.
+def seed_states(model):
+    """The dropout layers' seed-generator states: not part of `model`'s checkpoint, but
+    the next dropout masks depend on them."""
+    return [v for v in model.variables if v.path.endswith("seed_generator_state")]
+
+
+class TrainingLoop:
+    """Trains `trainer.student` with `optimizer` under `runtime`, checkpointing to `state_dir`.
 
     Args:
-      model: a compiled keras.Model (its optimizer is checkpointed too).
-      make_epoch_dataset: epoch index -> dataset of (features, labels), same order for the
-        same epoch on every call (shuffle seeded by the epoch).
-      steps_per_epoch: batches per epoch (the dataset may be longer; it is cut).
-      state_dir: where checkpoints and TensorBoard logs go.
-      weights: the trackable whose variables are saved (default `model`; a distillation
-        trainer passes its student so the frozen teacher is not copied every time).
-    Returns:
-      The optimizer's final step count.
+      trainer: a GridTrainer (or anything with `student` and
+        `compute_gradients(features, labels) -> (loss, gradients, {cell: loss})`), built
+        in `runtime.scope()`.
+      optimizer: a Keras optimizer built in `runtime.scope()`.
+      runtime: train/runtime.py `Runtime` (default: one process).
+      state_dir: checkpoints go to state_dir/checkpoints, TensorBoard logs to
+        state_dir/logs (chief only).
+      checkpoint_every: steps between checkpoints (and at every epoch end); 0: epoch ends only.
+      verbose: progress display, as `model.fit` takes it ("auto", 0, 1, 2).
+      on_step: optional callable(step, loss) after each step (tests use it to stop a run).
     """
-    epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-    step_in_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="step_in_epoch")
-    model.optimizer.build(model.trainable_variables)
-    state = tf.train.Checkpoint(weights=weights or model, optimizer=model.optimizer,
-                                epoch=epoch, step_in_epoch=step_in_epoch)
-    manager = tf.train.CheckpointManager(state, os.path.join(state_dir, "checkpoints"),
-                                         max_to_keep=2)
-    if manager.latest_checkpoint:
-        state.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        print(f"resuming from {manager.latest_checkpoint}: epoch {int(epoch)}, "
-              f"step {int(step_in_epoch)} of {steps_per_epoch}")
-    log_dir = os.path.join(state_dir, "logs")
-    all_callbacks = [_ResumeCheckpoint(manager, epoch, step_in_epoch, checkpoint_every),
-                     _StepScalars(log_dir),
-                     keras.callbacks.TensorBoard(log_dir, update_freq="epoch"), *callbacks]
-    while int(epoch) < epochs:
-        done = int(step_in_epoch)
-        if done >= steps_per_epoch:  # cut off between its last batch and its end
-            epoch.assign_add(1)
-            step_in_epoch.assign(0)
-            continue
-        dataset = make_epoch_dataset(int(epoch)).take(steps_per_epoch).skip(done)
-        model.fit(dataset, initial_epoch=int(epoch), epochs=int(epoch) + 1,
-                  steps_per_epoch=steps_per_epoch - done, callbacks=all_callbacks,
-                  shuffle=False, verbose=verbose)
-    return int(model.optimizer.iterations)
+
+    def __init__(self, trainer, optimizer, state_dir, runtime=None, checkpoint_every=200,
+                 verbose="auto", on_step=None, summary_every=20):
+        self.trainer, self.optimizer = trainer, optimizer
+        self.runtime = runtime or Runtime.create("none")
+        self.state_dir = state_dir
+        self.checkpoint_every, self.summary_every = checkpoint_every, summary_every
+        self.verbose = 1 if verbose == "auto" else int(verbose)
+        self.on_step = on_step
+        student = trainer.student
+        with self.runtime.scope():
+            optimizer.build(student.trainable_variables)
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        self.step_in_epoch = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                         name="step_in_epoch")
+        self.state = tf.train.Checkpoint(weights=student, optimizer=optimizer,
+                                         dropout_seeds=seed_states(student),
+                                         epoch=self.epoch, step_in_epoch=self.step_in_epoch)
+        self.checkpoint_dir = os.path.join(state_dir, "checkpoints")
+        self.manager = tf.train.CheckpointManager(
+            self.state, self.runtime.private_dir(self.checkpoint_dir), max_to_keep=2)
+        self._train_step = self._make_train_step()
+
+    @property
+    def step(self):
+        return int(self.optimizer.iterations.numpy())
+
+    def _make_train_step(self):
+        trainer, optimizer, strategy = self.trainer, self.optimizer, self.runtime.strategy
+        variables = trainer.student.trainable_variables
+
+        def replica_step(features, labels, weight):
+            loss, gradients, _ = trainer.compute_gradients(features, labels)
+            # Weights no cell uses get no gradient (a span head leaves the pooler unused; a
+            # single shallow cell skips layers): left out of the update, not zeroed.
+            used = [(g * weight, v) for g, v in zip(gradients, variables) if g is not None]
+            optimizer.apply(*zip(*used))
+            return loss * weight
+
+        @tf.function(reduce_retracing=True)  # batches padded to their longest example
+        def train_step(batch):
+            per_replica = strategy.run(replica_step, args=batch)
+            return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+
+        return train_step
+
+    def restore(self):
+        """Restores the latest checkpoint (the chief's) if there is one; True if it did."""
+        latest = tf.train.latest_checkpoint(self.checkpoint_dir)
+        if not latest:
+            return False
+        self.state.restore(latest).assert_existing_objects_matched()
+        return True
+
+    def _save(self):
+        self.manager.save(checkpoint_number=self.step)
+        self.runtime.discard_private(self.checkpoint_dir)
+
+    def fit(self, make_epoch_dataset, epochs, steps_per_epoch):
+        """Trains for `epochs` epochs of `steps_per_epoch` batches, resuming if cut off.
+
+        Args:
+          make_epoch_dataset: epoch index -> dataset of global batches (features, labels),
+            in the same order for the same epoch on every call and every worker.
+        Returns:
+          The optimizer's final step count.
+        """
+        if self.restore():
+            self._print(f"resuming from {tf.train.latest_checkpoint(self.checkpoint_dir)}: "
+                        f"epoch {int(self.epoch)}, step {int(self.step_in_epoch)} of "
+                        f"{steps_per_epoch}")
+        writer = (tf.summary.create_file_writer(os.path.join(self.state_dir, "logs", "steps"))
+                  if self.runtime.is_chief else None)
+        while int(self.epoch) < epochs:
+            done = int(self.step_in_epoch)
+            if done < steps_per_epoch:
+                self._run_epoch(make_epoch_dataset, steps_per_epoch, done, epochs, writer)
+            self.epoch.assign_add(1)
+            self.step_in_epoch.assign(0)
+            self._save()
+        return self.step
+
+    def _run_epoch(self, make_epoch_dataset, steps_per_epoch, done, epochs, writer):
+        epoch = int(self.epoch)
+        dataset = self.runtime.distribute(
+            lambda: make_epoch_dataset(epoch).take(steps_per_epoch).skip(done))
+        progress = keras.utils.Progbar(steps_per_epoch, verbose=self.verbose,
+                                       stateful_metrics=["loss"])
+        if self.verbose and self.runtime.is_chief:
+            print(f"Epoch {epoch + 1}/{epochs}")
+        progress_shown = self.verbose and self.runtime.is_chief
+        total, count = 0.0, 0
+        for batch in dataset:
+            loss = float(self._train_step(batch)) / len(self.trainer.cells)
+            if not math.isfinite(loss):
+                raise NonFiniteLoss(
+                    f"the loss is {loss} at step {self.step}; the stage stopped, its last "
+                    f"checkpoint (step {self.manager.latest_checkpoint or 'none'}) is kept — "
+                    f"lower --learning_rate or check the data")
+            self.step_in_epoch.assign_add(1)
+            total, count = total + loss, count + 1
+            if writer is not None and self.step % self.summary_every == 0:
+                self._summaries(writer, loss)
+            if progress_shown:
+                progress.update(done + count, [("loss", total / count)])
+            if self.on_step is not None:
+                self.on_step(self.step, loss)
+            if self.checkpoint_every and self.step % self.checkpoint_every == 0:
+                self._save()
+        if writer is not None and count:
+            with writer.as_default(step=self.step):
+                tf.summary.scalar("epoch_loss", total / count)
+            writer.flush()
+
+    def _summaries(self, writer, loss):
+        learning_rate = self.optimizer.learning_rate
+        with writer.as_default(step=self.step):
+            tf.summary.scalar("loss", loss)
+            tf.summary.scalar("learning_rate", learning_rate(self.step)
+                              if callable(learning_rate) else learning_rate)
+        writer.flush()
+
+    def _print(self, text):
+        if self.runtime.is_chief:
+            print(text)

@@ -3,7 +3,9 @@ r"""Trains a DynaBERT: python -m train.run --flagfile=configs/rt_polarity.flags 
 Stages (default all, in this order): teacher, rewire, width, width_depth, finetune, evaluate.
 A complete stage is skipped and an interrupted one resumes, so re-running the same command
 after a kill continues where it stopped. The flags are made from `train.settings.Settings`,
-the one place each setting's default, help and check live.
+the one place each setting's default, help and check live; `train.preflight` checks the
+checkpoint, vocabulary, data and workdir and `train.workdir` claims the workdir, all before
+TensorFlow is imported. An error ends the run with one line (its traceback with --verbose).
 """
 
 import dataclasses
@@ -14,6 +16,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags, logging  # noqa: E402
 
+from dynabert_tf import errors  # noqa: E402
+from train import preflight, workdir  # noqa: E402
 from train.settings import STAGES, Settings  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -64,29 +68,44 @@ def settings_from_flags():
         raise BadInput(str(e)) from None
 
 
+def parse_flags(argv):
+    """The flags of `argv` (all others back to their defaults); a bad or unknown flag exits
+    with one line (status 2) instead of absl's usage text."""
+    FLAGS.unparse_flags()
+    try:
+        return FLAGS(argv)
+    except flags.Error as e:
+        errors.fail(str(e), code=2)
+
+
 def main(argv):
+    """Checks every flag and input (no TensorFlow yet), claims the workdir, runs the stages.
+    Any error ends the run with one line, its traceback only with --verbose."""
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+        errors.fail(f"unexpected arguments: {' '.join(argv[1:])}", code=2)
     try:
         settings = settings_from_flags()
     except BadInput as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+        errors.fail(str(e), code=2)
+    with errors.one_line_errors(settings.verbose):
+        inputs = preflight.check(settings)
+        with workdir.claim(settings, inputs):
+            _run(settings)
+
+
+def _run(settings):
     logging.set_verbosity(logging.WARNING)  # TensorFlow's checkpoint chatter
     import keras
 
     from train import task_data
+    from train.runtime import Runtime
     from train.stages import run_stages
 
+    runtime = Runtime.create(settings.distribution)  # before any other TensorFlow op
     keras.utils.set_random_seed(settings.seed)
-    try:
-        data = task_data.load(settings)
-        run_stages(settings, data, [s for s in STAGES if s in settings.stages])
-    except (FileNotFoundError, ValueError, RuntimeError) as e:
-        # Bad input: one clear line, no traceback; finished stages stay on disk.
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
+    data = task_data.load(settings)
+    run_stages(settings, data, [s for s in STAGES if s in settings.stages], runtime)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

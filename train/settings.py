@@ -9,8 +9,10 @@ import dataclasses
 import math
 import os
 
+from dynabert_tf.data import tasks as task_registry
 from dynabert_tf.elastic import grid as grid_lib
 from dynabert_tf.io import assets, files
+from train.cluster import DISTRIBUTIONS, cluster_spec_error
 
 STAGES = ("teacher", "rewire", "width", "width_depth", "finetune", "evaluate", "separate")
 DEFAULT_STAGES = STAGES[:-1]  # "separate" is a baseline, run on request
@@ -85,9 +87,16 @@ class Settings:
     max_train_examples: int = _setting(0, "Use only the first N training examples (0 = all).")
     max_eval_examples: int = _setting(0, "Use only the first N dev/test examples (0 = all).")
     checkpoint_every: int = _setting(200, "Save a resumable checkpoint every N steps.")
-    verbose: str = _setting("auto", "Keras progress display.", choices=("auto", "0", "1", "2"))
+    progress: str = _setting("auto", "Keras progress display (model.fit's verbose).",
+                             choices=("auto", "0", "1", "2"))
+    verbose: bool = _setting(False, "On an error, show the full traceback (default: one "
+                             "line naming the problem).")
     run_eagerly: bool = _setting(False, "Run tf.functions eagerly (no graph tracing): for "
                                  "debugging, and tiny smoke runs that tracing would dominate.")
+    distribution: str = _setting(
+        "none", "tf.distribute strategy of every stage: one process, 'mirrored' over the "
+        "local GPUs, or 'multi_worker' over the workers of TF_CONFIG (run the same command "
+        "on each; WORKDIR must be shared).", choices=DISTRIBUTIONS)
 
     def __post_init__(self):
         for name in ("task", "workdir"):
@@ -102,8 +111,6 @@ class Settings:
         if unknown:
             raise ValueError(f"unknown stage(s) {', '.join(unknown)}; known: "
                              f"{', '.join(STAGES)}")
-        for value in (*self.width_mults, *self.depth_mults):
-            grid_lib.check_multiplier("width/depth multiplier", value)
         for name in ("width_lambdas", "width_depth_lambdas"):
             if len(getattr(self, name)) != 2:
                 raise ValueError(f"{name} needs two weights (logits, hidden states), got "
@@ -115,9 +122,60 @@ class Settings:
         for name in ("doc_stride", "max_query_length"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.distribution == "multi_worker":
+            error = cluster_spec_error(os.environ.get("TF_CONFIG"))
+            if error:
+                raise ValueError(error)
         if not math.isfinite(self.learning_rate) or self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be a finite number > 0, got "
                              f"{self.learning_rate}")
+        self._check_values()
+
+    def _check_values(self):
+        """The checks of `__post_init__` on values that cannot train: counts, ranges, the
+        task, the grid. Each raises ValueError with one line naming the flag."""
+        task_registry.get_task(self.task)  # unknown task: the registry's message
+        if not self.stages:
+            raise ValueError(f"stages is empty; name at least one of {', '.join(STAGES)}")
+        for name, flag in (("width_mults", "width_mult_list"),
+                           ("depth_mults", "depth_mult_list")):
+            values = getattr(self, name)
+            if not values:
+                raise ValueError(f"{flag} is empty; give at least one multiplier in (0, 1]")
+            for value in values:
+                grid_lib.check_multiplier(f"{flag} value", value)
+            if len(set(values)) != len(values):
+                raise ValueError(f"{flag} repeats a multiplier: {','.join(map(str, values))}")
+        for name in ("batch_size", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("max_train_examples", "max_eval_examples", "importance_batches",
+                     "checkpoint_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0 <= self.seed < 2 ** 32:
+            raise ValueError(f"seed must be in [0, 2**32), got {self.seed}")
+        for name in ("teacher_epochs", "width_epochs", "width_depth_epochs", "finetune_epochs",
+                     "separate_epochs"):
+            if not math.isfinite(getattr(self, name)) or getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be a finite number > 0, got "
+                                 f"{getattr(self, name)}")
+        if not 0 <= self.warmup_proportion <= 1:
+            raise ValueError(f"warmup_proportion must be in [0, 1], got {self.warmup_proportion}")
+        if not 0 <= self.weight_decay < math.inf:
+            raise ValueError(f"weight_decay must be a finite number >= 0, got "
+                             f"{self.weight_decay}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        for name in ("width_lambdas", "width_depth_lambdas"):
+            weights = getattr(self, name)
+            if not all(math.isfinite(w) and w >= 0 for w in weights) or not any(weights):
+                raise ValueError(f"{name} must be finite, >= 0 and not all 0, got "
+                                 f"{','.join(map(str, weights))}")
+        bounds = self.bucket_boundaries
+        if any(b < 1 for b in bounds) or list(bounds) != sorted(set(bounds)):
+            raise ValueError(f"bucket_boundaries must be increasing positive lengths, got "
+                             f"{','.join(map(str, bounds))}")
 
     @classmethod
     def flag_name(cls, field):
@@ -125,8 +183,8 @@ class Settings:
 
     @property
     def keras_verbose(self):
-        """`verbose` as `model.fit` takes it."""
-        return self.verbose if self.verbose == "auto" else int(self.verbose)
+        """`progress` as `model.fit`'s `verbose` takes it."""
+        return self.progress if self.progress == "auto" else int(self.progress)
 
     def stage_dir(self, stage):
         return os.path.join(self.workdir, stage)

@@ -13,6 +13,10 @@
 
 A stage's directory is complete once its `stage.json` exists; a complete stage is skipped
 and an interrupted one resumes from its last checkpoint (train/loop.py).
+
+Every stage runs under the run's `Runtime` (train/runtime.py): models and optimizers are
+built in its strategy's scope, training steps run on every replica, and only the chief
+writes a stage's outputs; all workers meet at a barrier after each stage.
 """
 
 import json
@@ -32,7 +36,8 @@ from dynabert_tf.models.backbone import DynaBertBackbone
 from dynabert_tf.models.config import BertConfig
 from dynabert_tf.models.task_model import DynaBertTaskModel
 from dynabert_tf.tasks import heads
-from train.loop import fit_resumable
+from train.loop import TrainingLoop
+from train.runtime import Runtime
 
 STAGE_FILE = "stage.json"
 
@@ -41,8 +46,9 @@ def is_complete(settings, stage):
     return os.path.isfile(os.path.join(settings.stage_dir(stage), STAGE_FILE))
 
 
-def _finish(settings, stage, summary):
-    files.write_json(os.path.join(settings.stage_dir(stage), STAGE_FILE), summary)
+def _finish(settings, stage, summary, runtime):
+    if runtime.is_chief:
+        files.write_json(os.path.join(settings.stage_dir(stage), STAGE_FILE), summary)
 
 
 def _require(settings, stage):
@@ -52,15 +58,17 @@ def _require(settings, stage):
     return settings.stage_dir(stage)
 
 
-def _load(path, data):
-    return checkpoint.load_task_model(path, head_kind=data.task.head_kind,
-                                      num_classes=data.task.num_labels,
-                                      dropout=data.settings.dropout)
+def _load(path, data, runtime):
+    with runtime.scope():
+        return checkpoint.load_task_model(path, head_kind=data.task.head_kind,
+                                          num_classes=data.task.num_labels,
+                                          dropout=data.settings.dropout)
 
 
-def _save(model, settings, data, stage):
-    return checkpoint.save_task_model(model, settings.stage_dir(stage), data.vocab_path,
-                                      extra_config=data.model_metadata(stage))
+def _save(model, settings, data, stage, runtime):
+    if runtime.is_chief:
+        checkpoint.save_task_model(model, settings.stage_dir(stage), data.vocab_path,
+                                   extra_config=data.model_metadata(stage))
 
 
 def _dev_metrics(model, data, width_mult=1.0, depth_mult=1.0):
@@ -73,124 +81,133 @@ def _test_metrics(model, data):
     return evaluation.evaluate_cell(model, data.test_sets) if data.test_sets else None
 
 
-def _initial_model(settings, data):
+def _initial_model(settings, data, runtime):
     path = settings.resolved_checkpoint()
     if not settings.random_init:
-        return _load(path, data)
-    backbone = DynaBertBackbone.from_config_object(BertConfig.from_json_file(path))
-    head = heads.make_head(data.task.head_kind, data.task.num_labels, settings.dropout)
-    return DynaBertTaskModel(backbone, head)
+        return _load(path, data, runtime)
+    with runtime.scope():
+        backbone = DynaBertBackbone.from_config_object(BertConfig.from_json_file(path))
+        head = heads.make_head(data.task.head_kind, data.task.num_labels, settings.dropout)
+        return DynaBertTaskModel(backbone, head)
 
 
-def _optimizer(settings, data, epochs):
-    return optimization.create_optimizer(settings.learning_rate, data.total_steps(epochs),
-                                         settings.warmup_proportion, settings.weight_decay)
-
-
-def _fit(model, settings, data, state_dir, epochs, weights=None):
+def _fit(trainer, settings, data, runtime, state_dir, epochs):
+    """Trains `trainer` for `epochs` (resuming from `state_dir`); returns the step count."""
     steps = data.total_steps(epochs)
     full_epochs = -(-steps // data.steps_per_epoch)
     per_epoch = min(data.steps_per_epoch, steps)
-    return fit_resumable(model, data.train_dataset, full_epochs, per_epoch, state_dir,
-                         weights=weights, checkpoint_every=settings.checkpoint_every,
-                         verbose=settings.keras_verbose)
+    with runtime.scope():
+        optimizer = optimization.create_optimizer(settings.learning_rate, steps,
+                                                  settings.warmup_proportion,
+                                                  settings.weight_decay)
+    loop = TrainingLoop(trainer, optimizer, state_dir, runtime,
+                        checkpoint_every=settings.checkpoint_every,
+                        verbose=settings.keras_verbose)
+    return loop.fit(data.train_dataset, full_epochs, per_epoch)
 
 
-def run_teacher(settings, data):
-    """Standard fine-tuning of the full model with `model.fit`."""
-    model = _initial_model(settings, data)
-    trainer = distill.GridTrainer(model, None, loss_mode="labels")  # the full cell only
-    trainer.compile(optimizer=_optimizer(settings, data, settings.teacher_epochs))
-    steps = _fit(trainer, settings, data, settings.stage_dir("teacher"),
-                 settings.teacher_epochs, weights=model)
-    _save(model, settings, data, "teacher")
+def _grid_trainer(runtime, *args, **kwargs):
+    with runtime.scope():
+        return distill.GridTrainer(*args, **kwargs)
+
+
+def run_teacher(settings, data, runtime):
+    """Standard fine-tuning of the full model."""
+    model = _initial_model(settings, data, runtime)
+    trainer = _grid_trainer(runtime, model, None, loss_mode="labels")  # the full cell only
+    steps = _fit(trainer, settings, data, runtime, settings.stage_dir("teacher"),
+                 settings.teacher_epochs)
+    _save(model, settings, data, "teacher", runtime)
     return {"steps": steps, "dev": _dev_metrics(model, data), "test": _test_metrics(model, data)}
 
 
-def run_rewire(settings, data):
+def run_rewire(settings, data, runtime):
     """Taylor importance on the teacher, then heads/neurons permuted most important first.
     With rewiring off (an ablation) the teacher is passed on unchanged."""
-    model = _load(_require(settings, "teacher"), data)
+    model = _load(_require(settings, "teacher"), data, runtime)
     if not settings.rewiring:
-        _save(model, settings, data, "rewire")
+        _save(model, settings, data, "rewire", runtime)
         return {"rewired": False}
     before = _dev_metrics(model, data)
     importance = rewiring.compute_importance(model, data.importance_dataset())
     rewiring.rewire(model, importance)
-    rewiring.save_importance(os.path.join(settings.stage_dir("rewire"), "importance.npz"),
-                             importance)
-    _save(model, settings, data, "rewire")
+    if runtime.is_chief:
+        rewiring.save_importance(os.path.join(settings.stage_dir("rewire"), "importance.npz"),
+                                 importance)
+    _save(model, settings, data, "rewire", runtime)
     return {"rewired": True, "dev_before": before, "dev": _dev_metrics(model, data),
             "importance_split": settings.importance_split}
 
 
-def _train_grid(settings, data, stage, student_from, teacher_from, widths, depths,
+def _train_grid(settings, data, runtime, stage, student_from, teacher_from, widths, depths,
                 lambdas, epochs, teacher_width="full"):
     """Trains `student_from`'s model over widths x depths: distilled from `teacher_from`'s
     model, or on the labels when `teacher_from` is None or distillation is switched off."""
     distilling = teacher_from is not None and settings.distillation
-    student = _load(_require(settings, student_from), data)
-    teacher = _load(_require(settings, teacher_from), data) if distilling else None
-    trainer = distill.GridTrainer(
-        student, teacher, width_mults=widths, depth_mults=depths,
+    student = _load(_require(settings, student_from), data, runtime)
+    teacher = _load(_require(settings, teacher_from), data, runtime) if distilling else None
+    trainer = _grid_trainer(
+        runtime, student, teacher, width_mults=widths, depth_mults=depths,
         loss_mode="distill" if distilling else "labels",
         lambda_logits=lambdas[0], lambda_hidden=lambdas[1],
         teacher_width=teacher_width)
-    trainer.compile(optimizer=_optimizer(settings, data, epochs))
-    steps = _fit(trainer, settings, data, settings.stage_dir(stage), epochs, weights=student)
-    _save(student, settings, data, stage)
+    steps = _fit(trainer, settings, data, runtime, settings.stage_dir(stage), epochs)
+    _save(student, settings, data, stage, runtime)
     return {"steps": steps, "cells_trained": len(widths) * len(depths),
             "dev_full": _dev_metrics(student, data)}
 
 
-def run_width(settings, data):
+def run_width(settings, data, runtime):
     """Stage 1, DynaBERT_w: the fixed, full-size rewired teacher distilled into every width
     at full depth."""
-    return _train_grid(settings, data, "width", "rewire", "rewire", settings.width_mults,
+    return _train_grid(settings, data, runtime, "width", "rewire", "rewire", settings.width_mults,
                        (1.0,), settings.width_lambdas, settings.width_epochs)
 
 
-def run_width_depth(settings, data):
+def run_width_depth(settings, data, runtime):
     """Stage 2, DynaBERT: DynaBERT_w (at the student's width, by default) distilled into every
     cell. With `direct`, the rewired teacher is the start and the teacher (paper Table 5)."""
     source = "rewire" if settings.direct else "width"
-    return _train_grid(settings, data, "width_depth", source, source, settings.width_mults,
+    return _train_grid(settings, data, runtime, "width_depth", source, source, settings.width_mults,
                        settings.depth_mults, settings.width_depth_lambdas,
                        settings.width_depth_epochs, teacher_width=settings.teacher_width)
 
 
-def run_finetune(settings, data):
+def run_finetune(settings, data, runtime):
     """Optional: label loss over the whole grid, starting from DynaBERT."""
-    return _train_grid(settings, data, "finetune", "width_depth", None, settings.width_mults,
+    return _train_grid(settings, data, runtime, "finetune", "width_depth", None, settings.width_mults,
                        settings.depth_mults, (1.0, 0.0), settings.finetune_epochs)
 
 
-def run_separate(settings, data):
+def run_separate(settings, data, runtime):
     """Baseline (paper Table 3, "separate network"): every cell sliced out of the un-rewired
     teacher and fine-tuned alone on the labels. Writes WORKDIR/eval_grid_separate.json."""
     teacher_dir = _require(settings, "teacher")
     cells = {}
-    for width_mult, depth_mult in settings.grid:
+    for index, (width_mult, depth_mult) in enumerate(settings.grid):
         name = grid_lib.cell_name(width_mult, depth_mult)
         cell_dir = os.path.join(settings.stage_dir("separate"), name)
         done = os.path.join(cell_dir, STAGE_FILE)
-        if not os.path.isfile(done):
-            print(f"[separate] {name}")
-            student = _load(teacher_dir, data)
-            trainer = distill.GridTrainer(student, None, width_mults=(width_mult,),
-                                          depth_mults=(depth_mult,), loss_mode="labels")
-            trainer.compile(optimizer=_optimizer(settings, data, settings.separate_epochs))
-            _fit(trainer, settings, data, cell_dir, settings.separate_epochs, weights=student)
-            entry = evaluation.evaluate_grid(student, data.dev_sets, [(width_mult, depth_mult)],
-                                             settings.max_seq_length,
-                                             test_sets=data.test_sets)[name]
-            evaluation.write_grid(done, entry)
-            del student, trainer
-            keras.utils.clear_session(free_memory=True)  # twelve models in one stage
-        cells[name] = evaluation.read_grid(done)
+        if os.path.isfile(done):
+            cells[name] = evaluation.read_grid(done)
+            continue
+        print(f"[separate] {name}")
+        keras.utils.set_random_seed(_stage_seed(settings, "separate") + index)
+        student = _load(teacher_dir, data, runtime)
+        trainer = _grid_trainer(runtime, student, None, width_mults=(width_mult,),
+                                depth_mults=(depth_mult,), loss_mode="labels")
+        _fit(trainer, settings, data, runtime, cell_dir, settings.separate_epochs)
+        cells[name] = evaluation.evaluate_grid(student, data.dev_sets, [(width_mult, depth_mult)],
+                                               settings.max_seq_length,
+                                               test_sets=data.test_sets)[name]
+        if runtime.is_chief:
+            evaluation.write_grid(done, cells[name])
+        del student, trainer
+        keras.utils.clear_session(free_memory=True)  # twelve models in one stage
     grid = {"task": data.task.name, "model": "separate",
             "primary_metric": data.task.primary_metric, "cells": cells}
-    evaluation.write_grid(os.path.join(settings.workdir, "eval_grid_separate.json"), grid)
+    if runtime.is_chief:
+        evaluation.write_grid(os.path.join(settings.workdir, "eval_grid_separate.json"), grid)
     return {"mean_dev": evaluation.mean_metric(cells, data.task.primary_metric)}
 
 
@@ -203,10 +220,10 @@ def _candidates(settings):
     raise FileNotFoundError(f"nothing to evaluate in {settings.workdir}: no stage is complete")
 
 
-def run_evaluate(settings, data):
+def run_evaluate(settings, data, runtime):
     grids = {}
     for stage in _candidates(settings):
-        model = _load(settings.stage_dir(stage), data)
+        model = _load(settings.stage_dir(stage), data, runtime)
         print(f"evaluating {stage} over {len(settings.grid)} cells")
         cells = evaluation.evaluate_grid(
             model, data.dev_sets, settings.grid, settings.max_seq_length,
@@ -214,13 +231,16 @@ def run_evaluate(settings, data):
             progress=lambda name, entry: print(f"  {name}: {entry['metrics']}"))
         grids[stage] = {"task": data.task.name, "model": stage,
                         "primary_metric": data.task.primary_metric, "cells": cells}
-        evaluation.write_grid(os.path.join(settings.workdir, f"eval_grid_{stage}.json"),
+        if runtime.is_chief:
+            evaluation.write_grid(os.path.join(settings.workdir, f"eval_grid_{stage}.json"),
                               grids[stage])
     metric = data.task.primary_metric
     means = {stage: evaluation.mean_metric(grid["cells"], metric) for stage, grid in grids.items()}
     chosen = max(means, key=means.get)
     grid = {**grids[chosen], "mean_dev": means, "chosen_because":
             f"highest mean dev {metric} over the grid among {sorted(means)}"}
+    if not runtime.is_chief:
+        return {"chosen": chosen, "mean_dev": means}
     evaluation.write_grid(os.path.join(settings.workdir, "eval_grid.json"), grid)
     final = os.path.join(settings.workdir, "final")
     shutil.rmtree(final, ignore_errors=True)
@@ -241,8 +261,19 @@ RUNNERS = {"teacher": run_teacher, "rewire": run_rewire, "width": run_width,
            "separate": run_separate}
 
 
-def run_stages(settings, data, stages):
-    """Runs `stages` in pipeline order, skipping complete ones; returns their summaries."""
+def _stage_seed(settings, stage):
+    """Each stage starts from its own seed, so a resumed stage draws the same initial
+    weights and dropout seeds whichever stages ran before it in the process."""
+    return settings.seed + 1000 * list(RUNNERS).index(stage)
+
+
+def run_stages(settings, data, stages, runtime=None):
+    """Runs `stages` in pipeline order, skipping complete ones; returns their summaries.
+
+    Args:
+      runtime: train/runtime.py `Runtime` (default: one process, the default strategy).
+    """
+    runtime = runtime or Runtime.create("none")
     tf.config.run_functions_eagerly(settings.run_eagerly)
     summaries = {}
     for stage in stages:
@@ -251,9 +282,14 @@ def run_stages(settings, data, stages):
             continue
         print(f"[{stage}] running -> {settings.stage_dir(stage)}")
         os.makedirs(settings.stage_dir(stage), exist_ok=True)
+        keras.utils.set_random_seed(_stage_seed(settings, stage))
         start = time.time()
-        summary = {**RUNNERS[stage](settings, data), "wall_seconds": round(time.time() - start)}
-        _finish(settings, stage, summary)
+        summary = {**RUNNERS[stage](settings, data, runtime),
+                   "wall_seconds": round(time.time() - start)}
+        if runtime.kind != "none":
+            summary["replicas"] = runtime.num_replicas
+        _finish(settings, stage, summary, runtime)
+        runtime.barrier()  # the next stage may read this one's outputs
         summaries[stage] = summary
         print(f"[{stage}] done in {summary['wall_seconds']} s: "
               + json.dumps({k: v for k, v in summary.items() if k != "wall_seconds"}))
