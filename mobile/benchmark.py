@@ -19,7 +19,6 @@ OUT/manifest.json, draws OUT/pareto.png and prints a table.
 """
 
 import datetime
-import json
 import logging
 import os
 import platform
@@ -46,7 +45,7 @@ def _bar(total, enabled, desc):
         from tqdm import tqdm
     except ImportError:
         return None
-    return tqdm(total=total, desc=desc, unit="file", file=sys.stderr)
+    return tqdm(total=total, desc=desc, unit="file", file=sys.stderr, disable=None)
 
 
 def load_manifest(tflite_dir):
@@ -54,10 +53,16 @@ def load_manifest(tflite_dir):
     if not os.path.isfile(path):
         raise ExportError(f"no {export_lib.MANIFEST} in {tflite_dir} "
                           "(write one with python -m mobile.export)")
-    with open(path) as f:
-        manifest = json.load(f)
+    manifest = export_lib.read_json_object(path, export_lib.MANIFEST)
     if not manifest.get("cells"):
         raise ExportError(f"{path} lists no cells")
+    for key, kind in (("cell", str), ("file", str), ("width_mult", (int, float)),
+                      ("depth_mult", (int, float))):
+        if not isinstance(manifest["cells"], list) or not all(
+                isinstance(e, dict) and isinstance(e.get(key), kind)
+                for e in manifest["cells"]):
+            raise ExportError(f"{path}: every entry of 'cells' needs a {key} "
+                              f"({'text' if kind is str else 'number'})")
     missing = [e["file"] for e in manifest["cells"]
                if not os.path.isfile(os.path.join(tflite_dir, e["file"]))]
     if missing:
@@ -68,8 +73,13 @@ def load_manifest(tflite_dir):
 def signature_runner(path, threads=1):
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_path=path, num_threads=threads)
-    return interpreter.get_signature_runner(tflite_lib.SIGNATURE)
+    try:
+        interpreter = Interpreter(model_path=path, num_threads=threads)
+        return interpreter.get_signature_runner(tflite_lib.SIGNATURE)
+    except (ValueError, RuntimeError) as e:  # what LiteRT raises for a file it cannot run
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ExportError(f"{path} is not a TFLite model with a {tflite_lib.SIGNATURE} "
+                          f"signature: {reason}") from None
 
 
 def _timing_inputs(runner):
@@ -197,9 +207,11 @@ def benchmark_dir(tflite_dir, threads=(1, 2), runs=50, warmup=5, parity_model_di
 
     paths = [os.path.join(tflite_dir, e["file"]) for e in entries]
     bar = _bar(len(paths) * rounds, progress, "timing")
-    latencies = time_files(paths, threads, runs, warmup, rounds, bar)
-    if bar is not None:
-        bar.close()
+    try:
+        latencies = time_files(paths, threads, runs, warmup, rounds, bar)
+    finally:
+        if bar is not None:
+            bar.close()  # an error line starts on a line of its own
     results = []
     for entry, path in zip(entries, cli.progress(paths, progress and model is not None,
                                                  desc="parity")):
@@ -281,22 +293,24 @@ def format_table(benchmark, markdown=False):
 
 # --------------------------------------------------------------------------- entry point
 
-def _define_flags():
+def _define_flags(flag_values):
     from absl import flags
 
-    flags.DEFINE_string("tflite_dir", None, "Directory written by mobile.export.")
-    flags.DEFINE_list("threads", ["1", "2"], "Interpreter thread counts to time.")
-    flags.DEFINE_integer("runs", 50, "Timed calls per file and thread count.")
-    flags.DEFINE_integer("warmup", 5, "Untimed calls before each timed block.")
+    define = {"flag_values": flag_values}
+    flags.DEFINE_string("tflite_dir", None, "Directory written by mobile.export.", **define)
+    flags.DEFINE_list("threads", ["1", "2"], "Interpreter thread counts to time.", **define)
+    flags.DEFINE_integer("runs", 50, "Timed calls per file and thread count.", **define)
+    flags.DEFINE_integer("warmup", 5, "Untimed calls before each timed block.", **define)
     flags.DEFINE_integer("rounds", 5, "The runs are spread over this many interleaved rounds "
-                         "(every file once per round).")
-    flags.DEFINE_boolean("parity", False, "Compare logits with the Keras model at each cell.")
+                         "(every file once per round).", **define)
+    flags.DEFINE_boolean("parity", False, "Compare logits with the Keras model at each cell.",
+                         **define)
     flags.DEFINE_string("model_dir", None, "Workdir or model dir for --parity (default: the "
-                        "manifest's model_dir).")
-    flags.DEFINE_integer("parity_examples", 200, "Dev examples used for --parity.")
-    flags.DEFINE_string("data_dir", None, "Task data (GLUE tasks); built-in tasks need none.")
-    flags.DEFINE_boolean("plot", True, "Write OUT/pareto.png.")
-    return flags.FLAGS
+                        "manifest's model_dir).", **define)
+    flags.DEFINE_integer("parity_examples", 200, "Dev examples used for --parity.", **define)
+    flags.DEFINE_string("data_dir", None, "Task data (GLUE tasks); built-in tasks need none.",
+                        **define)
+    flags.DEFINE_boolean("plot", True, "Write OUT/pareto.png.", **define)
 
 
 def main(argv, flags_values):
@@ -311,23 +325,16 @@ def main(argv, flags_values):
         fail(f"--threads must be comma-separated integers, got {','.join(flags_values.threads)}")
     if flags_values.runs < 1 or flags_values.warmup < 0 or flags_values.rounds < 1:
         fail("--runs and --rounds must be >= 1 and --warmup >= 0")
+    if flags_values.parity and flags_values.parity_examples < 1:
+        fail(f"--parity_examples must be >= 1, got {flags_values.parity_examples}")
     model_dir = None
     if flags_values.parity:
-        model_dir = flags_values.model_dir
-        if not model_dir:
-            try:
-                model_dir = load_manifest(flags_values.tflite_dir).get("model_dir")
-            except ExportError as e:
-                fail(str(e))
-    try:
-        benchmark = benchmark_dir(flags_values.tflite_dir, threads, flags_values.runs,
-                                  flags_values.warmup, model_dir, flags_values.parity_examples,
-                                  flags_values.plot, data_dir=flags_values.data_dir,
-                                  rounds=flags_values.rounds)
-    except Exception as e:  # noqa: BLE001 - user errors get one line, the rest a traceback
-        if not cli.is_user_error(e):
-            raise
-        fail(str(e))
+        model_dir = (flags_values.model_dir
+                     or load_manifest(flags_values.tflite_dir).get("model_dir"))
+    benchmark = benchmark_dir(flags_values.tflite_dir, threads, flags_values.runs,
+                              flags_values.warmup, model_dir, flags_values.parity_examples,
+                              flags_values.plot, data_dir=flags_values.data_dir,
+                              rounds=flags_values.rounds)
     machine = benchmark["machine"]
     print(f"LiteRT {benchmark['litert_version']}, {machine['machine']}, "
           f"{machine['cpu_count']} CPUs, load {machine['load_average']} -> "

@@ -1,46 +1,77 @@
 """Command-line plumbing of the mobile tools (`python -m mobile.export`, `mobile.benchmark`,
-`mobile.select`): one-line user errors, progress bars and the absl entry point."""
+`mobile.select`): flags, one-line errors (the traceback with --verbose), progress bars and the
+absl entry point.
+
+A tool is `main(argv, flag_values)` plus `define_flags(flag_values)`; in a test, or any
+other program, it runs without absl's global flags:
+
+    flag_values = cli.define(export._define_flags, flags.FlagValues())
+    cli.call(export.main, cli.parse(flag_values, ["mobile.export", "--model_dir=..."]),
+             flag_values)
+"""
 
 import os
 import sys
 
-from mobile.errors import ExportError
+from dynabert_tf import errors
 
 
 def fail(message):
     """One error line on stderr, exit status 1."""
-    print(f"error: {message}", file=sys.stderr, flush=True)
-    sys.exit(1)
-
-
-def is_user_error(error):
-    """Errors that deserve one line, not a traceback (CheckpointError without importing TF)."""
-    return (isinstance(error, (ExportError, FileNotFoundError))
-            or type(error).__name__ == "CheckpointError")
+    errors.fail(message)
 
 
 def progress(items, enabled, desc="export"):
-    """`items`, wrapped in a tqdm bar on stderr when `enabled` and tqdm is installed."""
+    """`items`, wrapped in a tqdm bar when `enabled`, tqdm is installed and stderr is a
+    terminal."""
     if not enabled:
         return items
     try:
         from tqdm import tqdm
     except ImportError:
         return items
-    return tqdm(items, desc=desc, unit="cell", file=sys.stderr)
+    return tqdm(items, desc=desc, unit="cell", file=sys.stderr, disable=None)
+
+
+def define(define_flags, flag_values):
+    """`flag_values` with the tool's flags and --verbose defined."""
+    from absl import flags
+
+    flags.DEFINE_boolean("verbose", False, "On an error, show the full traceback (default: "
+                         "one line naming the problem).", flag_values=flag_values)
+    define_flags(flag_values)
+    return flag_values
+
+
+def parse(flag_values, argv):
+    """The arguments left after parsing `argv`; a bad or unknown flag exits with one line
+    (status 2) instead of absl's usage text."""
+    from absl import flags
+
+    try:
+        return flag_values(argv)
+    except flags.Error as e:
+        errors.fail(str(e), code=2)
+
+
+def call(main_fn, argv, flag_values):
+    """`main_fn(argv, flag_values)`; any error ends it with one line (exit status 1), or its
+    traceback with --verbose."""
+    with errors.one_line_errors(flag_values.verbose):
+        main_fn(argv, flag_values)
 
 
 def run_main(main_fn, define_flags):
     """absl entry point with TensorFlow's C++ and Python INFO logs turned down."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from absl import app
+    from absl import app, flags
     from absl import logging as absl_logging
 
-    flags_values = define_flags()
+    flag_values = define(define_flags, flags.FLAGS)
 
     def run(argv):
-        if not flags_values["verbosity"].present:
+        if not flag_values["verbosity"].present:
             absl_logging.set_verbosity(absl_logging.WARNING)
-        main_fn(argv, flags_values)
+        call(main_fn, argv, flag_values)
 
-    app.run(run)
+    app.run(run, flags_parser=lambda argv: parse(flag_values, argv))

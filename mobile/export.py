@@ -54,13 +54,35 @@ def resolve_model_dir(path):
     raise ExportError(f"no trained DynaBERT in {path}: expected {expected[0]} or {expected[1]}")
 
 
+def read_json_object(path, what):
+    """The JSON object in `path`; ExportError naming the file if it is not one."""
+    try:
+        value = files.read_json(path, what)
+    except ValueError as e:
+        raise ExportError(str(e)) from None
+    if not isinstance(value, dict):
+        raise ExportError(f"{path} holds a JSON {type(value).__name__}, not an object")
+    return value
+
+
 def read_eval_grid(model_dir, workdir=None):
     """WORKDIR/eval_grid.json (or one beside / above the model dir), or None."""
     for directory in (workdir, model_dir, os.path.dirname(os.path.abspath(model_dir))):
-        if directory and os.path.isfile(os.path.join(directory, "eval_grid.json")):
-            with open(os.path.join(directory, "eval_grid.json")) as f:
-                return json.load(f)
+        path = os.path.join(directory or "", "eval_grid.json")
+        if directory and os.path.isfile(path):
+            grid = read_json_object(path, "eval_grid.json")
+            cells = grid.get("cells") or {}
+            if not isinstance(cells, dict) or not all(
+                    isinstance(c, dict) and _is_multiplier(c.get("width_mult"))
+                    and _is_multiplier(c.get("depth_mult")) for c in cells.values()):
+                raise ExportError(f"{path}: 'cells' must map cell names to entries with "
+                                  f"width_mult and depth_mult in (0, 1]")
+            return grid
     return None
+
+
+def _is_multiplier(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= 1
 
 
 def grid_cells(eval_grid=None):
@@ -128,23 +150,28 @@ def _sha256(path):
         return hashlib.sha256(f.read()).hexdigest()
 
 
-def _previous_entries(output_dir, model_dir, quantization, seq_len):
-    """Entries of an existing manifest of the same model, quantization and seq_len whose files
-    still exist (a later run adds cells to an earlier one's)."""
+def _previous_entries(output_dir, identity):
+    """Entries of an existing manifest of the same export (`identity`: model, its weights,
+    task, quantization, seq_len) whose files still exist, so a later run adds cells to an
+    earlier one's. ExportError if OUT holds another export: mixing them would leave a
+    manifest of two models, or drop the other export's cells and strand their files."""
     path = os.path.join(output_dir, MANIFEST)
     if not os.path.isfile(path):
         return {}
-    try:
-        with open(path) as f:
-            manifest = json.load(f)
-    except (OSError, json.JSONDecodeError):
-        return {}
-    previous = (manifest.get("model_dir"), manifest.get("quantization"), manifest.get("seq_len"))
-    if previous != (model_dir, quantization, seq_len):
-        logging.warning("%s: replacing a manifest of %s (%s, seq %s)", output_dir, *previous)
-        return {}
-    return {e["cell"]: e for e in manifest.get("cells", [])
-            if os.path.isfile(os.path.join(output_dir, e.get("file", "")))}
+    manifest = read_json_object(path, MANIFEST)
+    differing = [f"{key} {manifest[key]!r} there, {value!r} now"
+                 for key, value in identity.items()
+                 if manifest.get(key) is not None and value is not None
+                 and manifest[key] != value]
+    if differing:
+        raise ExportError(f"{output_dir} holds another export (" + "; ".join(differing)
+                          + "); use another --output_dir")
+    cells = manifest.get("cells") or []
+    if not isinstance(cells, list) or not all(isinstance(e, dict) and isinstance(
+            e.get("cell"), str) and isinstance(e.get("file"), str) for e in cells):
+        raise ExportError(f"{path}: 'cells' must be a list of entries with cell and file; "
+                          f"use another --output_dir")
+    return {e["cell"]: e for e in cells if os.path.isfile(os.path.join(output_dir, e["file"]))}
 
 
 def _representative_inputs(task, vocab_path, seq_len, count, vocab_size, data_dir=None):
@@ -183,22 +210,33 @@ def export_model(model_dir, output_dir, quantization="dynamic_range", seq_len=12
                           f"{', '.join(tflite_lib.QUANTIZATIONS)}")
     if not isinstance(seq_len, int) or seq_len < 3:
         raise ExportError(f"seq_len must be an integer >= 3, got {seq_len!r}")
+    if quantization == "int8" and representative_examples < 1:
+        raise ExportError(f"representative_examples must be at least 1 for int8, got "
+                          f"{representative_examples}")
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise ExportError(f"--output_dir {output_dir} is a file, not a directory")
     model_path, workdir = resolve_model_dir(model_dir)
     eval_grid = read_eval_grid(model_path, workdir)
     available = grid_cells(eval_grid)
     chosen = parse_cells(cells, available) if isinstance(cells, str) else list(cells)
 
-    from dynabert_tf.io import checkpoint
-
-    with open(os.path.join(model_path, "config.json")) as f:
-        hf_config = json.load(f)
+    hf_config = read_json_object(os.path.join(model_path, "config.json"), "config.json")
     max_positions = hf_config.get("max_position_embeddings", seq_len)
-    if seq_len > max_positions:
+    if isinstance(max_positions, int) and seq_len > max_positions:
         raise ExportError(f"seq_len {seq_len} exceeds the model's max_position_embeddings "
                           f"{max_positions}")
+    task = hf_config.get("finetuning_task") or (eval_grid or {}).get("task")
+    model_abs = os.path.abspath(model_path)
+    weights = os.path.join(model_path, "model.safetensors")
+    identity = {"model_dir": model_abs, "model_sha256": _sha256(weights)
+                if os.path.isfile(weights) else None, "task": task,
+                "quantization": quantization, "seq_len": seq_len}
+    entries = _previous_entries(output_dir, identity)  # before anything is written
+
+    from dynabert_tf.io import checkpoint
+
     model = checkpoint.load_task_model(model_path)
     cfg, num_classes = model.bert_config, model.num_outputs  # classes; span: 2 positions
-    task = hf_config.get("finetuning_task") or (eval_grid or {}).get("task")
     # Class names of a classification head; a span head's outputs are token positions.
     labels = labels_of(hf_config, num_classes) if model.head.kind != "span" else []
 
@@ -221,10 +259,8 @@ def export_model(model_dir, output_dir, quantization="dynamic_range", seq_len=12
             task, vocab_src, seq_len, representative_examples, cfg.vocab_size, data_dir)
 
     grid_entries = (eval_grid or {}).get("cells", {})
-    model_abs = os.path.abspath(model_path)
-    entries = _previous_entries(output_dir, model_abs, quantization, seq_len)
     manifest = {
-        "model_dir": model_abs, "task": task,
+        "model_dir": model_abs, "model_sha256": identity["model_sha256"], "task": task,
         "primary_metric": (eval_grid or {}).get("primary_metric") or _task_metric(task),
         "eval_grid_model": (eval_grid or {}).get("model"),
         "labels": labels, "labels_file": LABELS,
@@ -242,35 +278,41 @@ def export_model(model_dir, output_dir, quantization="dynamic_range", seq_len=12
         files.write_json(os.path.join(output_dir, MANIFEST), manifest)
 
     bar = cli.progress(chosen, progress)
-    for width_mult, depth_mult in bar:
-        name = grid_lib.cell_name(width_mult, depth_mult)
-        if hasattr(bar, "set_postfix_str"):
-            bar.set_postfix_str(name)
-        layers, heads, neurons = cost.cell_dims(cfg, width_mult, depth_mult)
-        info = {"cell": name, "width_mult": width_mult, "depth_mult": depth_mult, "task": task,
-                "labels": labels, "seq_len": seq_len, "quantization": quantization,
-                "inputs": list(tflite_lib.INPUT_NAMES),
-                "outputs": list(model.head.output_names),
-                "vocab_sha256": manifest["vocab_sha256"]}
-        metadata = {METADATA_JSON: json.dumps(info).encode(), LABELS: labels_bytes}
-        if vocab_bytes:
-            metadata[VOCAB] = vocab_bytes
-        file_name = f"{name}.tflite"
-        written = export_cell(model, width_mult, depth_mult,
-                              os.path.join(output_dir, file_name), seq_len, quantization,
-                              representative, metadata)
-        flops = cost.count_flops(cfg, width_mult, depth_mult, seq_len, num_classes)
-        entries[name] = {
-            "cell": name, "width_mult": width_mult, "depth_mult": depth_mult,
-            "file": file_name, "quantization": quantization, "bytes": written["bytes"],
-            "sha256": _sha256(os.path.join(output_dir, file_name)),
-            "params": cost.count_params(cfg, width_mult, depth_mult, num_classes),
-            "flops": flops, "flops_ratio": flops / flops_full, "seq_len": seq_len,
-            "num_layers": layers, "num_heads": heads, "intermediate_size": neurons,
-            "inputs": written["inputs"], "outputs": written["outputs"], "ops": written["ops"],
-            "metrics": (grid_entries.get(name) or {}).get("metrics"),
-        }
-        write_manifest()
+    try:
+        for width_mult, depth_mult in bar:
+            name = grid_lib.cell_name(width_mult, depth_mult)
+            if hasattr(bar, "set_postfix_str"):
+                bar.set_postfix_str(name)
+            layers, heads, neurons = cost.cell_dims(cfg, width_mult, depth_mult)
+            info = {"cell": name, "width_mult": width_mult, "depth_mult": depth_mult,
+                    "task": task, "labels": labels, "seq_len": seq_len,
+                    "quantization": quantization,
+                    "inputs": list(tflite_lib.INPUT_NAMES),
+                    "outputs": list(model.head.output_names),
+                    "vocab_sha256": manifest["vocab_sha256"]}
+            metadata = {METADATA_JSON: json.dumps(info).encode(), LABELS: labels_bytes}
+            if vocab_bytes:
+                metadata[VOCAB] = vocab_bytes
+            file_name = f"{name}.tflite"
+            written = export_cell(model, width_mult, depth_mult,
+                                  os.path.join(output_dir, file_name), seq_len, quantization,
+                                  representative, metadata)
+            flops = cost.count_flops(cfg, width_mult, depth_mult, seq_len, num_classes)
+            entries[name] = {
+                "cell": name, "width_mult": width_mult, "depth_mult": depth_mult,
+                "file": file_name, "quantization": quantization, "bytes": written["bytes"],
+                "sha256": _sha256(os.path.join(output_dir, file_name)),
+                "params": cost.count_params(cfg, width_mult, depth_mult, num_classes),
+                "flops": flops, "flops_ratio": flops / flops_full, "seq_len": seq_len,
+                "num_layers": layers, "num_heads": heads, "intermediate_size": neurons,
+                "inputs": written["inputs"], "outputs": written["outputs"],
+                "ops": written["ops"],
+                "metrics": (grid_entries.get(name) or {}).get("metrics"),
+            }
+            write_manifest()
+    finally:
+        if hasattr(bar, "close"):
+            bar.close()  # an error line starts on a line of its own
     if not chosen:
         write_manifest()
     return manifest
@@ -291,20 +333,24 @@ def format_summary(manifest):
 
 # --------------------------------------------------------------------------- entry point
 
-def _define_flags():
+def _define_flags(flag_values):
     from absl import flags
 
+    define = {"flag_values": flag_values}
     flags.DEFINE_string("model_dir", None, "Training workdir (uses WORKDIR/final) or a model "
-                        "directory with config.json.")
-    flags.DEFINE_string("output_dir", None, "Where the .tflite files and manifest.json go.")
+                        "directory with config.json.", **define)
+    flags.DEFINE_string("output_dir", None, "Where the .tflite files and manifest.json go.",
+                        **define)
     flags.DEFINE_string("quantization", "dynamic_range",
-                        "One of " + ", ".join(tflite_lib.QUANTIZATIONS))
-    flags.DEFINE_integer("seq_len", 128, "Static sequence length of the exported inputs.")
-    flags.DEFINE_string("cells", "all", "'all' or comma-separated cell names (w0.50_d0.75,...).")
+                        "One of " + ", ".join(tflite_lib.QUANTIZATIONS), **define)
+    flags.DEFINE_integer("seq_len", 128, "Static sequence length of the exported inputs.",
+                         **define)
+    flags.DEFINE_string("cells", "all", "'all' or comma-separated cell names (w0.50_d0.75,...).",
+                        **define)
     flags.DEFINE_integer("representative_examples", 200,
-                         "Training examples used to calibrate int8 quantization.")
-    flags.DEFINE_string("data_dir", None, "Task data (GLUE tasks); built-in tasks need none.")
-    return flags.FLAGS
+                         "Training examples used to calibrate int8 quantization.", **define)
+    flags.DEFINE_string("data_dir", None, "Task data (GLUE tasks); built-in tasks need none.",
+                        **define)
 
 
 def main(argv, flags_values):
@@ -314,15 +360,10 @@ def main(argv, flags_values):
         cli.fail("--model_dir is required")
     if not flags_values.output_dir:
         cli.fail("--output_dir is required")
-    try:
-        manifest = export_model(flags_values.model_dir, flags_values.output_dir,
-                                flags_values.quantization, flags_values.seq_len,
-                                flags_values.cells, flags_values.representative_examples,
-                                data_dir=flags_values.data_dir)
-    except Exception as e:  # noqa: BLE001 - user errors get one line, the rest a traceback
-        if not cli.is_user_error(e):
-            raise
-        cli.fail(str(e))
+    manifest = export_model(flags_values.model_dir, flags_values.output_dir,
+                            flags_values.quantization, flags_values.seq_len,
+                            flags_values.cells, flags_values.representative_examples,
+                            data_dir=flags_values.data_dir)
     print(format_summary(manifest))
     print(f"wrote {len(manifest['cells'])} cells to {flags_values.output_dir}/{MANIFEST}")
 

@@ -8,22 +8,25 @@ the lower latency. Latencies come from `python -m mobile.benchmark`. The logic i
 `mobile.selection.select_cell`, importable without TensorFlow.
 """
 
-import json
 import os
 
+from dynabert_tf.io import files
 from mobile import cli
 from mobile import selection
 
 
-def _define_flags():
+def _define_flags(flag_values):
     from absl import flags
 
-    flags.DEFINE_string("manifest", None, "OUT/manifest.json written by mobile.export.")
-    flags.DEFINE_float("max_latency_ms", None, "Budget on the median latency (ms).")
-    flags.DEFINE_integer("max_bytes", None, "Budget on the .tflite file size (bytes).")
-    flags.DEFINE_integer("threads", 1, "Thread count the latency budget refers to.")
-    flags.DEFINE_string("metric", None, "Metric to maximise (default: the primary metric).")
-    return flags.FLAGS
+    define = {"flag_values": flag_values}
+    flags.DEFINE_string("manifest", None, "OUT/manifest.json written by mobile.export.",
+                        **define)
+    flags.DEFINE_float("max_latency_ms", None, "Budget on the median latency (ms).", **define)
+    flags.DEFINE_integer("max_bytes", None, "Budget on the .tflite file size (bytes).",
+                         **define)
+    flags.DEFINE_integer("threads", 1, "Thread count the latency budget refers to.", **define)
+    flags.DEFINE_string("metric", None, "Metric to maximise (default: the primary metric).",
+                        **define)
 
 
 def describe(entry, manifest_path, metric, threads):
@@ -48,22 +51,16 @@ def main(argv, flags_values):
         path = os.path.join(path, "manifest.json")
     if not os.path.isfile(path):
         cli.fail(f"no manifest at {path} (write one with python -m mobile.export)")
-    with open(path) as f:
-        try:
-            manifest = json.load(f)
-        except json.JSONDecodeError as e:
-            cli.fail(f"{path} is not valid JSON: {e}")
-    metric = flags_values.metric or selection.primary_metric(manifest)
+    manifest = files.read_json(path, "manifest")
     try:
-        entry = selection.select_cell(manifest, flags_values.max_latency_ms,
-                                      flags_values.max_bytes, flags_values.threads, metric)
+        selection.check_manifest(manifest)
     except selection.SelectionError as e:
-        cli.fail(str(e))
+        cli.fail(f"{path}: {e}")
+    metric = flags_values.metric or selection.primary_metric(manifest)
+    entry = selection.select_cell(manifest, flags_values.max_latency_ms,
+                                  flags_values.max_bytes, flags_values.threads, metric)
     print(describe(entry, path, metric, flags_values.threads))
 
 
 if __name__ == "__main__":
-    from absl import app
-
-    _FLAGS = _define_flags()
-    app.run(lambda argv: main(argv, _FLAGS))
+    cli.run_main(main, _define_flags)

@@ -17,6 +17,43 @@ class SelectionError(ValueError):
     """No cell fits, or the manifest lacks what the budget needs; the message says which."""
 
 
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_manifest(manifest):
+    """SelectionError naming the first field of the wrong type in a manifest's cells."""
+    if not isinstance(manifest, dict):
+        raise SelectionError(f"the manifest is a JSON {type(manifest).__name__}, not an object")
+    if not isinstance(manifest.get("primary_metric"), (str, type(None))):
+        raise SelectionError("primary_metric must be text")
+    cells = manifest.get("cells")
+    if not isinstance(cells, (list, type(None))):
+        raise SelectionError(f"'cells' must be a list, got {type(cells).__name__}")
+    for i, entry in enumerate(cells or []):
+        where = f"cells[{i}]"
+        if not isinstance(entry, dict):
+            raise SelectionError(f"{where} must be an object")
+        for key in ("cell", "file"):
+            if not isinstance(entry.get(key), str):
+                raise SelectionError(f"{where} needs a text {key!r}")
+        if not (_is_number(entry.get("bytes")) and entry["bytes"] >= 0):
+            raise SelectionError(f"{where} ({entry['cell']}) needs a byte count 'bytes'")
+        if not (entry.get("flops") is None or _is_number(entry["flops"])):
+            raise SelectionError(f"{where} ({entry['cell']}): 'flops' must be a number")
+        metrics = entry.get("metrics") or {}
+        if not isinstance(metrics, dict) or not all(
+                value is None or _is_number(value) for value in metrics.values()):
+            raise SelectionError(f"{where} ({entry['cell']}): 'metrics' must map names to "
+                                 f"numbers")
+        latency = entry.get("latency_ms") or {}
+        if not isinstance(latency, dict) or not all(
+                isinstance(timing, dict) and _is_number(timing.get("median"))
+                for timing in latency.values()):
+            raise SelectionError(f"{where} ({entry['cell']}): 'latency_ms' must map thread "
+                                 f"counts to timings with a numeric 'median'")
+
+
 def primary_metric(manifest):
     """The manifest's primary metric, else the only metric every entry has, else None."""
     if manifest.get("primary_metric"):
@@ -53,9 +90,11 @@ def select_cell(manifest, max_latency_ms=None, max_bytes=None, threads=1, metric
         cell is usually the more accurate) instead of raising.
     Ties go to the lower latency, then the smaller file.
     Raises:
-      SelectionError: no entries, latencies missing for `threads`, metrics missing, or no
-        cell fits (the message names the fastest / smallest cell).
+      SelectionError: a malformed manifest (`check_manifest`), no entries, latencies missing
+        for `threads`, metrics missing, or no cell fits (the message names the fastest /
+        smallest cell).
     """
+    check_manifest(manifest)
     entries = list(manifest.get("cells") or [])
     if not entries:
         raise SelectionError("the manifest lists no cells")

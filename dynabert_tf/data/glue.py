@@ -44,6 +44,9 @@ def glue_tsv_examples(task, split, data_dir):
                                   f"{where} line {reader.line_num}") if has_labels else None)
             examples.append(Example(row[column[task.text_a]],
                                     row[column[task.text_b]] if task.text_b else None, label))
+    if not examples:
+        raise ValueError(f"{where} has no examples" + ("" if task.headerless_columns
+                                                       else " (at most a header row)"))
     return examples
 
 

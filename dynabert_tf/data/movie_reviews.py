@@ -43,6 +43,8 @@ def movie_review_splits(data_dir=None):
             if row[2] not in seen:
                 seen.add(row[2])
                 rows.append((rating, row[2]))
+    if not rows:
+        raise ValueError(f"{path} has no reviews")
     order = np.random.default_rng(seed=RT_SPLIT_SEED).permutation(len(rows))
     num_train = round(RT_SPLIT_FRACTIONS[0] * len(rows))
     num_dev = round(RT_SPLIT_FRACTIONS[1] * len(rows))
@@ -54,5 +56,10 @@ def movie_review_splits(data_dir=None):
 def movie_review_examples(task, split, data_dir):
     rows = movie_review_splits(data_dir)[split]
     if task.is_regression:
-        return [Example(text, None, rating) for rating, text in rows]
-    return [Example(text, None, int(rating > 0)) for rating, text in rows if rating != 0]
+        examples = [Example(text, None, rating) for rating, text in rows]
+    else:
+        examples = [Example(text, None, int(rating > 0)) for rating, text in rows if rating != 0]
+    if not examples:
+        raise ValueError(f"the movie-review file has too few rows: its {split} split holds "
+                         f"no {task.name} examples")
+    return examples

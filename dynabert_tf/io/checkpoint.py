@@ -172,6 +172,11 @@ def load_task_model(path, head_kind=None, num_classes=None, dropout=0.1):
         if "num_labels" not in hf:
             raise CheckpointError(f"{path}: config.json has no num_labels; pass num_classes")
         num_classes = hf["num_labels"]
+    if head_kind == "classification" and not (isinstance(num_classes, int)
+                                              and not isinstance(num_classes, bool)
+                                              and num_classes >= 2):
+        raise CheckpointError(f"{path}: a classification head needs num_labels >= 2, got "
+                              f"{num_classes!r}")
     model = DynaBertTaskModel(backbone, heads_lib.make_head(head_kind, num_classes, dropout))
     if head_kind == saved_kind:
         model.head.assign_hf_tensors(tensors)

@@ -61,6 +61,10 @@ class DynaBertBackbone(keras.Model):
         self.pooler.build((None, self.bert_config.hidden_size))
         self.built = True
 
+    def __call__(self, *args, **kwargs):
+        check_cell_arguments(kwargs)
+        return super().__call__(*args, **kwargs)
+
     def call(self, inputs, width_mult=1.0, depth_mult=1.0, head_mask=None, training=None):
         """Runs the (width_mult, depth_mult) sub-network.
 
@@ -131,6 +135,13 @@ class DynaBertBackbone(keras.Model):
         from dynabert_tf.io import checkpoint
 
         return checkpoint.load_backbone(path)
+
+
+def check_cell_arguments(kwargs):
+    """A one-line ValueError for a `width_mult` / `depth_mult` call argument outside (0, 1],
+    raised before Keras' `__call__` would wrap it in its multi-line call report."""
+    for name in ("width_mult", "depth_mult"):
+        grid_lib.check_multiplier(name, kwargs.get(name, 1.0))
 
 
 def dummy_inputs(batch_size=1, seq_len=8):

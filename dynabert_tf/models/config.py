@@ -23,6 +23,9 @@ _HF_KEYS = {
     "layer_norm_eps": "layer_norm_epsilon",
     "hidden_act": "hidden_act",
 }
+_POSITIVE_INTS = ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size",
+                  "max_position_embeddings", "type_vocab_size")
+_FRACTIONS = ("hidden_dropout", "attention_dropout")
 # Hugging Face activation names -> ours ("gelu" is the exact erf form).
 _ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_approximate",
                 "gelu_pytorch_tanh": "gelu_approximate",
@@ -56,6 +59,7 @@ class BertConfig:
     position_offset: int = 0
 
     def __post_init__(self):
+        _check_types(vars(self))
         if self.attention_head_dim is not None:
             if not (isinstance(self.attention_head_dim, int) and self.attention_head_dim > 0):
                 raise ValueError(f"attention_head_dim must be a positive int, got "
@@ -109,9 +113,10 @@ class BertConfig:
             raise ValueError("only absolute position embeddings are supported, got "
                              f"{hf['position_embedding_type']!r}")
         act = hf.get("hidden_act", "gelu")
-        if act not in _ACTIVATIONS:
+        if not isinstance(act, str) or act not in _ACTIVATIONS:
             raise ValueError(f"unsupported hidden_act {act!r} in config.json")
         values = {ours: hf[hf_key] for hf_key, ours in _HF_KEYS.items() if hf_key in hf}
+        _check_types(values, names={ours: hf_key for hf_key, ours in _HF_KEYS.items()})
         values["hidden_act"] = _ACTIVATIONS[act]
         if hf.get("attention_head_size") is not None:  # written only for a narrowed cell
             values["attention_head_dim"] = hf["attention_head_size"]
@@ -121,7 +126,10 @@ class BertConfig:
                              f"expected one of {', '.join(MODEL_TYPES)}")
         values["model_type"] = model_type
         if model_type == "roberta":  # positions count from padding_idx + 1
-            values["position_offset"] = hf.get("pad_token_id", 1) + 1
+            pad = hf.get("pad_token_id", 1)
+            if not (isinstance(pad, int) and _is_number(pad) and pad >= 0):
+                raise ValueError(f"pad_token_id must be an integer >= 0, got {pad!r}")
+            values["position_offset"] = pad + 1
         return cls(**values)
 
     @classmethod
@@ -129,4 +137,29 @@ class BertConfig:
         """Reads a Hugging Face `config.json` (a file or the directory holding it)."""
         if os.path.isdir(path):
             path = os.path.join(path, "config.json")
-        return cls.from_hf_dict(files.read_json(path, "config.json"))
+        hf = files.read_json(path, "config.json")
+        if not isinstance(hf, dict):
+            raise ValueError(f"{path} holds a JSON {type(hf).__name__}, not an object")
+        try:
+            return cls.from_hf_dict(hf)
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_types(values, names=None):
+    """ValueError naming the first field of `values` of the wrong type or range (by its name
+    in `names`, e.g. the config.json key, when given)."""
+    names = names or {}
+    for field, value in values.items():
+        name = names.get(field, field)
+        if field in _POSITIVE_INTS and not (isinstance(value, int) and _is_number(value)
+                                            and value > 0):
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if field in _FRACTIONS and not (_is_number(value) and 0 <= value < 1):
+            raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
+        if field == "layer_norm_epsilon" and not (_is_number(value) and value > 0):
+            raise ValueError(f"{name} must be a number > 0, got {value!r}")

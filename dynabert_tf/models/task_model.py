@@ -11,6 +11,7 @@ with `return_dict=True` it also returns the backbone's outputs, for distillation
 
 import keras
 
+from dynabert_tf.models import backbone as backbone_lib
 from dynabert_tf.tasks import heads as heads_lib
 
 
@@ -34,6 +35,10 @@ class DynaBertTaskModel(keras.Model):
     def num_outputs(self):
         """Units of the head per example (classes; 1 for regression; 2 for span positions)."""
         return self.head.units
+
+    def __call__(self, *args, **kwargs):
+        backbone_lib.check_cell_arguments(kwargs)
+        return super().__call__(*args, **kwargs)
 
     def call(self, inputs, width_mult=1.0, depth_mult=1.0, head_mask=None, training=None,
              return_dict=False):

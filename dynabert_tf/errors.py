@@ -1,0 +1,48 @@
+"""How the command-line tools report a failure: one line naming the problem, the traceback
+only with --verbose. Needs no TensorFlow.
+
+    with errors.one_line_errors(verbose=flags.verbose):
+        main()
+"""
+
+import contextlib
+import re
+import sys
+
+# Errors whose message is written for the user: shown as they are. Any other type is named in
+# front of its message (ZeroDivisionError: division by zero), as it points at a bug.
+_USER_ERRORS = (ValueError, OSError, RuntimeError)
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# Keras reports an error raised inside a layer's call() as "Exception encountered when
+# calling X.call()." followed by the original message and the call's arguments.
+_KERAS_PREFIX = "Exception encountered when calling"
+
+
+def one_line(error):
+    """`error` as one line: its message's first informative line (and its type, for a type
+    that is not a user error)."""
+    lines = [line.strip() for line in _ANSI.sub("", str(error)).splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].startswith(_KERAS_PREFIX):
+        lines = lines[1:]
+    message = lines[0] if lines else type(error).__name__
+    if not isinstance(error, _USER_ERRORS):
+        message = f"{type(error).__name__}: {message} (--verbose shows the traceback)"
+    return message
+
+
+def fail(message, code=1):
+    """`error: message` on stderr, then exit with `code`."""
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    sys.exit(code)
+
+
+@contextlib.contextmanager
+def one_line_errors(verbose=False):
+    """Turns any exception of the block into `error: <one line>` and exit status 1; with
+    `verbose` the exception propagates with its traceback."""
+    try:
+        yield
+    except Exception as error:  # noqa: BLE001 - every failure gets one line
+        if verbose:
+            raise
+        fail(one_line(error))

@@ -1,0 +1,136 @@
+"""The checks of a run's inputs that need no TensorFlow, made before it starts: a bad
+checkpoint, vocabulary, data file or workdir is reported in a second, not after a stage.
+
+    inputs = preflight.check(settings)   # ValueError / FileNotFoundError naming the problem
+    inputs.checkpoint_dir, inputs.architecture, inputs.vocab_path
+
+Flag values themselves are checked by `Settings.__post_init__`.
+"""
+
+import dataclasses
+import os
+import tempfile
+
+from dynabert_tf import data
+from dynabert_tf.io import files
+from dynabert_tf.models.config import BertConfig
+
+SAFETENSORS = "model.safetensors"  # as io.checkpoint, which imports TensorFlow
+
+
+@dataclasses.dataclass(frozen=True)
+class Inputs:
+    """What the checks found: the init checkpoint's directory, its architecture (BertConfig
+    fields, or a keras-hub preset's config) and the vocabulary file."""
+
+    checkpoint_dir: str
+    architecture: dict
+    vocab_path: str
+
+
+def check(settings):
+    """Checks the workdir, the init checkpoint, the vocabulary and the data the requested
+    stages read; returns `Inputs`. Raises ValueError / FileNotFoundError with one line."""
+    check_workdir(settings.workdir)
+    checkpoint_dir = settings.resolved_checkpoint()
+    architecture, vocab_size = _check_checkpoint(checkpoint_dir, settings)
+    vocab_path = settings.resolved_vocab()
+    _check_vocab(vocab_path, vocab_size)
+    _check_data(settings)
+    return Inputs(checkpoint_dir, architecture, vocab_path)
+
+
+def check_workdir(path):
+    """The workdir, or its nearest existing parent, is a writable directory."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"--workdir {path} is a file, not a directory")
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise ValueError(f"--workdir {path} cannot be made: {existing} is a file")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=existing)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as e:
+        raise ValueError(f"--workdir {path} is not writable: cannot create a file in "
+                         f"{existing} ({e.strerror})") from None
+
+
+def _check_checkpoint(path, settings):
+    """(architecture dict, vocab_size or None) of the init checkpoint's config.json; checks
+    max_seq_length fits its position embeddings and that its weights file is readable."""
+    config_path = os.path.join(path, "config.json")
+    config = files.read_json(config_path, "config.json")
+    if isinstance(config, dict) and "class_name" in config:  # a keras-hub preset
+        architecture = config.get("config") or {}
+        positions = architecture.get("max_sequence_length")
+        vocab_size = None
+    else:
+        bert = BertConfig.from_json_file(config_path)
+        architecture, vocab_size = bert.to_dict(), bert.vocab_size
+        positions = bert.max_position_embeddings - bert.position_offset
+        if not settings.random_init:
+            _check_safetensors(os.path.join(path, SAFETENSORS))
+    if isinstance(positions, int) and settings.max_seq_length > positions:
+        raise ValueError(f"max_seq_length {settings.max_seq_length} is more than the "
+                         f"{positions} positions of {config_path}")
+    return architecture, vocab_size
+
+
+def _check_safetensors(path):
+    """The weights file exists and its header reads (the tensors are read later)."""
+    import safetensors
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no {SAFETENSORS} at {path} (pass --random_init to train "
+                                f"the architecture from scratch)")
+    try:
+        with safetensors.safe_open(path, "numpy") as f:
+            f.keys()
+    except Exception as e:  # noqa: BLE001 - safetensors raises its own error types
+        raise ValueError(f"{path} is not a readable safetensors file: "
+                         f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+
+
+def _check_vocab(path, vocab_size):
+    """The vocabulary is not empty and has no id beyond the embedding table."""
+    if path.endswith(".json"):
+        tokens = files.read_json(path, "vocab.json")
+        count = len(tokens) if isinstance(tokens, dict) else 0
+    else:
+        with open(path, encoding="utf-8") as f:
+            count = sum(1 for _ in f)
+    if not count:
+        raise ValueError(f"vocabulary {path} holds no tokens")
+    if vocab_size is not None and count > vocab_size:
+        raise ValueError(f"vocabulary {path} has {count} tokens, more than the model's "
+                         f"vocab_size {vocab_size}")
+
+
+def _check_data(settings):
+    """Every split the requested stages read exists and holds examples; sentence tasks are
+    parsed in full (the readers need no TensorFlow), SQuAD files only found."""
+    if settings.data_source == "tfds":
+        return  # tensorflow-datasets: prepared or downloaded when loaded
+    task = data.get_task(settings.task)
+    training = any(stage != "evaluate" for stage in settings.stages)
+    if task.source == "squad":
+        # The file names of data.squad.load_squad_examples (which imports TensorFlow).
+        if not settings.data_dir:
+            raise ValueError(f"task {task.name!r} needs --data_dir (the folder holding "
+                             f"train-{task.squad_version}.json and dev-{task.squad_version}"
+                             f".json), or --data_source=tfds")
+        for split in ("train",) * training + ("dev",):
+            path = os.path.join(settings.data_dir, f"{split}-{task.squad_version}.json")
+            if not os.path.isfile(path):
+                raise FileNotFoundError(f"no {split} file for task {task.name!r} at {path}")
+            if not os.path.getsize(path):
+                raise ValueError(f"{path} is empty")
+        return
+    splits = ("train",) * training + task.dev_splits
+    splits += task.test_splits if task.has_test_labels else ()
+    for split in splits:
+        data.load_examples(task, split, data_dir=settings.data_dir,
+                           data_source=settings.data_source)

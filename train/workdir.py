@@ -1,0 +1,164 @@
+"""One workdir, one run: what a workdir was made for, and one writer at a time.
+
+    with workdir.claim(settings, inputs):   # refuses a workdir of another task, model or grid
+        run_stages(...)                     # and a workdir another run is writing
+
+`WORKDIR/run.json` records what makes a run's outputs incompatible with another's: the task,
+the init checkpoint, its architecture and vocabulary, max_seq_length, the width/depth grid,
+the data and the method switches. A later run whose values differ is refused with one line
+naming the differing fields, so it cannot skip stages made for something else or overwrite
+their grid. Hyper-parameters (epochs, learning rate, batch sizes, seed), the stage list and
+display flags may change between runs: resuming stays possible. A workdir written before
+run.json existed is checked against what its stages' config.json record.
+
+`WORKDIR/.lock` is held (`fcntl.flock`, exclusive, non-blocking) while a run works; a second
+run into the same workdir is refused. In a multi-worker run only the chief takes the lock
+and writes run.json; the other workers share its workdir.
+"""
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import os
+
+from dynabert_tf.io import files
+from dynabert_tf.models.config import BertConfig
+from train.settings import NAMED_CHECKPOINTS, STAGES
+
+RUN_FILE = "run.json"
+LOCK_FILE = ".lock"
+_OUTPUTS = (*STAGES, "final", "eval_grid.json")
+
+
+def identity(settings, inputs):
+    """The values a workdir's outputs depend on (`inputs`: `preflight.Inputs`)."""
+    checkpoint = settings.init_checkpoint
+    if checkpoint not in NAMED_CHECKPOINTS:
+        checkpoint = os.path.realpath(inputs.checkpoint_dir)
+    with open(inputs.vocab_path, "rb") as f:
+        vocab_sha256 = hashlib.sha256(f.read()).hexdigest()
+    values = {
+        "task": settings.task, "init_checkpoint": checkpoint,
+        "random_init": settings.random_init, "model": inputs.architecture,
+        "vocab_sha256": vocab_sha256, "max_seq_length": settings.max_seq_length,
+        "width_mult_list": sorted(settings.width_mults),
+        "depth_mult_list": sorted(settings.depth_mults),
+        "data_source": settings.data_source,
+        "data_dir": settings.data_dir and os.path.realpath(settings.data_dir),
+        "rewiring": settings.rewiring, "distillation": settings.distillation,
+        "direct": settings.direct, "teacher_width": settings.teacher_width}
+    return json.loads(json.dumps(values))  # as run.json reads back
+
+
+@contextlib.contextmanager
+def claim(settings, inputs, chief=None):
+    """Locks the workdir, refuses it if it was made for another run, records this run's
+    identity; the lock is released when the block exits. `chief`: whether this process
+    writes the workdir (default: not a non-chief worker of TF_CONFIG)."""
+    workdir = settings.workdir
+    os.makedirs(workdir, exist_ok=True)
+    chief = is_chief() if chief is None else chief
+    lock = _lock(workdir) if chief else None
+    try:
+        wanted = identity(settings, inputs)
+        recorded = _recorded(workdir)
+        if recorded is not None and _has_outputs(workdir):
+            differing = _differences(recorded, wanted)
+            if differing:
+                raise ValueError(f"{workdir} holds the outputs of another run ("
+                                 + "; ".join(differing) + "); use another --workdir")
+        if chief and recorded != wanted:
+            files.write_json(os.path.join(workdir, RUN_FILE), wanted)
+        yield
+    finally:
+        if lock is not None:
+            lock.close()  # closing the file releases the lock
+
+
+def _lock(workdir):
+    path = os.path.join(workdir, LOCK_FILE)
+    lock = open(path, "a")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        lock.close()
+        if e.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):
+            raise RuntimeError(f"another run is writing {workdir} (it holds {path}); wait "
+                               f"for it to finish or use another --workdir") from None
+        raise RuntimeError(f"cannot lock {path}: {e.strerror}") from None
+    return lock
+
+
+def is_chief():
+    """False only for a non-chief worker of a multi-worker cluster (TF_CONFIG)."""
+    try:
+        config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+        task, cluster = config.get("task") or {}, config.get("cluster") or {}
+        if not task:
+            return True
+        if task.get("type") == "chief":
+            return True
+        first_worker = task.get("type") == "worker" and int(task.get("index", 0)) == 0
+        return first_worker and "chief" not in cluster
+    except (ValueError, TypeError, AttributeError):
+        return True  # not a cluster run (a bad TF_CONFIG is reported by the settings)
+
+
+def _has_outputs(workdir):
+    return any(os.path.exists(os.path.join(workdir, name)) for name in _OUTPUTS)
+
+
+def _recorded(workdir):
+    """The identity in run.json; for a workdir written before run.json, what its stages'
+    config.json record; None for a new workdir."""
+    path = os.path.join(workdir, RUN_FILE)
+    if os.path.exists(path):
+        recorded = files.read_json(path, RUN_FILE)
+        if not isinstance(recorded, dict):
+            raise ValueError(f"{path} is not a JSON object; use another --workdir")
+        return recorded
+    for stage in (*STAGES, "final"):
+        config_path = os.path.join(workdir, stage, "config.json")
+        if os.path.isfile(config_path):
+            return _from_stage_config(files.read_json(config_path, "config.json"))
+    return None
+
+
+def _from_stage_config(config):
+    """The identity fields a stage's config.json records (train.task_data.model_metadata)."""
+    recorded = {"task": config.get("finetuning_task"),
+                "max_seq_length": config.get("max_seq_length")}
+    grid = config.get("dynabert") or {}
+    for key, flag in (("width_mults", "width_mult_list"), ("depth_mults", "depth_mult_list")):
+        if key in grid:
+            recorded[flag] = sorted(grid[key])
+    try:
+        recorded["model"] = json.loads(json.dumps(BertConfig.from_hf_dict(config).to_dict()))
+    except (ValueError, TypeError):
+        pass
+    return {key: value for key, value in recorded.items() if value is not None}
+
+
+def _differences(recorded, wanted):
+    """'field X here, Y now' for each field both know that differs (of a dict such as the
+    architecture: each key both know)."""
+    differing = []
+    for key, value in recorded.items():
+        if key not in wanted or wanted[key] == value:
+            continue
+        if isinstance(value, dict) and isinstance(wanted[key], dict):
+            keys = sorted(k for k in value if k in wanted[key] and value[k] != wanted[key][k])
+            if keys:
+                differing.append(f"{key} " + ", ".join(
+                    f"{k} {value[k]!r} here, {wanted[key][k]!r} now" for k in keys))
+        else:
+            differing.append(f"{key} {_show(value)} here, {_show(wanted[key])} now")
+    return differing
+
+
+def _show(value):
+    if isinstance(value, list):
+        return ",".join(map(str, value))
+    return str(value)
