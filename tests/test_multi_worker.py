@@ -8,6 +8,7 @@ lose the stage: both restart, the stage resumes from the chief's checkpoint and 
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -114,9 +115,10 @@ def test_multi_worker_two_workers_end_with_one_process_weights(tmp_path, one_pro
 
 
 def _latest_step(checkpoint_dir):
-    steps = [int(name.split("-")[1].split(".")[0]) for name in os.listdir(checkpoint_dir)
-             if name.startswith("ckpt-")] if os.path.isdir(checkpoint_dir) else []
-    return max(steps, default=0)
+    """The step of the newest finished checkpoint (its .index is written last)."""
+    names = os.listdir(checkpoint_dir) if os.path.isdir(checkpoint_dir) else []
+    return max((int(m.group(1)) for m in map(re.compile(r"ckpt-(\d+)\.index$").match, names)
+                if m), default=0)
 
 
 @pytest.mark.slow
