@@ -125,7 +125,10 @@ def paths(tmp_path_factory):
     p["empty_vocab"] = os.path.join(root, "empty_vocab.txt")
     _write(p["empty_vocab"], "")
     p["small_vocab"] = os.path.join(root, "small_vocab.txt")
-    _write(p["small_vocab"], "\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "a"]) + "\n")
+    _write(p["small_vocab"], "\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a"])
+           + "\n")
+    p["vocab_no_mask"] = os.path.join(root, "vocab_no_mask.txt")
+    _write(p["vocab_no_mask"], "\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "a"]) + "\n")
 
     # Data: GLUE folders with one broken split each, a movie-review file too short to split.
     for name, train, dev in (("glue_header_only", "sentence\tlabel\n", "sentence\tlabel\nok\t1\n"),
@@ -269,6 +272,8 @@ TRAIN_CASES = {
     "vocab_missing": (["--vocab_file=/no/such/vocab.txt"],
                       "vocab file /no/such/vocab.txt does not exist"),
     "vocab_empty": (["--vocab_file={empty_vocab}"], "empty_vocab.txt holds no tokens"),
+    "vocab_without_mask": (["--vocab_file={vocab_no_mask}"],
+                           "vocab_no_mask.txt lacks the special token(s) [MASK]"),
     "vocab_beyond_embeddings": (["--init_checkpoint={vocab100}"],
                                 "has 30522 tokens, more than the model's vocab_size 100"),
     "train_tsv_header_only": (["--task=sst2", "--data_dir={glue_header_only}"],

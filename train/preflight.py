@@ -16,6 +16,10 @@ from dynabert_tf.io import files
 from dynabert_tf.models.config import BertConfig
 
 SAFETENSORS = "model.safetensors"  # as io.checkpoint, which imports TensorFlow
+# The special tokens keras-hub's tokenizers require: BertTokenizer (and its WordPiece
+# out-of-vocabulary token) for a vocab.txt, RobertaTokenizer for a vocab.json.
+_SPECIAL_TOKENS = {False: ("[CLS]", "[SEP]", "[PAD]", "[MASK]", "[UNK]"),
+                   True: ("<s>", "</s>", "<pad>", "<mask>")}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,17 +99,24 @@ def _check_safetensors(path):
 
 
 def _check_vocab(path, vocab_size):
-    """The vocabulary is not empty and has no id beyond the embedding table."""
-    if path.endswith(".json"):
-        tokens = files.read_json(path, "vocab.json")
-        count = len(tokens) if isinstance(tokens, dict) else 0
-    else:
-        with open(path, encoding="utf-8") as f:
-            count = sum(1 for _ in f)
-    if not count:
+    """The vocabulary holds the special tokens its tokenizer needs and no id beyond the
+    embedding table."""
+    try:
+        if path.endswith(".json"):
+            tokens = files.read_json(path, "vocab.json")
+            tokens = list(tokens) if isinstance(tokens, dict) else []
+        else:
+            with open(path, encoding="utf-8") as f:
+                tokens = [line.rstrip("\n") for line in f]
+    except UnicodeDecodeError:
+        raise ValueError(f"vocabulary {path} is not UTF-8 text") from None
+    if not tokens:
         raise ValueError(f"vocabulary {path} holds no tokens")
-    if vocab_size is not None and count > vocab_size:
-        raise ValueError(f"vocabulary {path} has {count} tokens, more than the model's "
+    missing = [t for t in _SPECIAL_TOKENS[path.endswith(".json")] if t not in set(tokens)]
+    if missing:
+        raise ValueError(f"vocabulary {path} lacks the special token(s) {' '.join(missing)}")
+    if vocab_size is not None and len(tokens) > vocab_size:
+        raise ValueError(f"vocabulary {path} has {len(tokens)} tokens, more than the model's "
                          f"vocab_size {vocab_size}")
 
 
