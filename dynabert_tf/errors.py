@@ -24,9 +24,10 @@ def one_line(error):
     lines = [line.strip() for line in _ANSI.sub("", str(error)).splitlines() if line.strip()]
     if len(lines) > 1 and lines[0].startswith(_KERAS_PREFIX):
         lines = lines[1:]
-    message = lines[0] if lines else type(error).__name__
-    if not isinstance(error, _USER_ERRORS):
-        message = f"{type(error).__name__}: {message} (--verbose shows the traceback)"
+    message = lines[0] if lines else ""
+    if not message or not isinstance(error, _USER_ERRORS):
+        message = (f"{type(error).__name__}: {message or 'no message'} (--verbose shows the "
+                   f"traceback)")
     return message
 
 

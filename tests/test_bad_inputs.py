@@ -317,11 +317,18 @@ def test_train_run(paths, capsys, args, phrase):
     assert snapshot(paths["root"]) == before
 
 
-def test_verbose_shows_the_traceback(paths, capsys):
+def test_verbose_shows_the_traceback(paths):
     argv = _expand(["train.run", SMOKE, "--workdir={work}", "--task=rt_rating", "--verbose"],
                    paths)
     with pytest.raises(ValueError, match="task rt_polarity here, rt_rating now"):
         run.main(run.parse_flags(argv))
+
+
+def test_an_unforeseen_error_is_one_line_naming_its_type(paths, capsys, monkeypatch):
+    monkeypatch.setattr(preflight, "check", lambda settings: 1 / 0)
+    argv = _expand(["train.run", SMOKE, "--workdir={work}"], paths)
+    code, stderr = run_in_process(lambda: run.main(run.parse_flags(argv)), capsys)
+    check_one_line(code, stderr, "ZeroDivisionError: division by zero (--verbose shows")
 
 
 def test_harmless_changes_resume(paths, capsys):

@@ -112,7 +112,8 @@ def _check_vocab(path, vocab_size):
         raise ValueError(f"vocabulary {path} is not UTF-8 text") from None
     if not tokens:
         raise ValueError(f"vocabulary {path} holds no tokens")
-    missing = [t for t in _SPECIAL_TOKENS[path.endswith(".json")] if t not in set(tokens)]
+    known = set(tokens)
+    missing = [t for t in _SPECIAL_TOKENS[path.endswith(".json")] if t not in known]
     if missing:
         raise ValueError(f"vocabulary {path} lacks the special token(s) {' '.join(missing)}")
     if vocab_size is not None and len(tokens) > vocab_size:

@@ -107,7 +107,12 @@ def is_chief():
 
 
 def _has_outputs(workdir):
-    return any(os.path.exists(os.path.join(workdir, name)) for name in _OUTPUTS)
+    """Whether any stage left something (an empty stage dir holds nothing to mix with)."""
+    for name in _OUTPUTS:
+        path = os.path.join(workdir, name)
+        if os.path.isfile(path) or (os.path.isdir(path) and os.listdir(path)):
+            return True
+    return False
 
 
 def _recorded(workdir):

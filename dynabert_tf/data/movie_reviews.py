@@ -9,6 +9,7 @@ crosses splits between them.
 """
 
 import csv
+import functools
 import os
 
 import numpy as np
@@ -27,30 +28,40 @@ def movie_review_splits(data_dir=None):
         path = os.path.join(path, assets.MOVIE_REVIEWS_FILE)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no movie-review file at {path}")
-    rows, seen = [], set()
-    with open(path, encoding="utf-8", newline="") as f:
-        reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-        for row in reader:
-            where = f"{os.path.basename(path)} line {reader.line_num}"
-            if not row:
-                continue
-            if len(row) != 3:
-                raise ValueError(f"{where}: expected 3 columns, got {len(row)}")
-            try:
-                rating = float(row[1])
-            except ValueError:
-                raise ValueError(f"{where}: cannot parse {row[1]!r} as a number") from None
-            if row[2] not in seen:
-                seen.add(row[2])
-                rows.append((rating, row[2]))
-    if not rows:
-        raise ValueError(f"{path} has no reviews")
+    stat = os.stat(path)
+    rows = _read_rows(path, stat.st_size, stat.st_mtime_ns)
     order = np.random.default_rng(seed=RT_SPLIT_SEED).permutation(len(rows))
     num_train = round(RT_SPLIT_FRACTIONS[0] * len(rows))
     num_dev = round(RT_SPLIT_FRACTIONS[1] * len(rows))
     bounds = {"train": (0, num_train), "dev": (num_train, num_train + num_dev),
               "test": (num_train + num_dev, len(rows))}
     return {split: [rows[i] for i in order[start:end]] for split, (start, end) in bounds.items()}
+
+
+@functools.lru_cache(maxsize=2)
+def _read_rows(path, size, mtime_ns):
+    """((rating, text), ...) of the file's rows, repeated texts dropped; read once per file
+    version (size and mtime are part of the key), as every split of a run reads it."""
+    rows, seen = [], set()
+    with open(path, encoding="utf-8", newline="") as f:
+        reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+        for row in reader:
+            if not row:
+                continue
+            if len(row) != 3:
+                raise ValueError(f"{os.path.basename(path)} line {reader.line_num}: expected "
+                                 f"3 columns, got {len(row)}")
+            try:
+                rating = float(row[1])
+            except ValueError:
+                raise ValueError(f"{os.path.basename(path)} line {reader.line_num}: cannot "
+                                 f"parse {row[1]!r} as a number") from None
+            if row[2] not in seen:
+                seen.add(row[2])
+                rows.append((rating, row[2]))
+    if not rows:
+        raise ValueError(f"{path} has no reviews")
+    return tuple(rows)
 
 
 def movie_review_examples(task, split, data_dir):
