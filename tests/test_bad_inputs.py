@@ -139,6 +139,15 @@ def paths(tmp_path_factory):
         _write(os.path.join(p[name], "SST-2", "train.tsv"), train)
         if dev is not None:
             _write(os.path.join(p[name], "SST-2", "dev.tsv"), dev)
+    squad_fixture = os.path.join(ROOT, "tests", "fixtures", "squad")
+    for name in ("squad_bad_answer", "squad_no_dev"):
+        p[name] = os.path.join(root, name)
+        os.makedirs(p[name])
+        shutil.copy(os.path.join(squad_fixture, "train-v1.1.json"), p[name])
+    with open(os.path.join(squad_fixture, "dev-v1.1.json")) as f:
+        dev = json.load(f)
+    dev["data"][0]["paragraphs"][0]["qas"][0]["answers"][0]["answer_start"] += 1
+    _write(os.path.join(p["squad_bad_answer"], "dev-v1.1.json"), json.dumps(dev))
     p["reviews_copy"] = os.path.join(root, "reviews_copy.txt")
     shutil.copyfile(assets.movie_reviews_path(), p["reviews_copy"])
     p["three_reviews"] = os.path.join(root, "three_reviews.txt")
@@ -284,6 +293,10 @@ TRAIN_CASES = {
                           "SST-2/dev.tsv line 3: bad label 'positive'"),
     "glue_without_data_dir": (["--task=sst2"], "needs data_dir"),
     "squad_without_data_dir": (["--task=squad_v1"], "'squad_v1' needs --data_dir"),
+    "squad_dev_missing": (["--task=squad_v1", "--data_dir={squad_no_dev}"],
+                          "no SQuAD file at {squad_no_dev}/dev-v1.1.json"),
+    "squad_dev_answer_misplaced": (["--task=squad_v1", "--data_dir={squad_bad_answer}"],
+                                   "data[0].paragraphs[0].qas[0]: answer"),
     "reviews_too_short": (["--data_dir={three_reviews}"],
                           "its dev split holds no rt_polarity examples"),
     "reviews_missing": (["--data_dir=/no/such/reviews.txt"],
@@ -313,7 +326,7 @@ def test_train_run(paths, capsys, args, phrase):
     argv = ["train.run", SMOKE, "--workdir={work}", *args]
     code, stderr = run_in_process(lambda: run.main(run.parse_flags(_expand(argv, paths))),
                                   capsys)
-    check_one_line(code, stderr, phrase)
+    check_one_line(code, stderr, phrase.format(**paths))
     assert snapshot(paths["root"]) == before
 
 

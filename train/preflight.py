@@ -12,6 +12,7 @@ import os
 import tempfile
 
 from dynabert_tf import data
+from dynabert_tf.data import squad_json
 from dynabert_tf.io import files
 from dynabert_tf.models.config import BertConfig
 
@@ -122,24 +123,21 @@ def _check_vocab(path, vocab_size):
 
 
 def _check_data(settings):
-    """Every split the requested stages read exists and holds examples; sentence tasks are
-    parsed in full (the readers need no TensorFlow), SQuAD files only found."""
+    """Every split the requested stages read exists, parses and holds examples (the readers
+    need no TensorFlow)."""
     if settings.data_source == "tfds":
         return  # tensorflow-datasets: prepared or downloaded when loaded
     task = data.get_task(settings.task)
     training = any(stage != "evaluate" for stage in settings.stages)
     if task.source == "squad":
-        # The file names of data.squad.load_squad_examples (which imports TensorFlow).
         if not settings.data_dir:
             raise ValueError(f"task {task.name!r} needs --data_dir (the folder holding "
                              f"train-{task.squad_version}.json and dev-{task.squad_version}"
                              f".json), or --data_source=tfds")
         for split in ("train",) * training + ("dev",):
-            path = os.path.join(settings.data_dir, f"{split}-{task.squad_version}.json")
-            if not os.path.isfile(path):
-                raise FileNotFoundError(f"no {split} file for task {task.name!r} at {path}")
-            if not os.path.getsize(path):
-                raise ValueError(f"{path} is empty")
+            path = squad_json.json_path(task.squad_version, split, settings.data_dir)
+            if not squad_json.read_squad_json(path):
+                raise ValueError(f"{path} holds no questions")
         return
     splits = ("train",) * training + task.dev_splits
     splits += task.test_splits if task.has_test_labels else ()

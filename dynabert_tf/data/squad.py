@@ -23,8 +23,6 @@ folding "ß" -> "ss", decomposed accents) every piece of that word spans the who
 
 import collections
 import dataclasses
-import json
-import os
 
 import numpy as np
 import tensorflow as tf
@@ -32,83 +30,14 @@ import tensorflow_text as tf_text
 from keras_hub.src.tokenizers import word_piece_tokenizer
 
 from dynabert_tf.data import tfds_source
+# The official JSON files are read without TensorFlow (the training CLI checks them first).
+from dynabert_tf.data.squad_json import (SquadExample, check_unique_ids,  # noqa: F401
+                                         example_from_qa, json_path, read_squad_json)
 
 VERSIONS = ("v1.1", "v2.0")
 SPLITS = ("train", "dev")
 _TFDS_SPLITS = {"train": "train", "dev": "validation"}
 _DOWNLOAD_URL = "https://rajpurkar.github.io/SQuAD-explorer/dataset/"
-
-
-@dataclasses.dataclass(frozen=True)
-class SquadExample:
-    """One question on one context.
-
-    Attributes:
-      qas_id: the question's id (unique within a file).
-      answers: tuple of (text, answer_start) gold answers, answer_start a character index in
-        `context`; empty for an unanswerable (v2.0) question.
-    """
-    qas_id: str
-    question: str
-    context: str
-    answers: tuple
-    is_impossible: bool
-    title: str
-
-
-def _example(qa, context, title, where):
-    """A validated `SquadExample` from a question dict of the official layout."""
-    answers = tuple((answer["text"], int(answer["answer_start"])) for answer in qa["answers"])
-    for text, start in answers:
-        if context[start:start + len(text)] != text:
-            raise ValueError(f"{where}: answer {text!r} is not at answer_start {start} of its "
-                             f"context (found {context[start:start + len(text)]!r})")
-    is_impossible = bool(qa.get("is_impossible", False))
-    if is_impossible and answers:
-        raise ValueError(f"{where}: an unanswerable question has answers")
-    if not is_impossible and not answers:
-        raise ValueError(f"{where}: no answers, and is_impossible is not true")
-    return SquadExample(str(qa["id"]), qa["question"], context, answers, is_impossible, title)
-
-
-def read_squad_json(path):
-    """Examples of a SQuAD JSON file (`{"data": [{"title", "paragraphs": [{"context", "qas"}]}]}`).
-
-    Raises:
-      FileNotFoundError: no file at `path`.
-      ValueError: invalid JSON, a missing key, a misplaced answer or a repeated question id;
-        the message names the file and the question.
-    """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no SQuAD file at {path}")
-    with open(path, encoding="utf-8") as f:
-        try:
-            content = json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: invalid JSON ({e})") from None
-    examples, where = [], path
-    try:
-        for i, article in enumerate(content["data"]):
-            where = f"{path}: data[{i}]"
-            for j, paragraph in enumerate(article["paragraphs"]):
-                where = f"{path}: data[{i}].paragraphs[{j}]"
-                context = paragraph["context"]
-                for k, qa in enumerate(paragraph["qas"]):
-                    where = f"{path}: data[{i}].paragraphs[{j}].qas[{k}]"
-                    examples.append(_example(qa, context, article.get("title", ""), where))
-    except (KeyError, TypeError) as e:
-        problem = f"missing key {e}" if isinstance(e, KeyError) else f"unexpected layout ({e})"
-        raise ValueError(f"{where}: {problem}") from None
-    _check_unique_ids(examples, path)
-    return examples
-
-
-def _check_unique_ids(examples, where):
-    seen = set()
-    for example in examples:
-        if example.qas_id in seen:
-            raise ValueError(f"{where}: question id {example.qas_id!r} appears twice")
-        seen.add(example.qas_id)
 
 
 def load_squad_examples(version, split, data_dir=None, data_source="json"):
@@ -129,7 +58,7 @@ def load_squad_examples(version, split, data_dir=None, data_source="json"):
     if data_dir is None:
         raise ValueError(f"SQuAD from JSON needs data_dir (the folder holding "
                          f"{split}-{version}.json), or data_source='tfds'")
-    return read_squad_json(os.path.join(data_dir, f"{split}-{version}.json"))
+    return read_squad_json(json_path(version, split, data_dir))
 
 
 def _tfds_examples(version, split, data_dir):
@@ -148,9 +77,9 @@ def _tfds_examples(version, split, data_dir):
         decoded["answers"] = [{"text": text.decode("utf-8"), "answer_start": start}
                               for text, start in zip(answers["text"], answers["answer_start"])]
         decoded["is_impossible"] = bool(record.get("is_impossible", False))
-        examples.append(_example(decoded, decoded["context"], decoded["title"],
-                                 f"{name} {split} question {decoded['id']!r}"))
-    _check_unique_ids(examples, f"{name} {split}")
+        examples.append(example_from_qa(decoded, decoded["context"], decoded["title"],
+                                        f"{name} {split} question {decoded['id']!r}"))
+    check_unique_ids(examples, f"{name} {split}")
     return examples
 
 
