@@ -7,6 +7,7 @@ from dynabert_tf.distillation import losses
 from dynabert_tf.tasks import heads
 from dynabert_tf.models.config import BertConfig
 from dynabert_tf.distillation.grid_trainer import GridTrainer
+from dynabert_tf.layers.embeddings import Embeddings
 from dynabert_tf.layers.transformer_layer import TransformerLayer
 from dynabert_tf.models.task_model import DynaBertTaskModel
 from helpers import TINY, TINY_DEEP, random_inputs, tiny_backbone, tiny_classifier
@@ -46,9 +47,10 @@ def _dense(gradient):
 
 
 def _per_cell_reference(trainer, features, labels, teacher_width_of):
-    """Loss and gradient summed over cells computed one cell at a time, fresh forward each."""
+    """Per-cell losses and the gradient summed over cells, computed one cell at a time, fresh
+    forward each."""
     student, variables = trainer.student, trainer.student.trainable_variables
-    total_loss, total_grads = 0.0, [np.zeros(v.shape) for v in variables]
+    cell_losses, total_grads = {}, [np.zeros(v.shape) for v in variables]
     num_layers = student.bert_config.num_layers
     for w, d in trainer.cells:
         with tf.GradientTape() as tape:
@@ -60,11 +62,11 @@ def _per_cell_reference(trainer, features, labels, teacher_width_of):
                                               training=False, return_dict=True)
                 loss = losses.distillation_loss(student.head, out, teacher_out, d, num_layers,
                                                 trainer.lambda_logits, trainer.lambda_hidden)
-        total_loss += float(loss)
+        cell_losses[(w, d)] = float(loss)
         for k, g in enumerate(tape.gradient(loss, variables)):
             if g is not None:  # None: a layer this cell's depth drops
                 total_grads[k] += _dense(g)
-    return total_loss, total_grads
+    return cell_losses, total_grads
 
 
 def _check_against_reference(trainer, teacher_width_of, regression=False):
@@ -72,9 +74,11 @@ def _check_against_reference(trainer, teacher_width_of, regression=False):
     if regression:
         labels = labels.astype("float32") * 0.7
     total, grads, per_cell = trainer.compute_gradients(features, labels)
-    ref_loss, ref_grads = _per_cell_reference(trainer, features, labels, teacher_width_of)
+    ref_losses, ref_grads = _per_cell_reference(trainer, features, labels, teacher_width_of)
     assert list(per_cell) == trainer.cells
-    np.testing.assert_allclose(float(total), ref_loss, rtol=1e-5)
+    for cell, loss in per_cell.items():
+        np.testing.assert_allclose(float(loss), ref_losses[cell], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(float(total), sum(ref_losses.values()), rtol=1e-5)
     for g, ref in zip(grads, ref_grads):
         np.testing.assert_allclose(_dense(g), ref, rtol=1e-4, atol=1e-5)
     return float(total)
@@ -148,6 +152,35 @@ def test_call_depths_equals_separate_calls_and_shares_layers(monkeypatch):
             assert len(out[key]) == len(alone[key])
             for a, b in zip(out[key], alone[key]):
                 np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_call_grid_computes_the_embeddings_once_and_equals_separate_calls(monkeypatch):
+    model = tiny_classifier(config=TINY_SIX)
+    features = random_inputs(3, 7)
+    embedding_calls = []
+    original = Embeddings.call
+
+    def counting_call(self, *args, **kwargs):
+        embedding_calls.append(self.name)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Embeddings, "call", counting_call)
+    grid = model.call_grid(features, width_mults=(1.0, 0.75, 0.25), depth_mults=(1.0, 0.5))
+    assert len(embedding_calls) == 1
+    assert list(grid) == [(w, d) for w in (1.0, 0.75, 0.25) for d in (1.0, 0.5)]
+    for (w, d), out in grid.items():
+        alone = model(features, width_mult=w, depth_mult=d, return_dict=True)
+        np.testing.assert_allclose(out["logits"], alone["logits"], atol=1e-6)
+        for a, b in zip(out["hidden_states"], alone["hidden_states"], strict=True):
+            np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_shared_forward_shares_the_embedding_dropout_mask_across_widths():
+    model = tiny_classifier(config=TINY, dropout=0.5)
+    grid = model.call_grid(random_inputs(3, 7), width_mults=(1.0, 0.5), training=True)
+    first, second = (grid[(w, 1.0)]["hidden_states"][0] for w in (1.0, 0.5))
+    np.testing.assert_array_equal(first, second)
+    assert float(np.mean(np.asarray(first) == 0.0)) > 0.3  # dropout did run
 
 
 def _learnable_dataset(num=64, batch_size=16):

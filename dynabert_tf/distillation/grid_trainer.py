@@ -13,10 +13,13 @@ labels with no teacher (the final fine-tune, or a no-distillation baseline).
 
 What one step computes, per batch:
   * the teacher (frozen, training=False, full depth) once per teacher width, outside the tape;
-  * for each width (largest first) the student at all depths in one shared-prefix forward
-    (`DynaBertTaskModel.call_depths`): leading layers common to several depths run once;
-  * the sum of all cells' losses, whose gradient (one backward pass) equals the sum of the
-    per-cell gradients the official code accumulates; one optimizer update.
+  * the student at every cell in one shared forward (`DynaBertTaskModel.call_grid`): the
+    embeddings once for all widths, and per width the leading layers common to several
+    depths once;
+  * each distinct (student, teacher) hidden-state pair's MSE once, however many cells use it;
+  * the sum of all cells' losses, whose gradient equals the sum of the per-cell gradients
+    the official code accumulates: one backward pass per width, widths in turn (peak memory
+    of one width, not of the grid), summed; one optimizer update.
 """
 
 import keras
@@ -45,8 +48,10 @@ class GridTrainer(keras.Model):
       lambda_logits, lambda_hidden: weights of the two distillation terms.
       teacher_width: "same" runs the teacher at each student width (the paper's stage 2);
         "full" runs it once at width 1 (stage 1, and the official code's stage 2).
-      share_depth_prefix: run all depths of a width through `call_depths` (shared leading
-        layers and dropout masks); False runs each cell separately (the official way).
+      share_depth_prefix: run the grid through `call_grid`: embeddings computed once for all
+        widths, leading layers once per width, and with them their dropout masks (one
+        embedding mask per step for all cells, where the official code draws one per cell);
+        False runs each cell separately (the official way).
       track_cell_losses: also report each cell's loss as metric `loss_<cell name>`.
     """
 
@@ -117,13 +122,13 @@ class GridTrainer(keras.Model):
                                                         {name: out[name] for name in keep})
         return outputs
 
-    def _student_outputs(self, features, width_mult, training):
-        """{depth_mult: student outputs} at one width."""
+    def _student_outputs(self, features, training):
+        """{cell: student outputs} for every cell."""
         if self.share_depth_prefix:
-            return self.student.call_depths(features, width_mult=width_mult,
-                                            depth_mults=self.depth_mults, training=training)
-        return {d: self.student(features, width_mult=width_mult, depth_mult=d,
-                                training=training, return_dict=True) for d in self.depth_mults}
+            return self.student.call_grid(features, width_mults=self.width_mults,
+                                          depth_mults=self.depth_mults, training=training)
+        return {(w, d): self.student(features, width_mult=w, depth_mult=d, training=training,
+                                     return_dict=True) for w, d in self.cells}
 
     def cell_losses(self, features, labels, teacher_outputs=None, training=True):
         """{(width_mult, depth_mult): scalar loss} for every cell, widths-major, largest first.
@@ -134,25 +139,26 @@ class GridTrainer(keras.Model):
           teacher_outputs: `teacher_outputs(features)` ("distill" only).
           training: dropout on for the student.
         """
+        return self._losses_of(self._student_outputs(features, training), labels, teacher_outputs)
+
+    def _losses_of(self, outputs, labels, teacher_outputs):
+        """{cell: loss} of the student `outputs` ({cell: outputs}) of some cells."""
         num_layers = self.student.bert_config.num_layers
         head = self.student.head
+        mse_cache = {}  # cells sharing a layer (or the embeddings) share its MSE term
         result = {}
-        for width_mult in self.width_mults:
-            by_depth = self._student_outputs(features, width_mult, training)
-            for depth_mult in self.depth_mults:
-                out = by_depth[depth_mult]
-                if self.loss_mode == "labels":
-                    result[(width_mult, depth_mult)] = head.label_loss(out, labels)
-                    continue
-                teacher_out = teacher_outputs[width_mult if self.teacher_width == "same"
-                                              else 1.0]
-                result[(width_mult, depth_mult)] = losses.distillation_loss(
-                    head, out, teacher_out, depth_mult, num_layers, self.lambda_logits,
-                    self.lambda_hidden)
+        for (width_mult, depth_mult), out in outputs.items():
+            if self.loss_mode == "labels":
+                result[(width_mult, depth_mult)] = head.label_loss(out, labels)
+                continue
+            teacher_out = teacher_outputs[width_mult if self.teacher_width == "same" else 1.0]
+            result[(width_mult, depth_mult)] = losses.distillation_loss(
+                head, out, teacher_out, depth_mult, num_layers, self.lambda_logits,
+                self.lambda_hidden, mse_cache=mse_cache)
         return result
 
     def compute_gradients(self, features, labels):
-        """One backward pass for the whole grid.
+        """The gradient of the sum of all cells' losses.
 
         Returns:
           (sum of the cells' losses, gradients matching `student.trainable_variables`,
@@ -160,10 +166,43 @@ class GridTrainer(keras.Model):
         """
         teacher_outputs = self.teacher_outputs(features) if self.teacher is not None else None
         variables = self.student.trainable_variables
+        if self.share_depth_prefix:
+            return self._gradients_width_by_width(features, labels, teacher_outputs)
         with tf.GradientTape() as tape:
             per_cell = self.cell_losses(features, labels, teacher_outputs, training=True)
             total = tf.add_n(list(per_cell.values()))
         return total, tape.gradient(total, variables), per_cell
+
+    def _gradients_width_by_width(self, features, labels, teacher_outputs):
+        """Embeddings once; then each width's forward and backward in turn, the next width
+        waiting for the last one's gradients, so that only one width's activations are held
+        at a time (one backward pass through the whole grid would hold all of them; the
+        official code holds one cell's). The widths' gradients with respect to the shared
+        embeddings are summed and sent through the embeddings once."""
+        variables = self.student.trainable_variables
+        with tf.GradientTape() as embedding_tape:
+            embedded = self.student.backbone.embed(features, training=True)
+        per_cell, gradients, embedding_gradient, previous = {}, [None] * len(variables), None, []
+        for width_mult in self.width_mults:
+            with tf.control_dependencies(previous):
+                width_input = {**embedded, "embeddings": tf.identity(embedded["embeddings"])}
+            with tf.GradientTape() as tape:
+                tape.watch(width_input["embeddings"])
+                width_losses = self._losses_of(
+                    self.student.call_grid(features, (width_mult,), self.depth_mults,
+                                           training=True, embedded=width_input),
+                    labels, teacher_outputs)
+                width_total = tf.add_n(list(width_losses.values()))
+            *width_gradients, to_embeddings = tape.gradient(
+                width_total, [*variables, width_input["embeddings"]])
+            gradients = list(map(_accumulate, gradients, width_gradients))
+            embedding_gradient = _accumulate(embedding_gradient, to_embeddings)
+            per_cell.update(width_losses)
+            previous = [width_total, *(g for g in width_gradients if g is not None)]
+        from_embeddings = embedding_tape.gradient(embedded["embeddings"], variables,
+                                                  output_gradients=embedding_gradient)
+        gradients = list(map(_accumulate, gradients, from_embeddings))
+        return tf.add_n(list(per_cell.values())), gradients, per_cell
 
     def _update_metrics(self, total, per_cell):
         self.loss_tracker.update_state(total / len(per_cell))
@@ -186,3 +225,12 @@ class GridTrainer(keras.Model):
         teacher_outputs = self.teacher_outputs(features) if self.teacher is not None else None
         per_cell = self.cell_losses(features, labels, teacher_outputs, training=False)
         return self._update_metrics(tf.add_n(list(per_cell.values())), per_cell)
+
+
+def _accumulate(total, gradient):
+    """total + gradient, where None means no gradient (IndexedSlices kept when alone)."""
+    if gradient is None:
+        return total
+    if total is None:
+        return gradient
+    return tf.convert_to_tensor(total) + tf.convert_to_tensor(gradient)

@@ -11,16 +11,26 @@ The student's l-th kept layer is matched to the teacher's SAME layer (`grid.kept
 as the paper's depth-adaptive distillation does.
 """
 
-from keras import ops
+import tensorflow as tf
 
 from dynabert_tf.elastic import grid as grid_lib
 
 
-def hidden_mse(student_states, teacher_states):
+def mean_squared_error(student, teacher):
+    """mean((student - teacher)^2) over all elements, as 2 * l2_loss / size: one fused
+    reduction forward and one multiply backward (differentiating mean(square(.)) costs three
+    full-size ops more per hidden state)."""
+    size = tf.cast(tf.size(student), student.dtype)
+    return 2.0 * tf.nn.l2_loss(student - teacher) / size
+
+
+def hidden_mse(student_states, teacher_states, cache=None):
     """Sum over paired tensors of their mean squared error.
 
     Args:
       student_states, teacher_states: equally long sequences of [batch, seq, hidden].
+      cache: optional dict shared by several calls: a (student, teacher) pair of the very
+        same tensor objects is computed once (grid cells sharing a layer's output).
     Returns:
       scalar. Each pair's MSE averages over ALL batch * seq * hidden positions, padding
       included, exactly as the official DynaBERT code (`nn.MSELoss()`).
@@ -28,7 +38,15 @@ def hidden_mse(student_states, teacher_states):
     if len(student_states) != len(teacher_states):
         raise ValueError(f"hidden_mse got {len(student_states)} student states but "
                          f"{len(teacher_states)} teacher states")
-    return sum(ops.mean(ops.square(s - t)) for s, t in zip(student_states, teacher_states))
+    if cache is None:
+        cache = {}
+    total = 0.0
+    for s, t in zip(student_states, teacher_states):
+        key = (id(s), id(t))
+        if key not in cache:  # the tensors are kept with the value so their ids stay unique
+            cache[key] = (s, t, mean_squared_error(s, t))
+        total = total + cache[key][2]
+    return total
 
 
 def teacher_layer_indices(num_layers, depth_mult):
@@ -49,7 +67,7 @@ def check_lambdas(lambda_logits, lambda_hidden):
 
 
 def distillation_loss(head, student_out, teacher_out, depth_mult, num_layers, lambda_logits,
-                      lambda_hidden, return_parts=False):
+                      lambda_hidden, return_parts=False, mse_cache=None):
     """DynaBERT's distillation loss of one grid cell.
 
     Args:
@@ -63,6 +81,7 @@ def distillation_loss(head, student_out, teacher_out, depth_mult, num_layers, la
       lambda_logits: weight of the output term.
       lambda_hidden: weight of the embedding + hidden-state MSE term.
       return_parts: also return {"logits": ..., "hidden": ...}, the unweighted terms.
+      mse_cache: optional dict shared across cells (`hidden_mse`'s cache).
     Returns:
       scalar loss (and the parts dict when return_parts).
     """
@@ -76,7 +95,8 @@ def distillation_loss(head, student_out, teacher_out, depth_mult, num_layers, la
         raise ValueError(f"student at depth_mult={depth_mult} should have {len(indices)} "
                          f"hidden states, got {len(student_out['hidden_states'])}")
     logit_term = head.distillation_loss(student_out, teacher_out)
-    hidden_term = hidden_mse(student_out["hidden_states"], [teacher_states[i] for i in indices])
+    hidden_term = hidden_mse(student_out["hidden_states"], [teacher_states[i] for i in indices],
+                             cache=mse_cache)
     loss = lambda_logits * logit_term + lambda_hidden * hidden_term
     if return_parts:
         return loss, {"logits": logit_term, "hidden": hidden_term}

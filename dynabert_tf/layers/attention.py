@@ -1,10 +1,11 @@
 """Multi-head self-attention whose number of heads is a call argument."""
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 from dynabert_tf.layers import weight_layout
-from dynabert_tf.layers.common import initializer
+from dynabert_tf.layers.common import Dropout, LayerNorm, initializer
 
 
 @keras.saving.register_keras_serializable(package="dynabert_tf")
@@ -30,10 +31,9 @@ class SliceableSelfAttention(keras.layers.Layer):
         self.attention_dropout_rate = attention_dropout
         self.hidden_dropout_rate = hidden_dropout
         self.layer_norm_epsilon = layer_norm_epsilon
-        self.attention_dropout = keras.layers.Dropout(attention_dropout)
-        self.output_dropout = keras.layers.Dropout(hidden_dropout)
-        self.layer_norm = keras.layers.LayerNormalization(epsilon=layer_norm_epsilon,
-                                                          name="layer_norm")
+        self.attention_dropout = Dropout(attention_dropout)
+        self.output_dropout = Dropout(hidden_dropout)
+        self.layer_norm = LayerNorm(epsilon=layer_norm_epsilon, name="layer_norm")
 
     def build(self, input_shape=None):
         kernel_shape = (self.num_heads, self.head_dim, self.hidden_size)
@@ -49,14 +49,22 @@ class SliceableSelfAttention(keras.layers.Layer):
         self.layer_norm.build((None, None, self.hidden_size))
         self.built = True
 
-    def _project(self, x, name, num_heads):
-        """x [batch, seq, hidden] -> [batch, seq, num_heads, head_dim] for query/key/value."""
+    def _project(self, tokens, name, num_heads, batch_shape):
+        """tokens [batch * seq, hidden] -> [batch, num_heads, seq, head_dim] (query/key/value)."""
         kernel = weight_layout.sliced(self, f"{name}_kernel", num_heads)
         bias = weight_layout.sliced(self, f"{name}_bias", num_heads)
-        return ops.einsum("bsh,ndh->bsnd", x, kernel) + bias
+        width = num_heads * self.head_dim
+        out = tf.nn.bias_add(tf.matmul(tokens, tf.reshape(kernel, (width, self.hidden_size)),
+                                       transpose_b=True), tf.reshape(bias, (width,)))
+        out = tf.reshape(out, tf.concat([batch_shape, [num_heads, self.head_dim]], 0))
+        return tf.transpose(out, (0, 2, 1, 3))
 
     def call(self, x, attention_bias, num_heads=None, head_mask=None, training=None):
         """Attends with the leading `num_heads` heads.
+
+        The projections are 2-D matmuls over all batch * seq tokens: their weight gradients
+        are one matmul each, not one per example summed afterwards (what `einsum` on a
+        [batch, seq, hidden] input costs in TensorFlow).
 
         Args:
           x: [batch, seq, hidden].
@@ -67,16 +75,23 @@ class SliceableSelfAttention(keras.layers.Layer):
           ([batch, seq, hidden], attention probabilities [batch, num_heads, seq, seq]).
         """
         n = self.num_heads if num_heads is None else num_heads
-        query, key, value = (self._project(x, name, n) for name in ("query", "key", "value"))
-        scores = ops.einsum("bqnd,bknd->bnqk", query, key) / (self.head_dim ** 0.5)
+        batch_shape = tf.shape(x)[:2]
+        tokens = tf.reshape(x, (-1, self.hidden_size))
+        query, key, value = (self._project(tokens, name, n, batch_shape)
+                             for name in ("query", "key", "value"))
+        scores = tf.matmul(query * (self.head_dim ** -0.5), key, transpose_b=True)
         probs = ops.softmax(scores + attention_bias, axis=-1)
-        context = ops.einsum("bnqk,bknd->bqnd", self.attention_dropout(probs, training=training),
-                             value)
+        context = tf.matmul(self.attention_dropout(probs, training=training), value)
         if head_mask is not None:
-            context = context * ops.reshape(head_mask[:n], (1, 1, n, 1))
-        out = ops.einsum("bqnd,ndh->bqh", context, weight_layout.sliced(self, "output_kernel", n))
-        out = out + self.output_bias
-        return self.layer_norm(x + self.output_dropout(out, training=training)), probs
+            context = context * ops.reshape(head_mask[:n], (1, n, 1, 1))
+        context = tf.reshape(tf.transpose(context, (0, 2, 1, 3)), (-1, n * self.head_dim))
+        kernel = weight_layout.sliced(self, "output_kernel", n)
+        out = tf.nn.bias_add(
+            tf.matmul(context, tf.reshape(kernel, (n * self.head_dim, self.hidden_size))),
+            self.output_bias)
+        out = self.layer_norm(tokens + self.output_dropout(out, training=training),
+                              training=training)
+        return tf.reshape(out, tf.shape(x)), probs
 
     def get_config(self):
         return {**super().get_config(), "hidden_size": self.hidden_size,

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from dynabert_tf.layers.common import initializer
+from dynabert_tf.layers.common import Dropout, LayerNorm, initializer
 
 
 @keras.saving.register_keras_serializable(package="dynabert_tf")
@@ -24,9 +24,8 @@ class Embeddings(keras.layers.Layer):
         self.dropout_rate = dropout
         self.layer_norm_epsilon = layer_norm_epsilon
         self.position_offset = position_offset
-        self.layer_norm = keras.layers.LayerNormalization(epsilon=layer_norm_epsilon,
-                                                          name="layer_norm")
-        self.dropout = keras.layers.Dropout(dropout)
+        self.layer_norm = LayerNorm(epsilon=layer_norm_epsilon, name="layer_norm")
+        self.dropout = Dropout(dropout)
 
     def build(self, input_shape=None):
         self.token_embeddings = self.add_weight(
@@ -48,7 +47,7 @@ class Embeddings(keras.layers.Layer):
         x = (ops.take(self.token_embeddings, token_ids, axis=0)
              + ops.take(self.segment_embeddings, segment_ids, axis=0)
              + ops.expand_dims(self.position_embeddings[start:start + seq_len], 0))
-        return self.dropout(self.layer_norm(x), training=training)
+        return self.dropout(self.layer_norm(x, training=training), training=training)
 
     def get_config(self):
         return {**super().get_config(), "vocab_size": self.vocab_size,

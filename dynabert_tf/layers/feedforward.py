@@ -1,10 +1,11 @@
 """Position-wise feed-forward block whose number of neurons is a call argument."""
 
 import keras
-from keras import ops
+import tensorflow as tf
 
 from dynabert_tf.layers import weight_layout
-from dynabert_tf.layers.common import ACTIVATIONS, initializer
+from dynabert_tf.layers.common import (ACTIVATIONS, TRAINING_ACTIVATIONS, Dropout, LayerNorm,
+                                      initializer)
 
 
 @keras.saving.register_keras_serializable(package="dynabert_tf")
@@ -27,9 +28,8 @@ class SliceableFeedForward(keras.layers.Layer):
         self.hidden_dropout_rate = hidden_dropout
         self.layer_norm_epsilon = layer_norm_epsilon
         self.activation = ACTIVATIONS[hidden_act]
-        self.dropout = keras.layers.Dropout(hidden_dropout)
-        self.layer_norm = keras.layers.LayerNormalization(epsilon=layer_norm_epsilon,
-                                                          name="layer_norm")
+        self.dropout = Dropout(hidden_dropout)
+        self.layer_norm = LayerNorm(epsilon=layer_norm_epsilon, name="layer_norm")
 
     def build(self, input_shape=None):
         shape = (self.intermediate_size, self.hidden_size)
@@ -45,14 +45,21 @@ class SliceableFeedForward(keras.layers.Layer):
         self.built = True
 
     def call(self, x, num_neurons=None, training=None):
-        """x: [batch, seq, hidden]; keeps the leading `num_neurons` (Python int) neurons."""
+        """x: [batch, seq, hidden]; keeps the leading `num_neurons` (Python int) neurons.
+
+        2-D matmuls over all batch * seq tokens (one matmul per weight gradient)."""
         n = self.intermediate_size if num_neurons is None else num_neurons
-        h = self.activation(ops.einsum("bsh,fh->bsf", x,
-                                       weight_layout.sliced(self, "intermediate_kernel", n))
-                            + weight_layout.sliced(self, "intermediate_bias", n))
-        out = ops.einsum("bsf,fh->bsh", h, weight_layout.sliced(self, "output_kernel", n))
-        out = out + self.output_bias
-        return self.layer_norm(x + self.dropout(out, training=training))
+        tokens = tf.reshape(x, (-1, self.hidden_size))
+        activation = (TRAINING_ACTIVATIONS.get(self.hidden_act, self.activation) if training
+                      else self.activation)
+        h = activation(tf.nn.bias_add(
+            tf.matmul(tokens, weight_layout.sliced(self, "intermediate_kernel", n),
+                      transpose_b=True),
+            weight_layout.sliced(self, "intermediate_bias", n)))
+        out = tf.nn.bias_add(tf.matmul(h, weight_layout.sliced(self, "output_kernel", n)),
+                             self.output_bias)
+        out = self.layer_norm(tokens + self.dropout(out, training=training), training=training)
+        return tf.reshape(out, tf.shape(x))
 
     def get_config(self):
         return {**super().get_config(), "hidden_size": self.hidden_size,

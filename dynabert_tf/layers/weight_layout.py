@@ -11,13 +11,18 @@ All three read the same table, so a layout change is written once.
 """
 
 import numpy as np
+from keras import ops
 
 
 def sliced(layer, name, count):
     """Weight `name` of `layer` keeping its first `count` heads / neurons along the axis
-    `layer.width_axes` names (axis 0 in this project's layout: a view, no copy)."""
+    `layer.width_axes` names (axis 0 in this project's layout: a view, no copy). All of them:
+    the weight itself, so that its gradient is not padded back to full size."""
     axis = layer.width_axes[name]
-    return getattr(layer, name)[(slice(None),) * axis + (slice(0, count),)]
+    variable = getattr(layer, name)
+    if count == variable.shape[axis]:
+        return ops.convert_to_tensor(variable)
+    return variable[(slice(None),) * axis + (slice(0, count),)]
 
 
 def permute(layer, order):

@@ -84,28 +84,62 @@ class DynaBertBackbone(keras.Model):
 
     def call_depths(self, inputs, width_mult=1.0, depth_mults=(1.0,), head_mask=None,
                     training=None):
-        """Runs several depths at one width, computing each shared leading computation once.
+        """{depth_mult: the dict `call(inputs, width_mult, depth_mult)` returns}, one width
+        (see `call_grid`)."""
+        grid = self.call_grid(inputs, (width_mult,), depth_mults, head_mask=head_mask,
+                              training=training)
+        return {depth_mult: grid[(width_mult, depth_mult)] for depth_mult in depth_mults}
 
-        A layer applied to the same input is the same computation at every depth that reaches
-        it that way, so layer outputs are memoised by the tuple of layer indices run so far.
+    def embed(self, inputs, training=None):
+        """The part of every cell that depends on neither width nor depth.
+
+        Returns:
+          {"embeddings": [batch, seq, hidden] (LayerNorm and dropout applied),
+           "attention_bias": [batch, 1, 1, seq], 0 for tokens, a large negative for padding}.
+        """
+        mask = ops.cast(inputs["padding_mask"], self.compute_dtype)
+        return {"embeddings": self.embeddings(inputs["token_ids"], inputs["segment_ids"],
+                                              training=training),
+                "attention_bias": (1.0 - mask[:, None, None, :]) * -10000.0}
+
+    def call_grid(self, inputs, width_mults=(1.0,), depth_mults=(1.0,), head_mask=None,
+                  training=None, embedded=None):
+        """Runs every (width, depth) cell, computing each shared computation once.
+
+        The embeddings (with their LayerNorm and dropout) and the attention bias do not depend
+        on width or depth: they are computed once for all cells. Within a width, a layer
+        applied to the same input is the same computation at every depth that reaches it that
+        way, so layer outputs are memoised by the tuple of layer indices run so far.
         6 layers: depth 1 runs (0..5); 0.75 keeps (0,1,2,4) and reuses (0,1,2); 0.5 keeps
-        (0,2,4) and reuses (0,): 9 layer calls instead of 13. The embeddings are computed once.
-        Shared calls share their dropout masks (separate `call`s would draw fresh ones).
+        (0,2,4) and reuses (0,): 9 layer calls instead of 13. Shared computations share their
+        dropout masks (separate `call`s would draw fresh ones): with training=True every cell
+        of one call sees the same embedding dropout mask.
 
         Args:
           inputs: as `call`.
-          width_mult: Python float in (0, 1].
-          depth_mults: Python floats in (0, 1].
+          width_mults, depth_mults: Python floats in (0, 1].
           head_mask, training: as `call`.
+          embedded: optional `embed(inputs, training)` computed beforehand (by a caller that
+            differentiates the widths one at a time); `inputs` is then not read.
         Returns:
-          {depth_mult: the dict `call(inputs, width_mult, depth_mult)` returns}.
+          {(width_mult, depth_mult): the dict `call(inputs, width_mult, depth_mult)` returns},
+          widths-major in the order given.
         """
+        if embedded is None:
+            embedded = self.embed(inputs, training=training)
+        results = {}
+        for width_mult in width_mults:
+            by_depth = self._run_depths(embedded["embeddings"], embedded["attention_bias"],
+                                        width_mult, depth_mults, head_mask, training)
+            results.update({(width_mult, d): out for d, out in by_depth.items()})
+        return results
+
+    def _run_depths(self, embedded, attention_bias, width_mult, depth_mults, head_mask,
+                    training):
+        """{depth_mult: outputs} at one width from the embeddings, leading layers shared."""
         cfg = self.bert_config
         num_heads = grid_lib.num_kept(cfg.num_heads, width_mult)
         num_neurons = grid_lib.num_kept(cfg.intermediate_size, width_mult)
-        mask = ops.cast(inputs["padding_mask"], self.compute_dtype)
-        attention_bias = (1.0 - mask[:, None, None, :]) * -10000.0
-        embedded = self.embeddings(inputs["token_ids"], inputs["segment_ids"], training=training)
         layer_outputs = {}  # tuple of layer indices run so far -> (output, attention probs)
         results = {}
         for depth_mult in depth_mults:

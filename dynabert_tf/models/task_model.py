@@ -55,13 +55,22 @@ class DynaBertTaskModel(keras.Model):
                     training=None):
         """{depth_mult: backbone outputs + head outputs}, leading layers shared.
 
-        See `DynaBertBackbone.call_depths`; each depth gets the head on its own outputs.
+        See `DynaBertBackbone.call_grid`; each depth gets the head on its own outputs.
         """
-        by_depth = self.backbone.call_depths(inputs, width_mult=width_mult,
-                                             depth_mults=depth_mults, head_mask=head_mask,
-                                             training=training)
-        return {depth_mult: {**outputs, **self.head(outputs, training=training)}
-                for depth_mult, outputs in by_depth.items()}
+        grid = self.call_grid(inputs, (width_mult,), depth_mults, head_mask=head_mask,
+                              training=training)
+        return {depth_mult: grid[(width_mult, depth_mult)] for depth_mult in depth_mults}
+
+    def call_grid(self, inputs, width_mults=(1.0,), depth_mults=(1.0,), head_mask=None,
+                  training=None, embedded=None):
+        """{(width_mult, depth_mult): backbone outputs + head outputs}: embeddings once, leading
+        layers shared within a width (`DynaBertBackbone.call_grid`, which also explains
+        `embedded`); each cell gets the head on its own outputs."""
+        grid = self.backbone.call_grid(inputs, width_mults=width_mults, depth_mults=depth_mults,
+                                       head_mask=head_mask, training=training,
+                                       embedded=embedded)
+        return {cell: {**outputs, **self.head(outputs, training=training)}
+                for cell, outputs in grid.items()}
 
     def get_config(self):
         return {"name": self.name, "trainable": self.trainable,

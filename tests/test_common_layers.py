@@ -1,0 +1,67 @@
+"""The training-path LayerNorm and Dropout of `layers/common.py` against Keras' own."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from dynabert_tf.layers.common import ACTIVATIONS, Dropout, LayerNorm, gelu_for_training
+
+
+@pytest.mark.parametrize("shape", [(4, 6, 10), (5, 12)])
+def test_layer_norm_training_path_equals_keras(shape):
+    rng = np.random.default_rng(0)
+    ours = LayerNorm(epsilon=1e-12)
+    ours.build((None, shape[-1]))
+    ours.set_weights([rng.normal(1, 0.3, shape[-1]), rng.normal(0, 0.3, shape[-1])])
+    reference = keras.layers.LayerNormalization(epsilon=1e-12)
+    reference.build((None, shape[-1]))
+    reference.set_weights(ours.get_weights())
+    x = tf.constant(rng.normal(2, 3, shape), tf.float32)
+    upstream = tf.constant(rng.normal(size=shape), tf.float32)
+    results = []
+    for layer, kwargs in ((ours, {"training": True}), (reference, {})):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, **kwargs)
+            loss = tf.reduce_sum(y * upstream)
+        results.append([y, *tape.gradient(loss, [x, layer.gamma, layer.beta])])
+    for got, want in zip(*results):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ours(x), results[1][0], atol=1e-6)  # inference: Keras' op
+
+
+@pytest.mark.parametrize("shape", [(64, 32, 48), (16, 9, 33)])  # even and odd last axis
+def test_dropout_drops_at_the_rate_and_keeps_the_mean(shape):
+    layer = Dropout(0.1, seed=3)
+    x = tf.ones(shape)
+    first = np.asarray(layer(x, training=True))
+    second = np.asarray(layer(x, training=True))
+    assert first.shape == shape
+    dropped = float(np.mean(first == 0.0))
+    assert abs(dropped - 0.1) < 4 * np.sqrt(0.1 * 0.9 / first.size)
+    kept_scale = np.unique(first[first != 0.0])
+    np.testing.assert_allclose(kept_scale, [65536 / (65536 - 6554)])  # mean kept exactly
+    assert (first != second).any()  # a fresh mask per call
+    np.testing.assert_array_equal(layer(x, training=False), x)
+
+
+def test_dropout_gradient_is_the_mask():
+    layer = Dropout(0.5, seed=1)
+    x = tf.constant(np.random.default_rng(0).normal(size=(8, 10)), tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x, training=True)
+    np.testing.assert_allclose(tape.gradient(y, x), np.asarray(y) / np.asarray(x), rtol=1e-6)
+
+
+def test_training_gelu_equals_the_exact_gelu_and_its_gradient():
+    x = tf.constant(np.linspace(-6.0, 6.0, 241), tf.float32)
+    results = []
+    for gelu in (gelu_for_training, ACTIVATIONS["gelu"]):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = gelu(x)
+        results.append((y, tape.gradient(y, x)))
+    for got, want in zip(*results):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
