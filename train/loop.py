@@ -35,6 +35,14 @@ def seed_states(model):
     return [v for v in model.variables if v.path.endswith("seed_generator_state")]
 
 
+def _scaled(gradient, weight):
+    """`gradient` * `weight`, an embedding's sparse gradient kept sparse."""
+    if isinstance(gradient, tf.IndexedSlices):
+        return tf.IndexedSlices(gradient.values * weight, gradient.indices,
+                                gradient.dense_shape)
+    return gradient * weight
+
+
 class TrainingLoop:
     """Trains `trainer.student` with `optimizer` under `runtime`, checkpointing to `state_dir`.
 
@@ -85,7 +93,8 @@ class TrainingLoop:
             loss, gradients, _ = trainer.compute_gradients(features, labels)
             # Weights no cell uses get no gradient (a span head leaves the pooler unused; a
             # single shallow cell skips layers): left out of the update, not zeroed.
-            used = [(g * weight, v) for g, v in zip(gradients, variables) if g is not None]
+            used = [(_scaled(g, weight), v) for g, v in zip(gradients, variables)
+                    if g is not None]
             optimizer.apply(*zip(*used))
             return loss * weight
 
