@@ -215,9 +215,10 @@ def write_report(args, times, cpu_times, peak_rss, loads, config):
         f"after the memory runs: {loads[2]}.",
         f"{args.warmup_steps} warm-up steps excluded; {args.steps} timed steps per variant, "
         "interleaved round-robin. Wall seconds per step, and CPU seconds of this process per "
-        "step (user + system, all threads; less sensitive to other processes' load). "
-        f"Peak RSS: the variant alone in a fresh process ({args.memory_steps} steps after the "
-        "warm-up; model(s), optimizer, traced step), its VmHWM.", "",
+        "step (user + system, all threads; less sensitive to other processes' load). " + (
+            f"Peak RSS: the variant alone in a fresh process ({args.memory_steps} steps after "
+            "the warm-up; model(s), optimizer, traced step), its VmHWM."
+            if peak_rss else "No memory runs (--memory_steps=0)."), "",
         "| variant | seq | median wall s | min wall s | wall / plain | median cpu s "
         "| cpu / plain | peak RSS MB |",
         "|---|---|---|---|---|---|---|---|", *rows, ""])
