@@ -4,6 +4,7 @@
     data.train_dataset(epoch), data.dev_sets, data.test_sets, data.importance_dataset()
 """
 
+import copy
 import functools
 import math
 
@@ -127,6 +128,19 @@ class SentenceTaskData(TaskData):
     @functools.cached_property
     def test_sets(self):
         return {split: self._eval_set(split) for split in self.test_examples}
+
+    @functools.cached_property
+    def augmented(self):
+        """This data with WORKDIR/augment's copies added to the training split (--augment,
+        stages width and width_depth); dev and test sets are shared, not rebuilt."""
+        from train import augment
+
+        extra = augment.read_augmented(self.settings, self.task, len(self.train_examples))
+        _ = self.dev_sets, self.test_sets  # built once, before the copy shares them
+        view = copy.copy(self)
+        view.__dict__.pop("augmented", None)
+        view.__dict__["train_examples"] = self.train_examples + extra
+        return view
 
     def _importance_batches(self):
         split = ("train" if self.settings.importance_split == "train"

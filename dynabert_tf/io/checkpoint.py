@@ -137,10 +137,33 @@ def load_backbone(path):
                                source=path)
     head_names = {f"{head.hf_prefix}.{w}" for head in heads_lib.HEADS.values()
                   for w in ("weight", "bias")}
-    unused = [name for name in unused if name not in head_names]
+    unused = [name for name in unused if name not in head_names and not name.startswith("cls.")]
     if unused:
         logging.warning("%s: ignored tensors not in the backbone: %s", path, ", ".join(unused))
     return backbone
+
+
+def load_masked_lm(path):
+    """(backbone, `MaskedLMHead`) of a Hugging Face BERT dir whose model.safetensors holds the
+    masked-LM head `cls.predictions.*` (`BertForMaskedLM`, `BertForPreTraining`)."""
+    from dynabert_tf.models.bert import mlm_head
+
+    backbone = load_backbone(path)
+    if _is_keras_hub_preset(path):
+        raise CheckpointError(f"{path}: a keras-hub preset holds no masked-LM head; give a "
+                              f"Hugging Face BERT dir with cls.predictions.* tensors")
+    tensors = {_normalise_name(k): v for k, v in
+               read_safetensors(os.path.join(path, SAFETENSORS)).items()}
+    if not any(name.startswith(mlm_head.HF_PREFIX) for name in tensors):
+        raise CheckpointError(f"{path}: {SAFETENSORS} has no masked-LM head "
+                              f"({mlm_head.HF_PREFIX}* tensors)")
+    head = mlm_head.MaskedLMHead.for_backbone(backbone)
+    try:
+        head.assign_hf_tensors(tensors, np.asarray(backbone.embeddings.token_embeddings),
+                               source=path)
+    except ValueError as e:
+        raise CheckpointError(str(e)) from None
+    return backbone, head
 
 
 def read_hf_config(path):
