@@ -10,6 +10,9 @@ latency(w, d) / latency(1, 1) beside FLOPs(w, d) / FLOPs(1, 1). The runs are spr
 `--rounds` interleaved rounds (each round times every file after `--warmup` untimed calls),
 so a burst of background load is shared by all cells rather than skewing one.
 
+An elastic export (`--format=elastic`: one file, a signature per cell) is timed the same way,
+each entry through its own `signature`.
+
 With --parity, each file's logits are compared with the dynamic Keras model run at that cell
 on real dev examples of the manifest's task (random tokens if the task's data is not
 available; the output says which): max |logit difference| and label agreement.
@@ -70,16 +73,23 @@ def load_manifest(tflite_dir):
     return manifest
 
 
-def signature_runner(path, threads=1):
+def signature_runner(path, threads=1, signature=None):
+    """A LiteRT runner of `signature` (default `serving_default`) of the file at `path`."""
     from ai_edge_litert.interpreter import Interpreter
 
+    signature = signature or tflite_lib.SIGNATURE
     try:
         interpreter = Interpreter(model_path=path, num_threads=threads)
-        return interpreter.get_signature_runner(tflite_lib.SIGNATURE)
+        return interpreter.get_signature_runner(signature)
     except (ValueError, RuntimeError) as e:  # what LiteRT raises for a file it cannot run
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise ExportError(f"{path} is not a TFLite model with a {tflite_lib.SIGNATURE} "
+        raise ExportError(f"{path} is not a TFLite model with a {signature} "
                           f"signature: {reason}") from None
+
+
+def _target(item):
+    """(path, signature) of a file path or a (path, signature) pair."""
+    return (item, None) if isinstance(item, str) else tuple(item)
 
 
 def _timing_inputs(runner):
@@ -88,9 +98,9 @@ def _timing_inputs(runner):
     return inputs_lib.random_token_inputs(1, seq_len, 100, seed=1)
 
 
-def sample_latencies(path, threads, runs=50, warmup=5, inputs=None):
+def sample_latencies(path, threads, runs=50, warmup=5, inputs=None, signature=None):
     """`runs` latencies (ms) of one batch-1 call, after `warmup` untimed calls."""
-    runner = signature_runner(path, threads)
+    runner = signature_runner(path, threads, signature)
     inputs = _timing_inputs(runner) if inputs is None else inputs
     for _ in range(warmup):
         runner(**inputs)
@@ -116,21 +126,24 @@ def time_file(path, threads, runs=50, warmup=5, inputs=None):
 def time_files(paths, threads, runs=50, warmup=5, rounds=5, progress=None):
     """{path: {str(t): summary}}: the runs of each (file, threads) spread over `rounds`
     interleaved rounds (every file once per round), so a change in background load hits all
-    files alike instead of whichever file was being timed."""
+    files alike instead of whichever file was being timed. An item of `paths` may be a
+    (path, signature) pair (an elastic file's signature); the result is keyed by the items."""
     per_round = max(1, -(-runs // rounds))
     samples = {p: {t: [] for t in threads} for p in paths}
     for _ in range(rounds):
         for path in paths:
+            file_path, signature = _target(path)
             for t in threads:
-                samples[path][t] += sample_latencies(path, t, per_round, warmup)
+                samples[path][t] += sample_latencies(file_path, t, per_round, warmup,
+                                                     signature=signature)
             if progress is not None:
                 progress.update(1)
     return {p: {str(t): summarize(samples[p][t]) for t in threads} for p in paths}
 
 
-def tflite_outputs(path, inputs, threads=2):
+def tflite_outputs(path, inputs, threads=2, signature=None):
     """{output name: [n, ...]} of a TFLite file, one example at a time (the files are batch 1)."""
-    runner = signature_runner(path, threads)
+    runner = signature_runner(path, threads, signature)
     count = len(inputs[tflite_lib.INPUT_NAMES[0]])
     rows = [runner(**{k: inputs[k][i:i + 1] for k in tflite_lib.INPUT_NAMES})
             for i in range(count)]
@@ -164,11 +177,11 @@ def parity_inputs(manifest, model_path, count, vocab_size, data_dir=None):
                 f"random tokens ({count}): {task!r} dev data unavailable ({reason})")
 
 
-def parity(path, keras_reference, inputs):
+def parity(path, keras_reference, inputs, signature=None):
     """{"max_abs_logit_diff", "label_agreement", "examples"} of a file vs the reference
     outputs ({name: array}): the largest difference over all outputs, and how often the
     argmax (the label; a span's start and end token) agrees, over all outputs."""
-    outputs = tflite_outputs(path, inputs)
+    outputs = tflite_outputs(path, inputs, signature=signature)
     diff = max(float(np.abs(outputs[name] - keras_reference[name]).max()) for name in outputs)
     agree = [outputs[name].argmax(-1) == keras_reference[name].argmax(-1)
              for name in outputs if outputs[name].shape[-1] > 1]  # regression: no labels
@@ -205,7 +218,7 @@ def benchmark_dir(tflite_dir, threads=(1, 2), runs=50, warmup=5, parity_model_di
         parity_data, parity_note = parity_inputs(manifest, model_path, parity_examples,
                                                  model.bert_config.vocab_size, data_dir)
 
-    paths = [os.path.join(tflite_dir, e["file"]) for e in entries]
+    paths = [(os.path.join(tflite_dir, e["file"]), e.get("signature")) for e in entries]
     bar = _bar(len(paths) * rounds, progress, "timing")
     try:
         latencies = time_files(paths, threads, runs, warmup, rounds, bar)
@@ -213,15 +226,16 @@ def benchmark_dir(tflite_dir, threads=(1, 2), runs=50, warmup=5, parity_model_di
         if bar is not None:
             bar.close()  # an error line starts on a line of its own
     results = []
-    for entry, path in zip(entries, cli.progress(paths, progress and model is not None,
-                                                 desc="parity")):
+    for entry, target in zip(entries, cli.progress(paths, progress and model is not None,
+                                                   desc="parity")):
+        path, signature = target
         result = {"cell": entry["cell"], "file": entry["file"], "bytes": os.path.getsize(path),
                   "params": entry.get("params"), "flops": entry.get("flops"),
-                  "latency_ms": latencies[path]}
+                  "latency_ms": latencies[target]}
         if model is not None:
             reference = keras_outputs(model, parity_data, entry["width_mult"],
                                      entry["depth_mult"])
-            result["parity"] = parity(path, reference, parity_data)
+            result["parity"] = parity(path, reference, parity_data, signature)
         results.append(result)
 
     full = next((r for r in results if r["cell"] == "w1.00_d1.00"), None)

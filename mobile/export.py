@@ -1,8 +1,9 @@
-"""Per-cell TFLite files of a trained DynaBERT, with a manifest.
+"""Per-cell TFLite files of a trained DynaBERT, or one elastic file, with a manifest.
 
     python -m mobile.export --model_dir=WORKDIR --output_dir=OUT \
         [--quantization=dynamic_range|float16|int8|none] [--seq_len=128] \
-        [--cells=all|w0.50_d0.75,...] [--representative_examples=200]
+        [--cells=all|w0.50_d0.75,...] [--representative_examples=200] \
+        [--format=per_cell|elastic [--seq_buckets=32,64]]
 
 For each cell (width_mult, depth_mult) the standalone sub-network (`subnetwork.extract_subnetwork`,
 only the kept heads, neurons and layers) is written as a SavedModel with one signature,
@@ -15,6 +16,11 @@ and renamed, so an interrupted run keeps the files already finished), `vocab.txt
 `dynabert.json` (cell, task, labels, seq_len, input/output names), `labels.txt` and
 `vocab.txt`, so a single file is self-describing; `mobile.tflite.read_tflite_metadata` reads
 them back.
+
+--format=elastic writes one `elastic.tflite` instead (`mobile.elastic`): a signature per cell,
+named by the cell (`w0.50_d0.75`), plus `{cell}_s{L}` per --seq_buckets length L, with the
+weights stored once. Its manifest entries name the file and their `signature`; `seq_buckets`
+maps each length to its signature. Quantization: dynamic_range, float16 or none.
 """
 
 import hashlib
@@ -27,6 +33,7 @@ from dynabert_tf.elastic import grid as grid_lib
 from dynabert_tf.elastic import cost
 from mobile import cli
 from dynabert_tf.io import files
+from mobile import elastic as elastic_lib
 from mobile import inputs as inputs_lib
 from mobile import tflite as tflite_lib
 from mobile.errors import ExportError
@@ -35,6 +42,7 @@ MANIFEST = "manifest.json"
 VOCAB = "vocab.txt"
 LABELS = "labels.txt"
 METADATA_JSON = "dynabert.json"
+FORMATS = ("per_cell", "elastic")
 
 
 # --------------------------------------------------------------------------- model and cells
@@ -158,7 +166,7 @@ def _previous_entries(output_dir, identity):
     path = os.path.join(output_dir, MANIFEST)
     if not os.path.isfile(path):
         return {}
-    manifest = read_json_object(path, MANIFEST)
+    manifest = {"format": "per_cell", **read_json_object(path, MANIFEST)}  # older: per cell
     differing = [f"{key} {manifest[key]!r} there, {value!r} now"
                  for key, value in identity.items()
                  if manifest.get(key) is not None and value is not None
@@ -197,19 +205,31 @@ def _task_metric(task):
 
 
 def export_model(model_dir, output_dir, quantization="dynamic_range", seq_len=128, cells="all",
-                 representative_examples=200, progress=True, data_dir=None):
+                 representative_examples=200, progress=True, data_dir=None,
+                 export_format="per_cell", seq_buckets=()):
     """Exports the chosen cells of a trained DynaBERT; returns the manifest (also written).
 
     Args:
       model_dir: a training workdir (uses its `final/`) or an HF-style model dir.
       cells: "all", a comma-separated list of cell names, or a list of (w, d).
       data_dir: the task's data, when it is not built in (int8 calibration only).
+      export_format: "per_cell" (a file per cell) or "elastic" (one file, a signature each).
+      seq_buckets: elastic only: shorter lengths ("32,64" or ints), a signature per cell each.
     """
+    if export_format not in FORMATS:
+        raise ExportError(f"--format must be one of {', '.join(FORMATS)}, got "
+                          f"{export_format!r}")
     if quantization not in tflite_lib.QUANTIZATIONS:
         raise ExportError(f"unknown quantization {quantization!r}; expected one of "
                           f"{', '.join(tflite_lib.QUANTIZATIONS)}")
     if not isinstance(seq_len, int) or seq_len < 3:
         raise ExportError(f"seq_len must be an integer >= 3, got {seq_len!r}")
+    buckets = elastic_lib.parse_seq_buckets(seq_buckets, seq_len)
+    if buckets and export_format != "elastic":
+        raise ExportError("--seq_buckets needs --format=elastic")
+    if export_format == "elastic" and quantization not in elastic_lib.QUANTIZATIONS:
+        raise ExportError(f"--quantization={quantization} is not available with "
+                          f"--format=elastic; use one of {', '.join(elastic_lib.QUANTIZATIONS)}")
     if quantization == "int8" and representative_examples < 1:
         raise ExportError(f"representative_examples must be at least 1 for int8, got "
                           f"{representative_examples}")
@@ -230,7 +250,8 @@ def export_model(model_dir, output_dir, quantization="dynamic_range", seq_len=12
     weights = os.path.join(model_path, "model.safetensors")
     identity = {"model_dir": model_abs, "model_sha256": _sha256(weights)
                 if os.path.isfile(weights) else None, "task": task,
-                "quantization": quantization, "seq_len": seq_len}
+                "quantization": quantization, "seq_len": seq_len, "format": export_format,
+                "seq_buckets": list(buckets) if export_format == "elastic" else None}
     entries = _previous_entries(output_dir, identity)  # before anything is written
 
     from dynabert_tf.io import checkpoint
@@ -268,22 +289,67 @@ def export_model(model_dir, output_dir, quantization="dynamic_range", seq_len=12
         "vocab_sha256": hashlib.sha256(vocab_bytes).hexdigest() if vocab_bytes else None,
         "seq_len": seq_len, "quantization": quantization,
         "representative_data": representative_note,
-        "signature": tflite_lib.SIGNATURE, "cells": [],
+        "signature": tflite_lib.SIGNATURE, "format": export_format, "cells": [],
     }
     flops_full = cost.count_flops(cfg, 1.0, 1.0, seq_len, num_classes)
+
+    def cell_entry(width_mult, depth_mult, file_name):
+        layers, heads, neurons = cost.cell_dims(cfg, width_mult, depth_mult)
+        name = grid_lib.cell_name(width_mult, depth_mult)
+        flops = cost.count_flops(cfg, width_mult, depth_mult, seq_len, num_classes)
+        path = os.path.join(output_dir, file_name)
+        return {"cell": name, "width_mult": width_mult, "depth_mult": depth_mult,
+                "file": file_name, "quantization": quantization,
+                "bytes": os.path.getsize(path), "sha256": _sha256(path),
+                "params": cost.count_params(cfg, width_mult, depth_mult, num_classes),
+                "flops": flops, "flops_ratio": flops / flops_full, "seq_len": seq_len,
+                "num_layers": layers, "num_heads": heads, "intermediate_size": neurons,
+                "metrics": (grid_entries.get(name) or {}).get("metrics")}
+
+    if export_format == "elastic":
+        if not chosen:
+            raise ExportError("--format=elastic needs at least one cell")
+        manifest.update(signature=None, seq_buckets=list(buckets))
+        info = {"format": "elastic", "task": task, "labels": labels, "seq_len": seq_len,
+                "seq_buckets": list(buckets), "quantization": quantization,
+                "inputs": list(tflite_lib.INPUT_NAMES),
+                "outputs": list(model.head.output_names),
+                "vocab_sha256": manifest["vocab_sha256"],
+                "signatures": elastic_lib.signatures(chosen, seq_len, buckets)}
+        metadata = {METADATA_JSON: json.dumps(info).encode(), LABELS: labels_bytes}
+        if vocab_bytes:
+            metadata[VOCAB] = vocab_bytes
+        written = elastic_lib.export_elastic(
+            model, chosen, os.path.join(output_dir, elastic_lib.FILE_NAME), seq_len, buckets,
+            quantization, metadata)
+        signatures = written["signatures"]
+        entries.clear()  # the file was written anew: only its signatures
+        for width_mult, depth_mult in chosen:
+            name = grid_lib.cell_name(width_mult, depth_mult)
+            entry = cell_entry(width_mult, depth_mult, elastic_lib.FILE_NAME)
+            entry.update(signature=name, inputs=signatures[name]["inputs"],
+                         outputs=signatures[name]["outputs"], ops=written["ops"],
+                         seq_buckets={str(length): elastic_lib.signature_name(
+                             name, length, seq_len) for length in buckets})
+            entries[name] = entry
+        manifest["files"] = [{
+            "file": elastic_lib.FILE_NAME, "bytes": written["bytes"],
+            "sha256": _sha256(os.path.join(output_dir, elastic_lib.FILE_NAME)),
+            "converter_bytes": written["converter_bytes"], "weight_sharing": written["sharing"],
+            "signatures": {k: {key: v[key] for key in ("cell", "seq_len")}
+                           for k, v in signatures.items()}}]
 
     def write_manifest():
         order = {grid_lib.cell_name(w, d): i for i, (w, d) in enumerate(available)}
         manifest["cells"] = sorted(entries.values(), key=lambda e: order.get(e["cell"], 1e9))
         files.write_json(os.path.join(output_dir, MANIFEST), manifest)
 
-    bar = cli.progress(chosen, progress)
+    bar = cli.progress(chosen if export_format == "per_cell" else [], progress)
     try:
         for width_mult, depth_mult in bar:
             name = grid_lib.cell_name(width_mult, depth_mult)
             if hasattr(bar, "set_postfix_str"):
                 bar.set_postfix_str(name)
-            layers, heads, neurons = cost.cell_dims(cfg, width_mult, depth_mult)
             info = {"cell": name, "width_mult": width_mult, "depth_mult": depth_mult,
                     "task": task, "labels": labels, "seq_len": seq_len,
                     "quantization": quantization,
@@ -297,23 +363,14 @@ def export_model(model_dir, output_dir, quantization="dynamic_range", seq_len=12
             written = export_cell(model, width_mult, depth_mult,
                                   os.path.join(output_dir, file_name), seq_len, quantization,
                                   representative, metadata)
-            flops = cost.count_flops(cfg, width_mult, depth_mult, seq_len, num_classes)
-            entries[name] = {
-                "cell": name, "width_mult": width_mult, "depth_mult": depth_mult,
-                "file": file_name, "quantization": quantization, "bytes": written["bytes"],
-                "sha256": _sha256(os.path.join(output_dir, file_name)),
-                "params": cost.count_params(cfg, width_mult, depth_mult, num_classes),
-                "flops": flops, "flops_ratio": flops / flops_full, "seq_len": seq_len,
-                "num_layers": layers, "num_heads": heads, "intermediate_size": neurons,
-                "inputs": written["inputs"], "outputs": written["outputs"],
-                "ops": written["ops"],
-                "metrics": (grid_entries.get(name) or {}).get("metrics"),
-            }
+            entries[name] = {**cell_entry(width_mult, depth_mult, file_name),
+                             "inputs": written["inputs"], "outputs": written["outputs"],
+                             "ops": written["ops"]}
             write_manifest()
     finally:
         if hasattr(bar, "close"):
             bar.close()  # an error line starts on a line of its own
-    if not chosen:
+    if not chosen or export_format == "elastic":
         write_manifest()
     return manifest
 
@@ -328,6 +385,9 @@ def format_summary(manifest):
                      f"{e['flops'] / 1e9:>9.3f}"
                      + ((f"{value:>10.4f}" if value is not None else f"{'-':>10}")
                         if metric else ""))
+    for f in manifest.get("files") or []:
+        lines.append(f"{f['file']}: {f['bytes']:,} bytes, {len(f['signatures'])} signatures "
+                     f"(converter wrote {f['converter_bytes']:,})")
     return "\n".join(lines)
 
 
@@ -351,6 +411,11 @@ def _define_flags(flag_values):
                          "Training examples used to calibrate int8 quantization.", **define)
     flags.DEFINE_string("data_dir", None, "Task data (GLUE tasks); built-in tasks need none.",
                         **define)
+    flags.DEFINE_enum("format", "per_cell", list(FORMATS), "per_cell: one .tflite per cell; "
+                      "elastic: one elastic.tflite with a signature per cell, weights stored "
+                      "once.", **define)
+    flags.DEFINE_string("seq_buckets", "", "With --format=elastic: shorter sequence lengths "
+                        "(e.g. 32,64), each a signature {cell}_s{L} per cell.", **define)
 
 
 def main(argv, flags_values):
@@ -363,7 +428,8 @@ def main(argv, flags_values):
     manifest = export_model(flags_values.model_dir, flags_values.output_dir,
                             flags_values.quantization, flags_values.seq_len,
                             flags_values.cells, flags_values.representative_examples,
-                            data_dir=flags_values.data_dir)
+                            data_dir=flags_values.data_dir, export_format=flags_values.format,
+                            seq_buckets=flags_values.seq_buckets)
     print(format_summary(manifest))
     print(f"wrote {len(manifest['cells'])} cells to {flags_values.output_dir}/{MANIFEST}")
 

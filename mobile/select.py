@@ -5,7 +5,8 @@
 
 Best = highest dev metric (the manifest's primary metric, from eval_grid.json); ties go to
 the lower latency. Latencies come from `python -m mobile.benchmark`. The logic is
-`mobile.selection.select_cell`, importable without TensorFlow.
+`mobile.selection.select_cell`, importable without TensorFlow. With an elastic export
+(`--format=elastic`) the answer is the file and the signature to run in it.
 """
 
 import os
@@ -38,6 +39,8 @@ def describe(entry, manifest_path, metric, threads):
         parts.append(f"median {latency:.2f} ms at {threads} thread(s)")
     parts.append(f"{entry['bytes'] / 1e6:.2f} MB")
     parts.append(os.path.join(os.path.dirname(manifest_path), entry["file"]))
+    if entry.get("signature"):
+        parts.append(f"signature {entry['signature']}")
     return "  ".join(parts)
 
 

@@ -7,6 +7,7 @@ Dependency-free (no TensorFlow), for an app's build script:
     manifest = json.load(open("OUT/manifest.json"))
     entry = select_cell(manifest, max_latency_ms=15, max_bytes=20_000_000, threads=2)
     tflite_file = entry["file"]            # relative to the manifest's directory
+    signature = entry.get("signature")     # elastic export: the signature to run in that file
 
 Latencies come from `python -m mobile.benchmark` (entry["latency_ms"][str(threads)]["median"]);
 metrics from the training run's eval_grid.json (entry["metrics"][manifest["primary_metric"]]).
@@ -37,6 +38,8 @@ def check_manifest(manifest):
         for key in ("cell", "file"):
             if not isinstance(entry.get(key), str):
                 raise SelectionError(f"{where} needs a text {key!r}")
+        if not isinstance(entry.get("signature"), (str, type(None))):
+            raise SelectionError(f"{where} ({entry['cell']}): 'signature' must be text")
         if not (_is_number(entry.get("bytes")) and entry["bytes"] >= 0):
             raise SelectionError(f"{where} ({entry['cell']}) needs a byte count 'bytes'")
         if not (entry.get("flops") is None or _is_number(entry["flops"])):

@@ -56,11 +56,14 @@ def _flex_ops_in(message):
     return sorted(op for op in ops if op)
 
 
-def convert_saved_model(saved_model_dir, quantization, representative_inputs=None):
+def convert_saved_model(saved_model_dir, quantization, representative_inputs=None,
+                        signature_keys=None):
     """SavedModel -> TFLite flatbuffer bytes, builtin ops only.
 
     Args:
       quantization: one of QUANTIZATIONS.
+      signature_keys: the signatures to convert (default [SIGNATURE]); several make one
+        subgraph each (`mobile.elastic`).
       representative_inputs: for "int8", a dict of int32 [n, seq_len] arrays (one example
         at a time is fed to the calibrator).
     """
@@ -70,8 +73,8 @@ def convert_saved_model(saved_model_dir, quantization, representative_inputs=Non
     if quantization not in QUANTIZATIONS:
         raise ExportError(f"unknown quantization {quantization!r}; expected one of "
                           f"{', '.join(QUANTIZATIONS)}")
-    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir,
-                                                         signature_keys=[SIGNATURE])
+    converter = tf.lite.TFLiteConverter.from_saved_model(
+        saved_model_dir, signature_keys=list(signature_keys or [SIGNATURE]))
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if quantization != "none":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]

@@ -1,0 +1,195 @@
+"""The elastic TFLite file on MiniLM-L6 shape: size, per-signature latency, real lengths.
+
+Step 1: a real-size workdir (MiniLM-L6 weights + a 2-class head) and the two exports:
+
+    .venv/bin/python benchmarks/mobile_keras_hub.py --make_workdir=W
+    .venv/bin/python -m mobile.export --model_dir=W --output_dir=P                   # 12 files
+    .venv/bin/python -m mobile.export --model_dir=W --output_dir=E --format=elastic \\
+        --seq_buckets=32,64                                           # one file, 36 signatures
+
+Step 2: this script, in one process, LiteRT with XNNPACK, batch 1, one thread by default:
+
+    .venv/bin/python benchmarks/elastic_tflite.py --per_cell_dir=P --elastic_dir=E
+
+  * sizes: the elastic file, the full cell's file, the 12 files together, and what the
+    converter alone wrote / identical constants merged would weigh (the manifest's sharing
+    statistics);
+  * every cell's signature against the cell's own file at seq 128, the two timed in
+    interleaved rounds (median of --runs calls each);
+  * real lengths: each rt_polarity dev sentence through the smallest bucket that holds it
+    vs through the 128-token signature, alternating per sentence (medians over the
+    sentences), with the labels of the two compared.
+
+Prints markdown tables and writes --output (JSON).
+"""
+
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+from dynabert_tf.io import files  # noqa: E402
+
+flags.DEFINE_string("per_cell_dir", None, "mobile.export output, --format=per_cell.")
+flags.DEFINE_string("elastic_dir", None, "mobile.export output, --format=elastic.")
+flags.DEFINE_integer("threads", 1, "LiteRT threads.")
+flags.DEFINE_integer("runs", 40, "Timed calls per signature / file at seq 128.")
+flags.DEFINE_integer("rounds", 4, "Interleaved rounds the runs are spread over.")
+flags.DEFINE_list("real_length_cells", ["w1.00_d1.00", "w0.25_d0.50"],
+                  "Cells timed on the real dev sentences.")
+flags.DEFINE_integer("sentences", 0, "Dev sentences to time (0: all).")
+flags.DEFINE_string("output", "/tmp/elastic_tflite.json", "JSON results.")
+FLAGS = flags.FLAGS
+
+
+def sizes(per_cell, elastic):
+    files_bytes = {e["cell"]: e["bytes"] for e in per_cell["cells"]}
+    stored = elastic["files"][0]
+    sharing = stored["weight_sharing"] or {}
+    full = files_bytes["w1.00_d1.00"]
+    rows = {"per_cell_total": sum(files_bytes.values()), "full_cell_file": full,
+            "converter_output": stored["converter_bytes"],
+            "identical_merged": stored["bytes"] + sharing.get("prefix_bytes", 0),
+            "elastic_file": stored["bytes"], "signatures": len(stored["signatures"])}
+    rows["ratios_to_full_cell"] = {k: rows[k] / full for k in (
+        "per_cell_total", "converter_output", "identical_merged", "elastic_file")}
+    return rows
+
+
+def per_signature_latency(per_cell_dir, per_cell, elastic_dir, elastic):
+    from mobile import benchmark as benchmark_lib
+
+    path = os.path.join(elastic_dir, elastic["cells"][0]["file"])
+    targets = []
+    for own, entry in zip(per_cell["cells"], elastic["cells"]):
+        assert own["cell"] == entry["cell"]
+        targets += [(os.path.join(per_cell_dir, own["file"]), None),
+                    (path, entry["signature"])]
+    timed = benchmark_lib.time_files(targets, [FLAGS.threads], FLAGS.runs, 3, FLAGS.rounds)
+    rows = []
+    for i, entry in enumerate(elastic["cells"]):
+        own = timed[targets[2 * i]][str(FLAGS.threads)]["median"]
+        sig = timed[targets[2 * i + 1]][str(FLAGS.threads)]["median"]
+        rows.append({"cell": entry["cell"], "own_file_ms": own, "signature_ms": sig,
+                     "ratio": sig / own})
+    return rows
+
+
+def _rss_mb():
+    with open("/proc/self/status") as f:
+        line = next(line for line in f if line.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+
+def resident_memory(elastic_dir, elastic):
+    """VmRSS (MB) growth: the elastic file opened, after its first signature ran, after all
+    of the cells' signatures ran (XNNPACK packs each signature's weights on its first call)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from mobile import inputs as inputs_lib
+
+    start = _rss_mb()
+    interpreter = Interpreter(model_path=os.path.join(elastic_dir, elastic["cells"][0]["file"]),
+                              num_threads=FLAGS.threads)
+    opened = _rss_mb()
+    x = inputs_lib.random_token_inputs(1, elastic["seq_len"], 100, seed=1)
+    interpreter.get_signature_runner(elastic["cells"][0]["signature"])(**x)
+    first = _rss_mb()
+    for entry in elastic["cells"][1:]:
+        interpreter.get_signature_runner(entry["signature"])(**x)
+    return {"opened_mb": opened - start, "first_signature_mb": first - start,
+            "all_cells_mb": _rss_mb() - start}
+
+
+def real_lengths(elastic_dir, elastic, cell):
+    from ai_edge_litert.interpreter import Interpreter
+
+    from mobile import elastic as elastic_lib
+    from mobile import inputs as inputs_lib
+
+    seq_len = elastic["seq_len"]
+    entry = next(e for e in elastic["cells"] if e["cell"] == cell)
+    buckets = {int(k): v for k, v in entry["seq_buckets"].items()}
+    buckets[seq_len] = entry["signature"]
+    vocab = os.path.join(elastic_dir, elastic["vocab"])
+    inputs, _ = inputs_lib.task_inputs(elastic["task"] or "rt_polarity", "dev", vocab, seq_len,
+                                       FLAGS.sentences or None)
+    lengths = inputs["padding_mask"].sum(1)
+    interpreter = Interpreter(model_path=os.path.join(elastic_dir, entry["file"]),
+                              num_threads=FLAGS.threads)
+    runners = {length: interpreter.get_signature_runner(name)
+               for length, name in buckets.items()}
+    one = lambda i, length: {k: v[i:i + 1, :length] for k, v in inputs.items()}
+    for length in buckets:  # warm-up: XNNPACK prepares each signature on its first call
+        for _ in range(3):
+            runners[length](**one(0, length))
+    bucketed, fixed, agree, used = [], [], [], []
+    for i, length in enumerate(lengths):
+        bucket = elastic_lib.bucket_for(int(length), list(buckets))
+        x_short, x_full = one(i, bucket), one(i, seq_len)
+        start = time.perf_counter()
+        short = runners[bucket](**x_short)
+        middle = time.perf_counter()
+        full = runners[seq_len](**x_full)
+        end = time.perf_counter()
+        bucketed.append((middle - start) * 1e3)
+        fixed.append((end - middle) * 1e3)
+        name = next(iter(short))
+        agree.append(short[name].argmax() == full[name].argmax())
+        used.append(bucket)
+    counts = {str(b): int(np.sum(np.asarray(used) == b)) for b in sorted(buckets)}
+    return {"cell": cell, "sentences": len(lengths),
+            "tokens_median": float(np.median(lengths)), "tokens_mean": float(lengths.mean()),
+            "bucket_counts": counts,
+            "bucketed_median_ms": float(np.median(bucketed)),
+            "fixed_median_ms": float(np.median(fixed)),
+            "ratio": float(np.median(bucketed) / np.median(fixed)),
+            "bucketed_mean_ms": float(np.mean(bucketed)), "fixed_mean_ms": float(np.mean(fixed)),
+            "label_agreement": float(np.mean(agree))}
+
+
+def main(argv):
+    del argv
+    from mobile import benchmark as benchmark_lib
+
+    per_cell = files.read_json(os.path.join(FLAGS.per_cell_dir, "manifest.json"), "manifest")
+    elastic = files.read_json(os.path.join(FLAGS.elastic_dir, "manifest.json"), "manifest")
+    load_before = os.getloadavg()
+    memory = resident_memory(FLAGS.elastic_dir, elastic)  # first, in a fresh process
+    result = {"machine": benchmark_lib.machine_info(), "threads": FLAGS.threads,
+              "sizes": sizes(per_cell, elastic), "resident_memory": memory,
+              "latency_seq128": per_signature_latency(FLAGS.per_cell_dir, per_cell,
+                                                      FLAGS.elastic_dir, elastic),
+              "real_lengths": [real_lengths(FLAGS.elastic_dir, elastic, cell)
+                               for cell in FLAGS.real_length_cells]}
+    result["load_average_before_after"] = [list(load_before), list(os.getloadavg())]
+    files.write_json(FLAGS.output, result)
+
+    s = result["sizes"]
+    print("| file | MB | x full cell |\n|---|---|---|")
+    for key in ("full_cell_file", "per_cell_total", "converter_output", "identical_merged",
+                "elastic_file"):
+        ratio = s[key] / s["full_cell_file"]
+        print(f"| {key} | {s[key] / 1e6:.2f} | {ratio:.2f} |")
+    print(f"\n| cell | own file ms | signature ms | ratio |\n|---|---|---|---|")
+    for row in result["latency_seq128"]:
+        print(f"| {row['cell']} | {row['own_file_ms']:.2f} | {row['signature_ms']:.2f} | "
+              f"{row['ratio']:.3f} |")
+    print("\n| cell | sentences | median tokens | buckets | bucketed ms | fixed-128 ms | ratio "
+          "| labels agree |\n|---|---|---|---|---|---|---|---|")
+    for row in result["real_lengths"]:
+        print(f"| {row['cell']} | {row['sentences']} | {row['tokens_median']:.0f} | "
+              f"{row['bucket_counts']} | {row['bucketed_median_ms']:.2f} | "
+              f"{row['fixed_median_ms']:.2f} | {row['ratio']:.3f} | "
+              f"{100 * row['label_agreement']:.1f}% |")
+    print(f"\nresident memory growth (MB): {result['resident_memory']}")
+    print(f"\nload {result['load_average_before_after']}; wrote {FLAGS.output}")
+
+
+if __name__ == "__main__":
+    flags.mark_flags_as_required(["per_cell_dir", "elastic_dir"])
+    app.run(main)
