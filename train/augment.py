@@ -142,8 +142,8 @@ def _augment_in_shards(settings, data, examples, out, progbar):
     shard_dir = os.path.join(out, SHARDS)
     pairs = examples[0].text_b is not None
     augmenter = None
-    bar = progbar(len(examples), verbose=0 if settings.progress == "0" else 1,
-                  unit_name="example")
+    bar = progbar(len(examples), unit_name="example",  # --progress as for model.fit
+                  verbose={"0": 0, "2": 2}.get(settings.progress, 1))
     totals = {"kept": 0, "eligible": 0, "replaced": 0}
     for start in range(0, len(examples), SHARD_EXAMPLES):
         name = os.path.join(shard_dir, f"{start:08d}")

@@ -41,6 +41,10 @@ def check(settings):
     architecture, vocab_size = _check_checkpoint(checkpoint_dir, settings)
     vocab_path = settings.resolved_vocab()
     _check_vocab(vocab_path, vocab_size)
+    if "augment" in settings.pipeline:
+        from train import augment
+
+        augment.check_inputs(settings, vocab_path)
     _check_data(settings)
     return Inputs(checkpoint_dir, architecture, vocab_path)
 

@@ -18,7 +18,7 @@ from absl import app, flags, logging  # noqa: E402
 
 from dynabert_tf import errors  # noqa: E402
 from train import preflight, workdir  # noqa: E402
-from train.settings import STAGES, Settings  # noqa: E402
+from train.settings import Settings  # noqa: E402
 
 FLAGS = flags.FLAGS
 
@@ -104,7 +104,7 @@ def _run(settings):
     runtime = Runtime.create(settings.distribution)  # before any other TensorFlow op
     keras.utils.set_random_seed(settings.seed)
     data = task_data.load(settings)
-    run_stages(settings, data, [s for s in STAGES if s in settings.stages], runtime)
+    run_stages(settings, data, settings.pipeline, runtime)
 
 
 if __name__ == "__main__":

@@ -14,8 +14,10 @@ from dynabert_tf.elastic import grid as grid_lib
 from dynabert_tf.io import assets, files
 from train.cluster import DISTRIBUTIONS, cluster_spec_error
 
-STAGES = ("teacher", "rewire", "width", "width_depth", "finetune", "evaluate", "separate")
-DEFAULT_STAGES = STAGES[:-1]  # "separate" is a baseline, run on request
+STAGES = ("teacher", "rewire", "augment", "width", "width_depth", "finetune", "evaluate",
+          "separate")
+# "separate" is a baseline, run on request; "augment" joins with --augment (`pipeline`).
+DEFAULT_STAGES = tuple(s for s in STAGES if s not in ("augment", "separate"))
 # Named checkpoints that resolve to a real asset instead of a path.
 NAMED_CHECKPOINTS = {"minilm_l6": assets.minilm_dir}
 
@@ -82,6 +84,19 @@ class Settings:
     importance_split: str = _setting("train", "Data for the Taylor importance scores (the "
                                      "paper's code used dev).", choices=("train", "dev"))
     importance_batches: int = _setting(0, "Batches for importance; 0 = the whole split.")
+    augment: bool = _setting(False, "TinyBERT's data augmentation: stage 'augment' writes "
+                             "WORKDIR/augment/augmented.tsv and stages width and width_depth "
+                             "train on the original plus augmented examples (teacher and "
+                             "finetune stay on the original data).")
+    aug_replace_prob: float = _setting(0.4, "Augmentation: probability of replacing each "
+                                       "replaceable word (TinyBERT's p_t).")
+    aug_candidates: int = _setting(15, "Augmentation: candidates per word (TinyBERT's K).")
+    aug_copies: int = _setting(20, "Augmentation: augmented copies drawn per example "
+                               "(TinyBERT's N_a; duplicates are dropped).")
+    aug_mlm_checkpoint: str = _setting(
+        "", "Augmentation: a Hugging Face BERT dir with its masked-LM head (cls.predictions.*)"
+        " proposing one-piece words' candidates; empty: nearest words by the init "
+        "checkpoint's input embeddings.")
     dropout: float = _setting(0.1, "Dropout of the classifier head.")
     seed: int = _setting(42, "Seed of data order and initialisation.")
     max_train_examples: int = _setting(0, "Use only the first N training examples (0 = all).")
@@ -172,10 +187,35 @@ class Settings:
             if not all(math.isfinite(w) and w >= 0 for w in weights) or not any(weights):
                 raise ValueError(f"{name} must be finite, >= 0 and not all 0, got "
                                  f"{','.join(map(str, weights))}")
+        self._check_augment()
         bounds = self.bucket_boundaries
         if any(b < 1 for b in bounds) or list(bounds) != sorted(set(bounds)):
             raise ValueError(f"bucket_boundaries must be increasing positive lengths, got "
                              f"{','.join(map(str, bounds))}")
+
+    def _check_augment(self):
+        """The augmentation flags (one ValueError line naming the flag)."""
+        if "augment" in self.stages and not self.augment:
+            raise ValueError("stage augment needs --augment")
+        if self.aug_mlm_checkpoint and not self.augment:
+            raise ValueError("aug_mlm_checkpoint needs --augment")
+        if not 0 < self.aug_replace_prob <= 1:
+            raise ValueError(f"aug_replace_prob must be in (0, 1], got {self.aug_replace_prob}")
+        for name in ("aug_candidates", "aug_copies"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.augment and task_registry.get_task(self.task).source == "squad":
+            raise ValueError(f"--augment: task {self.task} is span extraction, which is not "
+                             f"augmented (TinyBERT augments GLUE sentences only)")
+
+    @property
+    def pipeline(self):
+        """The stages to run, in pipeline order: `stages`, with 'augment' added under
+        --augment when a stage that reads its output (width, width_depth) is listed."""
+        wanted = set(self.stages)
+        if self.augment and wanted & {"width", "width_depth"}:
+            wanted.add("augment")
+        return [stage for stage in STAGES if stage in wanted]
 
     @classmethod
     def flag_name(cls, field):

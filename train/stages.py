@@ -2,6 +2,8 @@
 
     teacher      fine-tune the pretrained checkpoint on the task         -> WORKDIR/teacher
     rewire       Taylor importance, heads/neurons permuted               -> WORKDIR/rewire
+    augment      with --augment: TinyBERT's augmented copies of the training split, which
+                 width and width_depth then train on too (train/augment.py) -> WORKDIR/augment
     width        DynaBERT_w: distil the rewired teacher into every width -> WORKDIR/width
     width_depth  DynaBERT: distil DynaBERT_w into every (width, depth)   -> WORKDIR/width_depth
     finetune     optional: label loss over the grid                      -> WORKDIR/finetune
@@ -36,6 +38,7 @@ from dynabert_tf.models.backbone import DynaBertBackbone
 from dynabert_tf.models.config import BertConfig
 from dynabert_tf.models.task_model import DynaBertTaskModel
 from dynabert_tf.tasks import heads
+from train import augment
 from train.loop import TrainingLoop
 from train.runtime import Runtime
 
@@ -144,6 +147,8 @@ def _train_grid(settings, data, runtime, stage, student_from, teacher_from, widt
     """Trains `student_from`'s model over widths x depths: distilled from `teacher_from`'s
     model, or on the labels when `teacher_from` is None or distillation is switched off."""
     distilling = teacher_from is not None and settings.distillation
+    if settings.augment and stage in ("width", "width_depth"):
+        data = data.augmented  # original + WORKDIR/augment's copies (train/augment.py)
     student = _load(_require(settings, student_from), data, runtime)
     teacher = _load(_require(settings, teacher_from), data, runtime) if distilling else None
     trainer = _grid_trainer(
@@ -258,7 +263,7 @@ def run_evaluate(settings, data, runtime):
 
 RUNNERS = {"teacher": run_teacher, "rewire": run_rewire, "width": run_width,
            "width_depth": run_width_depth, "finetune": run_finetune, "evaluate": run_evaluate,
-           "separate": run_separate}
+           "separate": run_separate, "augment": augment.run_augment}
 
 
 def _stage_seed(settings, stage):

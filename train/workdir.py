@@ -5,11 +5,12 @@
 
 `WORKDIR/run.json` records what makes a run's outputs incompatible with another's: the task,
 the init checkpoint, its architecture and vocabulary, max_seq_length, the width/depth grid,
-the data and the method switches. A later run whose values differ is refused with one line
-naming the differing fields, so it cannot skip stages made for something else or overwrite
-their grid. Hyper-parameters (epochs, learning rate, batch sizes, seed), the stage list and
-display flags may change between runs: resuming stays possible. A workdir written before
-run.json existed is checked against what its stages' config.json record.
+the data, the method switches and the augmentation (--augment and its aug_* values). A
+later run whose values differ is refused with one line naming the differing fields, so it
+cannot skip stages made for something else or overwrite their grid. Hyper-parameters
+(epochs, learning rate, batch sizes, seed), the stage list and display flags may change
+between runs: resuming stays possible. A workdir written before run.json existed is checked
+against what its stages' config.json record.
 
 `WORKDIR/.lock` is held (`fcntl.flock`, exclusive, non-blocking) while a run works; a second
 run into the same workdir is refused. In a multi-worker run only the chief takes the lock
@@ -48,7 +49,12 @@ def identity(settings, inputs):
         "data_source": settings.data_source,
         "data_dir": settings.data_dir and os.path.realpath(settings.data_dir),
         "rewiring": settings.rewiring, "distillation": settings.distillation,
-        "direct": settings.direct, "teacher_width": settings.teacher_width}
+        "direct": settings.direct, "teacher_width": settings.teacher_width,
+        "augment": settings.augment and {
+            "replace_prob": settings.aug_replace_prob, "candidates": settings.aug_candidates,
+            "copies": settings.aug_copies,
+            "mlm_checkpoint": settings.aug_mlm_checkpoint
+            and os.path.realpath(settings.aug_mlm_checkpoint)}}
     return json.loads(json.dumps(values))  # as run.json reads back
 
 
