@@ -3,7 +3,10 @@
 Each run is `python -m train.run --distribution=multi_worker` started twice, once per task
 of a two-worker TF_CONFIG, on the smoke task with dropout off. With the same global batch
 the two workers must end where one process ends, and a worker killed mid-stage must not
-lose the stage: both restart, the stage resumes from the chief's checkpoint and finishes.
+lose the stage: both restart, the stage resumes from the chief's checkpoint and finishes
+with the one-process weights (one test covers both: a run that resumes and still matches one
+process also matches it uninterrupted, which the bit-exact resume tests of test_loop.py and
+test_train.py check separately).
 """
 
 import json
@@ -101,19 +104,6 @@ def one_process(tmp_path_factory, no_dropout_checkpoint):
     return _weights(workdir)
 
 
-@pytest.mark.slow
-def test_multi_worker_two_workers_end_with_one_process_weights(tmp_path, one_process,
-                                                                no_dropout_checkpoint):
-    workers = _start_workers(tmp_path / "run", no_dropout_checkpoint, tmp_path)
-    _wait(workers, tmp_path)
-    stage = json.load(open(tmp_path / "run" / "teacher" / "stage.json"))
-    assert stage["steps"] == 6 * EPOCHS and stage["replicas"] == 2
-    _assert_same_weights(_weights(tmp_path / "run"), one_process)
-    # Only the chief wrote: no worker scratch directory is left in the stage.
-    assert not [name for name in os.listdir(tmp_path / "run" / "teacher")
-                if name.startswith(".")]
-
-
 def _latest_step(checkpoint_dir):
     """The step of the newest finished checkpoint (its .index is written last)."""
     names = os.listdir(checkpoint_dir) if os.path.isdir(checkpoint_dir) else []
@@ -122,8 +112,9 @@ def _latest_step(checkpoint_dir):
 
 
 @pytest.mark.slow
-def test_multi_worker_killed_worker_resumes_and_finishes(tmp_path, one_process,
-                                                         no_dropout_checkpoint):
+def test_multi_worker_killed_worker_resumes_and_ends_with_one_process_weights(
+        tmp_path, one_process, no_dropout_checkpoint):
+    """Two workers, both killed mid-stage and restarted, end where one process ends."""
     workdir = tmp_path / "run"
     workers = _start_workers(workdir, no_dropout_checkpoint, tmp_path)
     deadline = time.time() + 600
@@ -141,5 +132,8 @@ def test_multi_worker_killed_worker_resumes_and_finishes(tmp_path, one_process,
 
     _wait(_start_workers(workdir, no_dropout_checkpoint, tmp_path), tmp_path)
     assert "resuming from" in (tmp_path / "worker0.log").read_text()
-    assert json.load(open(workdir / "teacher" / "stage.json"))["steps"] == 6 * EPOCHS
+    stage = json.load(open(workdir / "teacher" / "stage.json"))
+    assert stage["steps"] == 6 * EPOCHS and stage["replicas"] == 2
     _assert_same_weights(_weights(workdir), one_process)
+    # Only the chief wrote: no worker scratch directory is left in the stage.
+    assert not [name for name in os.listdir(workdir / "teacher") if name.startswith(".")]
