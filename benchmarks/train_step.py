@@ -11,6 +11,8 @@ Variants (same optimizer, tf.function, dropout on as in training):
                 (1, .75, .5), teacher at the student's width, shared-prefix multi-depth forward
   stage2_cells  stage2 with each cell run separately (no shared prefix)
   plain_seqS    plain at a short sequence length (dynamic padding gain)
+  stage1_minilm stage1 with MiniLM's last-layer relations instead of the hidden MSE
+  stage1_both   stage1 with both (not in the default list: --variants=stage1,stage1_minilm,...)
 Timed steps of all variants are interleaved round-robin, so a change in machine load hits
 every variant alike; the reported figure is the median per variant. With --memory_steps N
 (default 2) each variant then also runs alone in a fresh process (N steps after the warm-up)
@@ -18,6 +20,7 @@ and its peak resident memory (the child's VmHWM) is reported.
 """
 
 import argparse
+import functools
 import os
 import platform
 import statistics
@@ -41,7 +44,7 @@ MINILM_L6 = BertConfig(vocab_size=30522, hidden_size=384, num_layers=6, num_head
                        intermediate_size=1536)
 WIDTHS = (1.0, 0.75, 0.5, 0.25)  # the paper's grid: 4 widths x 3 depths = 12 cells
 DEPTHS = (1.0, 0.75, 0.5)
-NEEDS_TEACHER = ("stage1", "stage2", "stage2_cells")
+NEEDS_TEACHER = ("stage1", "stage2", "stage2_cells", "stage1_minilm", "stage1_both")
 
 
 def parse_args():
@@ -105,6 +108,10 @@ def build_variants(names, student, teacher, args):
                                             depth_mults=DEPTHS, teacher_width="same",
                                             lambda_hidden=1.0, share_depth_prefix=False),
         "plain_seqS": lambda: GridTrainer(student, loss_mode="labels"),
+        **{f"stage1_{objective}": functools.partial(
+            GridTrainer, student, teacher, width_mults=(1.0, 0.75, 0.5, 0.25),
+            teacher_width="full", lambda_hidden=0.1, distill_objective=objective)
+           for objective in ("minilm", "both")},
     }
     unknown = set(names) - set(trainers)
     if unknown:

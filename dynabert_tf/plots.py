@@ -1,4 +1,4 @@
-"""Figures people would rather look at than read: the grid heat-map."""
+"""Figures people would rather look at than read: the grid heat-map, attention maps."""
 
 import matplotlib
 
@@ -36,3 +36,47 @@ def grid_heatmap(grid, metric, path, key="metrics", title=None):
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def attention_pairs(panels, tokens, path, title=None):
+    """Teacher beside student for each panel (`attention_maps.Panel`): one row per panel,
+    token labels on both axes, one colour scale per row (0 to the row's largest
+    probability). A panel without a student matrix shows its note instead. Writes `path`.
+
+    Returns:
+      [(teacher matrix, student matrix or None)] as drawn, one per row.
+    """
+    size = len(tokens)
+    side = min(9.0, 1.5 + 0.22 * size)
+    font = max(4, min(9, int(160 / max(size, 1))))
+    # A fixed layout: constrained/tight layout would measure every token label (seconds).
+    fig, axes = plt.subplots(len(panels), 2, figsize=(2 * side + 1.5, side * len(panels) + 0.6),
+                             squeeze=False, gridspec_kw=dict(left=0.12, right=0.9, bottom=0.08,
+                                                             top=0.92, wspace=0.5, hspace=0.5))
+    drawn = []
+    for row, panel in zip(axes, panels):
+        top = max(float(np.max(panel.teacher)),
+                  float(np.max(panel.student)) if panel.student is not None else 0.0)
+        images = []
+        for ax, who, matrix in ((row[0], "teacher", panel.teacher),
+                                (row[1], "student", panel.student)):
+            ax.set_title(f"{who}: layer {panel.layer}, head {panel.head}", fontsize=9)
+            if matrix is None:
+                ax.text(0.5, 0.5, panel.note, ha="center", va="center", wrap=True,
+                        fontsize=8, transform=ax.transAxes)
+                ax.set_axis_off()
+                images.append(None)
+                continue
+            image = ax.imshow(matrix, cmap="viridis", vmin=0.0, vmax=top)
+            ax.set_xticks(range(size), tokens, rotation=90, fontsize=font)
+            ax.set_yticks(range(size), tokens, fontsize=font)
+            ax.set_xlabel("attended token", fontsize=8)
+            ax.set_ylabel("attending token", fontsize=8)
+            images.append(np.asarray(image.get_array()))
+        fig.colorbar(image, ax=list(row), shrink=0.8, pad=0.02)
+        drawn.append(tuple(images))
+    if title:
+        fig.suptitle(title)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return drawn

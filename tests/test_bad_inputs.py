@@ -262,6 +262,13 @@ TRAIN_CASES = {
     "unknown_flag": (["--batch_sise=3"], "Unknown command line flag 'batch_sise'"),
     "verbose_not_bool": (["--verbose=2"], "flag --verbose=2"),
     "stray_argument": (["teacher"], "unexpected arguments: teacher"),
+    "distill_objective_unknown": (["--distill_objective=tinybert"],
+                                  "flag --distill_objective=tinybert"),
+    "minilm_relations_unknown": (["--minilm_relations=qq,qv"],
+                                 "minilm_relations must be distinct names among qq, kk, vv, qk"),
+    "relation_heads_not_divisor": (["--distill_objective=minilm", "--relation_heads=3"],
+                                   "relation_heads 3 does not divide the 32 query/key/value "
+                                   "columns at width 1"),
     # Inputs (train.preflight): checkpoint, vocabulary, data, workdir.
     "max_seq_length_above_positions": (["--max_seq_length=512"],
                                        "max_seq_length 512 is more than the 128 positions"),
@@ -313,6 +320,7 @@ TRAIN_CASES = {
                          "num_layers 4 here, 2 now"),
     "other_vocab": (["--vocab_file={small_vocab}"], "vocab_sha256"),
     "other_method": (["--norewiring"], "rewiring True here, False now"),
+    "other_objective": (["--distill_objective=both"], "distill_objective dynabert here, both now"),
     "other_data": (["--data_dir={reviews_copy}", "--stages=evaluate"], "data_dir None here"),
     "other_augment": (["--augment"], "augment False here"),
     # Augmentation flags and inputs (Settings._check_augment, train.augment.check_inputs).

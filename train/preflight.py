@@ -13,6 +13,7 @@ import tempfile
 
 from dynabert_tf import data
 from dynabert_tf.data import squad_json
+from dynabert_tf.elastic import grid as grid_lib
 from dynabert_tf.io import files
 from dynabert_tf.models.config import BertConfig
 
@@ -39,6 +40,7 @@ def check(settings):
     check_workdir(settings.workdir)
     checkpoint_dir = settings.resolved_checkpoint()
     architecture, vocab_size = _check_checkpoint(checkpoint_dir, settings)
+    _check_relation_heads(settings, architecture)
     vocab_path = settings.resolved_vocab()
     _check_vocab(vocab_path, vocab_size)
     if "augment" in settings.pipeline:
@@ -86,6 +88,18 @@ def _check_checkpoint(path, settings):
         raise ValueError(f"max_seq_length {settings.max_seq_length} is more than the "
                          f"{positions} positions of {config_path}")
     return architecture, vocab_size
+
+
+def _check_relation_heads(settings, architecture):
+    """--relation_heads divides every width's query/key/value columns (MiniLM objectives)."""
+    distilling = settings.distillation and {"width", "width_depth"} & set(settings.stages)
+    if settings.distill_objective == "dynabert" or not distilling \
+            or "num_heads" not in architecture or "hidden_size" not in architecture:
+        return  # a keras-hub preset's config is checked when the model is built
+    num_heads = architecture["num_heads"]
+    head_dim = architecture.get("attention_head_dim") or architecture["hidden_size"] // num_heads
+    grid_lib.check_relation_heads(settings.relation_heads or num_heads, num_heads, head_dim,
+                                  (*settings.width_mults, 1.0))
 
 
 def _check_safetensors(path):

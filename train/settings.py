@@ -16,6 +16,10 @@ from train.cluster import DISTRIBUTIONS, cluster_spec_error
 
 STAGES = ("teacher", "rewire", "augment", "width", "width_depth", "finetune", "evaluate",
           "separate")
+# As dynabert_tf.distillation.losses.OBJECTIVES and relations.RELATIONS (which import
+# TensorFlow; tests/test_relations.py checks they agree).
+DISTILL_OBJECTIVES = ("dynabert", "minilm", "both")
+MINILM_RELATIONS = ("qq", "kk", "vv", "qk")
 # "separate" is a baseline, run on request; "augment" joins with --augment (`pipeline`).
 DEFAULT_STAGES = tuple(s for s in STAGES if s not in ("augment", "separate"))
 # Named checkpoints that resolve to a real asset instead of a path.
@@ -76,6 +80,24 @@ class Settings:
     width_depth_lambdas: tuple = _setting((1.0, 1.0), "Stage 2 loss weights.", item=float)
     teacher_width: str = _setting("same", "Stage 2 teacher width: the student's (paper) or "
                                   "full width (the official code).", choices=("same", "full"))
+    distill_objective: str = _setting(
+        "dynabert", "Intermediate distillation term of stages width and width_depth: DynaBERT's "
+        "hidden-state MSE, MiniLM's last-layer self-attention relations instead (the logits "
+        "term kept), or both.", choices=DISTILL_OBJECTIVES)
+    lambda_relation: float = _setting(1.0, "Weight of the MiniLM relation term (objectives "
+                                      "minilm and both).")
+    relation_heads: int = _setting(0, "MiniLM relation heads: queries/keys/values of the kept "
+                                   "heads concatenated and re-split into this many (0 = the "
+                                   "model's attention heads); must divide every width's "
+                                   "columns.")
+    minilm_relations: tuple = _setting(
+        ("qq", "kk", "vv"), "MiniLM relations: qq, kk, vv (MiniLMv2, default), qk (attention "
+        "distributions; qk,vv is MiniLM v1).", item=str)
+    rewiring: bool = _setting(True, "Permute heads/neurons by importance (off: ablation).")
+    distillation: bool = _setting(True, "Distil from a teacher in stages width and "
+                                  "width_depth (off: label loss only, an ablation).")
+    direct: bool = _setting(False, "Stage width_depth starts from and is taught by the "
+                            "rewired teacher, skipping DynaBERT_w (ablation, paper Table 5).")
     rewiring: bool = _setting(True, "Permute heads/neurons by importance (off: ablation).")
     distillation: bool = _setting(True, "Distil from a teacher in stages width and "
                                   "width_depth (off: label loss only, an ablation).")
@@ -188,6 +210,7 @@ class Settings:
                 raise ValueError(f"{name} must be finite, >= 0 and not all 0, got "
                                  f"{','.join(map(str, weights))}")
         self._check_augment()
+        self._check_minilm()
         bounds = self.bucket_boundaries
         if any(b < 1 for b in bounds) or list(bounds) != sorted(set(bounds)):
             raise ValueError(f"bucket_boundaries must be increasing positive lengths, got "
@@ -216,6 +239,25 @@ class Settings:
         if self.augment and wanted & {"width", "width_depth"}:
             wanted.add("augment")
         return [stage for stage in STAGES if stage in wanted]
+
+    def _check_minilm(self):
+        """The MiniLM relation flags (one ValueError line naming the flag)."""
+        if not math.isfinite(self.lambda_relation) or self.lambda_relation < 0:
+            raise ValueError(f"lambda_relation must be a finite number >= 0, got "
+                             f"{self.lambda_relation}")
+        if self.relation_heads < 0:
+            raise ValueError(f"relation_heads must be >= 0 (0: the model's attention heads), "
+                             f"got {self.relation_heads}")
+        names = self.minilm_relations
+        if not names or len(set(names)) != len(names) or \
+                any(name not in MINILM_RELATIONS for name in names):
+            raise ValueError(f"minilm_relations must be distinct names among "
+                             f"{', '.join(MINILM_RELATIONS)}, got {','.join(names) or 'none'}")
+        if self.distill_objective == "minilm" and self.lambda_relation == 0:
+            for name in ("width_lambdas", "width_depth_lambdas"):
+                if getattr(self, name)[0] == 0:
+                    raise ValueError(f"distill_objective minilm with lambda_relation 0 and "
+                                     f"{name} logits weight 0: nothing to distil")
 
     @classmethod
     def flag_name(cls, field):

@@ -155,7 +155,9 @@ def _train_grid(settings, data, runtime, stage, student_from, teacher_from, widt
         runtime, student, teacher, width_mults=widths, depth_mults=depths,
         loss_mode="distill" if distilling else "labels",
         lambda_logits=lambdas[0], lambda_hidden=lambdas[1],
-        teacher_width=teacher_width)
+        teacher_width=teacher_width, distill_objective=settings.distill_objective,
+        lambda_relation=settings.lambda_relation, relation_heads=settings.relation_heads or None,
+        relations=settings.minilm_relations)
     steps = _fit(trainer, settings, data, runtime, settings.stage_dir(stage), epochs)
     _save(student, settings, data, stage, runtime)
     return {"steps": steps, "cells_trained": len(widths) * len(depths),

@@ -50,6 +50,7 @@ def identity(settings, inputs):
         "data_dir": settings.data_dir and os.path.realpath(settings.data_dir),
         "rewiring": settings.rewiring, "distillation": settings.distillation,
         "direct": settings.direct, "teacher_width": settings.teacher_width,
+        "distill_objective": settings.distill_objective,
         "augment": settings.augment and {
             "replace_prob": settings.aug_replace_prob, "candidates": settings.aug_candidates,
             "copies": settings.aug_copies,

@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from dynabert_tf.elastic import grid as grid_lib
 from dynabert_tf.distillation import losses
+from dynabert_tf.distillation import relations as relations_lib
 
 LOSS_MODES = ("distill", "labels")
 TEACHER_WIDTHS = ("same", "full")
@@ -53,12 +54,19 @@ class GridTrainer(keras.Model):
         embedding mask per step for all cells, where the official code draws one per cell);
         False runs each cell separately (the official way).
       track_cell_losses: also report each cell's loss as metric `loss_<cell name>`.
+      distill_objective: "dynabert" (hidden-state MSE), "minilm" (last-layer MiniLM relations
+        instead) or "both" (`losses.distillation_loss`); the logits term is always kept.
+      lambda_relation: weight of the relation term ("minilm", "both").
+      relation_heads: MiniLM relation heads R (default: the teacher's attention heads); must
+        divide every width's query/key/value columns (`relations.py` explains the choice).
+      relations: relation names (`relations.RELATIONS`), default MiniLMv2's qq, kk, vv.
     """
 
     def __init__(self, student, teacher=None, width_mults=(1.0,), depth_mults=(1.0,),
                  loss_mode="distill", lambda_logits=1.0, lambda_hidden=0.1,
                  teacher_width="same", share_depth_prefix=True,
-                 track_cell_losses=False, **kwargs):
+                 track_cell_losses=False, distill_objective="dynabert", lambda_relation=1.0,
+                 relation_heads=None, relations=relations_lib.MINILM_V2, **kwargs):
         super().__init__(**kwargs)
         if loss_mode not in LOSS_MODES:
             raise ValueError(f"unknown loss_mode {loss_mode!r}; expected one of {LOSS_MODES}")
@@ -68,7 +76,8 @@ class GridTrainer(keras.Model):
         if not width_mults or not depth_mults:
             raise ValueError("width_mults and depth_mults must each hold at least one value")
         if loss_mode == "distill":
-            losses.check_lambdas(lambda_logits, lambda_hidden)
+            losses.check_lambdas(lambda_logits, lambda_hidden, distill_objective,
+                                 lambda_relation)
             if teacher is None:
                 raise ValueError('loss_mode="distill" needs a teacher')
             if teacher is student:
@@ -93,6 +102,18 @@ class GridTrainer(keras.Model):
         self.teacher_width = teacher_width
         self.share_depth_prefix = share_depth_prefix
         self.cells = [(w, d) for w in self.width_mults for d in self.depth_mults]
+        self.distill_objective = distill_objective
+        self.lambda_relation = lambda_relation
+        self.relations = relations_lib.check_relations(relations)
+        self.needs_qkv = loss_mode == "distill" and distill_objective != "dynabert"
+        self.relation_heads = None
+        if self.needs_qkv:
+            self.relation_heads = relation_heads or teacher.bert_config.num_heads
+            for model, widths in ((student, self.width_mults), (teacher, self.teacher_widths())):
+                cfg = model.bert_config
+                grid_lib.check_relation_heads(
+                    self.relation_heads, cfg.num_heads,
+                    cfg.attention_head_dim or cfg.hidden_size // cfg.num_heads, widths)
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.cell_trackers = {
             cell: keras.metrics.Mean(name="loss_" + grid_lib.cell_name(*cell))
@@ -113,22 +134,30 @@ class GridTrainer(keras.Model):
 
     def teacher_outputs(self, features):
         """{teacher width: teacher head outputs + hidden states at full depth}, gradient-free."""
-        keep = (*self.teacher.head.output_names, "hidden_states")
+        keep = (*self.teacher.head.output_names, "hidden_states",
+                *("last_layer_qkv",) * self.needs_qkv)
         outputs = {}
         for width_mult in self.teacher_widths():
             out = self.teacher(features, width_mult=width_mult, depth_mult=1.0, training=False,
-                               return_dict=True)
+                               return_dict=True, return_qkv=self.needs_qkv)
             outputs[width_mult] = tf.nest.map_structure(tf.stop_gradient,
                                                         {name: out[name] for name in keep})
         return outputs
+
+    def _teacher_for(self, width_mult, depth_mult, teacher_outputs):
+        """The entry of `teacher_outputs` that cell (width_mult, depth_mult) learns from
+        (`distillation/variants.py` overrides it with `teacher_outputs`)."""
+        return teacher_outputs[width_mult if self.teacher_width == "same" else 1.0]
 
     def _student_outputs(self, features, training):
         """{cell: student outputs} for every cell."""
         if self.share_depth_prefix:
             return self.student.call_grid(features, width_mults=self.width_mults,
-                                          depth_mults=self.depth_mults, training=training)
+                                          depth_mults=self.depth_mults, training=training,
+                                          return_qkv=self.needs_qkv)
         return {(w, d): self.student(features, width_mult=w, depth_mult=d, training=training,
-                                     return_dict=True) for w, d in self.cells}
+                                     return_dict=True, return_qkv=self.needs_qkv)
+                for w, d in self.cells}
 
     def cell_losses(self, features, labels, teacher_outputs=None, training=True):
         """{(width_mult, depth_mult): scalar loss} for every cell, widths-major, largest first.
@@ -151,10 +180,12 @@ class GridTrainer(keras.Model):
             if self.loss_mode == "labels":
                 result[(width_mult, depth_mult)] = head.label_loss(out, labels)
                 continue
-            teacher_out = teacher_outputs[width_mult if self.teacher_width == "same" else 1.0]
+            teacher_out = self._teacher_for(width_mult, depth_mult, teacher_outputs)
             result[(width_mult, depth_mult)] = losses.distillation_loss(
                 head, out, teacher_out, depth_mult, num_layers, self.lambda_logits,
-                self.lambda_hidden, mse_cache=mse_cache)
+                self.lambda_hidden, mse_cache=mse_cache, objective=self.distill_objective,
+                lambda_relation=self.lambda_relation, relation_heads=self.relation_heads,
+                relations=self.relations)
         return result
 
     def compute_gradients(self, features, labels):
@@ -190,7 +221,8 @@ class GridTrainer(keras.Model):
                 tape.watch(width_input["embeddings"])
                 width_losses = self._losses_of(
                     self.student.call_grid(features, (width_mult,), self.depth_mults,
-                                           training=True, embedded=width_input),
+                                           training=True, embedded=width_input,
+                                           return_qkv=self.needs_qkv),
                     labels, teacher_outputs)
                 width_total = tf.add_n(list(width_losses.values()))
             *width_gradients, to_embeddings = tape.gradient(

@@ -9,11 +9,23 @@ The output term belongs to the task head (`tasks/heads.py`): soft cross-entropy 
 for classification and of start/end logits for spans, MSE for regression.
 The student's l-th kept layer is matched to the teacher's SAME layer (`grid.kept_layers`),
 as the paper's depth-adaptive distillation does.
+
+`objective` chooses the intermediate term (the output term is always kept: this is task
+distillation, and MiniLM's own logit-free recipe is for task-agnostic pre-training):
+  "dynabert"  lambda_hidden * hidden-state MSE, as above;
+  "minilm"    lambda_relation * MiniLM relation KL of the LAST layers (the student's last kept
+              layer against the teacher's last layer; `relations.py`), replacing the MSE;
+  "both"      the DynaBERT loss + lambda_relation * the relation KL.
 """
+
+import math
 
 import tensorflow as tf
 
+from dynabert_tf.distillation import relations as relations_lib
 from dynabert_tf.elastic import grid as grid_lib
+
+OBJECTIVES = ("dynabert", "minilm", "both")
 
 
 def mean_squared_error(student, teacher):
@@ -57,18 +69,30 @@ def teacher_layer_indices(num_layers, depth_mult):
     return [0] + [i + 1 for i in grid_lib.kept_layers(num_layers, depth_mult)]
 
 
-def check_lambdas(lambda_logits, lambda_hidden):
-    """Raises ValueError unless both weights are finite numbers >= 0 and not both 0."""
-    for name, value in (("lambda_logits", lambda_logits), ("lambda_hidden", lambda_hidden)):
-        if not isinstance(value, (int, float)) or not 0.0 <= float(value) < float("inf"):
+def check_lambdas(lambda_logits, lambda_hidden, objective="dynabert", lambda_relation=1.0):
+    """Raises ValueError unless `objective` is one of OBJECTIVES, every weight is a finite
+    number >= 0 and the weights the objective uses are not all 0."""
+    if objective not in OBJECTIVES:
+        raise ValueError(f"distill_objective must be one of {', '.join(OBJECTIVES)}, "
+                         f"got {objective!r}")
+    weights = {"lambda_logits": lambda_logits, "lambda_hidden": lambda_hidden,
+               "lambda_relation": lambda_relation}
+    for name, value in weights.items():
+        if not isinstance(value, (int, float)) or not 0.0 <= float(value) < math.inf:
             raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    if lambda_logits == 0 and lambda_hidden == 0:
-        raise ValueError("lambda_logits and lambda_hidden are both 0: nothing to distil")
+    used = {"dynabert": ("lambda_logits", "lambda_hidden"),
+            "minilm": ("lambda_logits", "lambda_relation"),
+            "both": tuple(weights)}[objective]
+    if not any(weights[name] for name in used):
+        raise ValueError(f"{' and '.join(used)} are {'both' if len(used) == 2 else 'all'} 0: "
+                         f"nothing to distil")
 
 
 def distillation_loss(head, student_out, teacher_out, depth_mult, num_layers, lambda_logits,
-                      lambda_hidden, return_parts=False, mse_cache=None):
-    """DynaBERT's distillation loss of one grid cell.
+                      lambda_hidden, return_parts=False, mse_cache=None, objective="dynabert",
+                      lambda_relation=1.0, relation_heads=None,
+                      relations=relations_lib.MINILM_V2):
+    """The distillation loss of one grid cell (DynaBERT's, or with MiniLM relations).
 
     Args:
       head: the student's `tasks.heads.TaskHead`; its `distillation_loss` is the output term
@@ -80,12 +104,21 @@ def distillation_loss(head, student_out, teacher_out, depth_mult, num_layers, la
       num_layers: layers of the full network.
       lambda_logits: weight of the output term.
       lambda_hidden: weight of the embedding + hidden-state MSE term.
-      return_parts: also return {"logits": ..., "hidden": ...}, the unweighted terms.
-      mse_cache: optional dict shared across cells (`hidden_mse`'s cache).
+      return_parts: also return the unweighted terms: {"logits", "hidden"} ("dynabert"),
+        {"logits", "relation"} ("minilm"), all three ("both").
+      mse_cache: optional dict shared across cells: `hidden_mse`'s cache, and the teacher's
+        relations (`relations.relation_loss`'s cache).
+      objective: one of OBJECTIVES (module doc).
+      lambda_relation: weight of the relation term ("minilm", "both").
+      relation_heads: R of `relations.relation_loss` (needed by "minilm" and "both").
+      relations: relation names (`relations.RELATIONS`); default MiniLMv2's Q-Q, K-K, V-V.
+    For "minilm" and "both" both outputs need `last_layer_qkv` (`return_qkv=True`).
     Returns:
       scalar loss (and the parts dict when return_parts).
     """
-    check_lambdas(lambda_logits, lambda_hidden)
+    check_lambdas(lambda_logits, lambda_hidden, objective, lambda_relation)
+    if objective != "dynabert" and relation_heads is None:
+        raise ValueError(f'distill_objective "{objective}" needs relation_heads')
     teacher_states = teacher_out["hidden_states"]
     if len(teacher_states) != num_layers + 1:
         raise ValueError(f"teacher must run at full depth: expected {num_layers + 1} hidden "
@@ -94,10 +127,15 @@ def distillation_loss(head, student_out, teacher_out, depth_mult, num_layers, la
     if len(student_out["hidden_states"]) != len(indices):
         raise ValueError(f"student at depth_mult={depth_mult} should have {len(indices)} "
                          f"hidden states, got {len(student_out['hidden_states'])}")
-    logit_term = head.distillation_loss(student_out, teacher_out)
-    hidden_term = hidden_mse(student_out["hidden_states"], [teacher_states[i] for i in indices],
-                             cache=mse_cache)
-    loss = lambda_logits * logit_term + lambda_hidden * hidden_term
-    if return_parts:
-        return loss, {"logits": logit_term, "hidden": hidden_term}
-    return loss
+    parts = {"logits": head.distillation_loss(student_out, teacher_out)}
+    loss = lambda_logits * parts["logits"]
+    if objective != "minilm":
+        parts["hidden"] = hidden_mse(student_out["hidden_states"],
+                                     [teacher_states[i] for i in indices], cache=mse_cache)
+        loss = loss + lambda_hidden * parts["hidden"]
+    if objective != "dynabert":
+        parts["relation"] = relations_lib.relation_loss(
+            student_out["last_layer_qkv"], teacher_out["last_layer_qkv"], relation_heads,
+            relations, cache=mse_cache)
+        loss = loss + lambda_relation * parts["relation"]
+    return (loss, parts) if return_parts else loss

@@ -60,3 +60,19 @@ def grid(width_mults=WIDTH_MULTS, depth_mults=DEPTH_MULTS):
         check_multiplier("multiplier", value)
     return [(w, d) for d in sorted(depth_mults, reverse=True)
             for w in sorted(width_mults, reverse=True)]
+
+
+def check_relation_heads(relation_heads, num_heads, head_dim, width_mults):
+    """Raises ValueError unless `relation_heads` (MiniLM relation heads, R) divides the
+    query/key/value columns, num_kept(num_heads, m_w) * head_dim, of every width."""
+    if not isinstance(relation_heads, int) or isinstance(relation_heads, bool) \
+            or relation_heads < 1:
+        raise ValueError(f"relation_heads must be a positive integer, got {relation_heads!r}")
+    for width_mult in width_mults:
+        columns = num_kept(num_heads, width_mult) * head_dim
+        if columns % relation_heads:
+            raise ValueError(
+                f"relation_heads {relation_heads} does not divide the {columns} query/key/value "
+                f"columns at width {width_mult:g} ({num_kept(num_heads, width_mult)} heads of "
+                f"{head_dim}); choose a divisor of every width's columns")
+    return relation_heads

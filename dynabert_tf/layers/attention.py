@@ -59,7 +59,8 @@ class SliceableSelfAttention(keras.layers.Layer):
         out = tf.reshape(out, tf.concat([batch_shape, [num_heads, self.head_dim]], 0))
         return tf.transpose(out, (0, 2, 1, 3))
 
-    def call(self, x, attention_bias, num_heads=None, head_mask=None, training=None):
+    def call(self, x, attention_bias, num_heads=None, head_mask=None, training=None,
+             return_qkv=False):
         """Attends with the leading `num_heads` heads.
 
         The projections are 2-D matmuls over all batch * seq tokens: their weight gradients
@@ -71,8 +72,12 @@ class SliceableSelfAttention(keras.layers.Layer):
           attention_bias: [batch, 1, 1, seq], 0 for tokens, a large negative for padding.
           num_heads: Python int, heads kept (default all).
           head_mask: optional [num_heads] multiplier of each head's context (importance).
+          return_qkv: Python bool; also return the projections the layer computed anyway
+            (for relation distillation; off, nothing is added to the graph).
         Returns:
-          ([batch, seq, hidden], attention probabilities [batch, num_heads, seq, seq]).
+          ([batch, seq, hidden], attention probabilities [batch, num_heads, seq, seq]), and
+          with return_qkv a third item {"query", "key", "value"}: each [batch, num_heads,
+          seq, head_dim], biases added, the query not yet scaled.
         """
         n = self.num_heads if num_heads is None else num_heads
         batch_shape = tf.shape(x)[:2]
@@ -91,6 +96,9 @@ class SliceableSelfAttention(keras.layers.Layer):
             self.output_bias)
         out = self.layer_norm(tokens + self.output_dropout(out, training=training),
                               training=training)
+        if return_qkv:
+            return tf.reshape(out, tf.shape(x)), probs, {"query": query, "key": key,
+                                                         "value": value}
         return tf.reshape(out, tf.shape(x)), probs
 
     def get_config(self):

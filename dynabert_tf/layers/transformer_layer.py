@@ -30,11 +30,13 @@ class TransformerLayer(keras.layers.Layer):
         self.built = True
 
     def call(self, x, attention_bias, num_heads=None, num_neurons=None, head_mask=None,
-             training=None):
-        """x: [batch, seq, hidden] -> ([batch, seq, hidden], probs [batch, heads, seq, seq])."""
-        x, probs = self.attention(x, attention_bias, num_heads=num_heads, head_mask=head_mask,
-                                  training=training)
-        return self.feedforward(x, num_neurons=num_neurons, training=training), probs
+             training=None, return_qkv=False):
+        """x: [batch, seq, hidden] -> ([batch, seq, hidden], probs [batch, heads, seq, seq]),
+        plus the attention's {"query", "key", "value"} with return_qkv (see the attention)."""
+        x, probs, *qkv = self.attention(x, attention_bias, num_heads=num_heads,
+                                        head_mask=head_mask, training=training,
+                                        return_qkv=return_qkv)
+        return (self.feedforward(x, num_neurons=num_neurons, training=training), probs, *qkv)
 
     def get_config(self):
         return {**super().get_config(), **self._config}

@@ -65,7 +65,8 @@ class DynaBertBackbone(keras.Model):
         check_cell_arguments(kwargs)
         return super().__call__(*args, **kwargs)
 
-    def call(self, inputs, width_mult=1.0, depth_mult=1.0, head_mask=None, training=None):
+    def call(self, inputs, width_mult=1.0, depth_mult=1.0, head_mask=None, training=None,
+             return_qkv=False):
         """Runs the (width_mult, depth_mult) sub-network.
 
         Args:
@@ -74,20 +75,24 @@ class DynaBertBackbone(keras.Model):
           depth_mult: Python float in (0, 1]; runs the layers `grid.kept_layers` lists.
           head_mask: optional [num_layers, num_heads] float multiplier of each head's output
             (ones, differentiated, give head importance).
+          return_qkv: Python bool; also return `last_layer_qkv` (relation distillation).
         Returns:
           dict: `sequence_output` [batch, seq, hidden], `pooled_output` [batch, hidden],
           `hidden_states` (embeddings, then each kept layer's output, each [batch, seq, hidden])
-          and `attention_probs` (each kept layer's [batch, heads_kept, seq, seq]).
+          and `attention_probs` (each kept layer's [batch, heads_kept, seq, seq]); with
+          return_qkv also `last_layer_qkv`: the last kept layer's attention projections
+          {"query", "key", "value"}, each [batch, heads_kept, seq, head_dim], and the
+          `padding_mask` [batch, seq] (float, 1 for tokens) they were computed under.
         """
         return self.call_depths(inputs, width_mult, (depth_mult,), head_mask=head_mask,
-                                training=training)[depth_mult]
+                                training=training, return_qkv=return_qkv)[depth_mult]
 
     def call_depths(self, inputs, width_mult=1.0, depth_mults=(1.0,), head_mask=None,
-                    training=None):
+                    training=None, return_qkv=False):
         """{depth_mult: the dict `call(inputs, width_mult, depth_mult)` returns}, one width
         (see `call_grid`)."""
         grid = self.call_grid(inputs, (width_mult,), depth_mults, head_mask=head_mask,
-                              training=training)
+                              training=training, return_qkv=return_qkv)
         return {depth_mult: grid[(width_mult, depth_mult)] for depth_mult in depth_mults}
 
     def embed(self, inputs, training=None):
@@ -95,15 +100,17 @@ class DynaBertBackbone(keras.Model):
 
         Returns:
           {"embeddings": [batch, seq, hidden] (LayerNorm and dropout applied),
-           "attention_bias": [batch, 1, 1, seq], 0 for tokens, a large negative for padding}.
+           "attention_bias": [batch, 1, 1, seq], 0 for tokens, a large negative for padding,
+           "padding_mask": [batch, seq], 1.0 for tokens, 0.0 for padding}.
         """
         mask = ops.cast(inputs["padding_mask"], self.compute_dtype)
         return {"embeddings": self.embeddings(inputs["token_ids"], inputs["segment_ids"],
                                               training=training),
-                "attention_bias": (1.0 - mask[:, None, None, :]) * -10000.0}
+                "attention_bias": (1.0 - mask[:, None, None, :]) * -10000.0,
+                "padding_mask": mask}
 
     def call_grid(self, inputs, width_mults=(1.0,), depth_mults=(1.0,), head_mask=None,
-                  training=None, embedded=None):
+                  training=None, embedded=None, return_qkv=False):
         """Runs every (width, depth) cell, computing each shared computation once.
 
         The embeddings (with their LayerNorm and dropout) and the attention bias do not depend
@@ -118,7 +125,7 @@ class DynaBertBackbone(keras.Model):
         Args:
           inputs: as `call`.
           width_mults, depth_mults: Python floats in (0, 1].
-          head_mask, training: as `call`.
+          head_mask, training, return_qkv: as `call`.
           embedded: optional `embed(inputs, training)` computed beforehand (by a caller that
             differentiates the widths one at a time); `inputs` is then not read.
         Returns:
@@ -129,35 +136,39 @@ class DynaBertBackbone(keras.Model):
             embedded = self.embed(inputs, training=training)
         results = {}
         for width_mult in width_mults:
-            by_depth = self._run_depths(embedded["embeddings"], embedded["attention_bias"],
-                                        width_mult, depth_mults, head_mask, training)
+            by_depth = self._run_depths(embedded, width_mult, depth_mults, head_mask,
+                                        training, return_qkv)
             results.update({(width_mult, d): out for d, out in by_depth.items()})
         return results
 
-    def _run_depths(self, embedded, attention_bias, width_mult, depth_mults, head_mask,
-                    training):
-        """{depth_mult: outputs} at one width from the embeddings, leading layers shared."""
+    def _run_depths(self, embedded, width_mult, depth_mults, head_mask, training, return_qkv):
+        """{depth_mult: outputs} at one width from `embed`'s dict, leading layers shared."""
+        attention_bias = embedded["attention_bias"]
         cfg = self.bert_config
         num_heads = grid_lib.num_kept(cfg.num_heads, width_mult)
         num_neurons = grid_lib.num_kept(cfg.intermediate_size, width_mult)
-        layer_outputs = {}  # tuple of layer indices run so far -> (output, attention probs)
+        layer_outputs = {}  # layer indices run so far -> (output, probs[, q/k/v])
         results = {}
         for depth_mult in depth_mults:
             layer_ids = grid_lib.kept_layers(cfg.num_layers, depth_mult)
-            x, hidden_states, attention_probs = embedded, [embedded], []
+            x = embedded["embeddings"]
+            hidden_states, attention_probs = [x], []
             for k, i in enumerate(layer_ids):
                 prefix = layer_ids[:k + 1]
                 if prefix not in layer_outputs:
                     layer_outputs[prefix] = self.transformer_layers[i](
                         x, attention_bias, num_heads=num_heads, num_neurons=num_neurons,
                         head_mask=None if head_mask is None else head_mask[i],
-                        training=training)
-                x, probs = layer_outputs[prefix]
+                        training=training, return_qkv=return_qkv)
+                x, probs, *qkv = layer_outputs[prefix]
                 hidden_states.append(x)
                 attention_probs.append(probs)
             results[depth_mult] = {
                 "sequence_output": x, "pooled_output": self.pooler(x[:, 0]),
                 "hidden_states": hidden_states, "attention_probs": attention_probs}
+            if return_qkv:
+                results[depth_mult]["last_layer_qkv"] = {
+                    **qkv[0], "padding_mask": embedded["padding_mask"]}
         return results
 
     def get_config(self):

@@ -41,10 +41,11 @@ class DynaBertTaskModel(keras.Model):
         return super().__call__(*args, **kwargs)
 
     def call(self, inputs, width_mult=1.0, depth_mult=1.0, head_mask=None, training=None,
-             return_dict=False):
-        """inputs as the backbone's -> the head's output (see the module doc)."""
+             return_dict=False, return_qkv=False):
+        """inputs as the backbone's -> the head's output (see the module doc); `return_qkv`
+        adds the backbone's `last_layer_qkv` to the `return_dict` outputs."""
         outputs = self.call_depths(inputs, width_mult, (depth_mult,), head_mask=head_mask,
-                                   training=training)[depth_mult]
+                                   training=training, return_qkv=return_qkv)[depth_mult]
         if return_dict:
             return outputs
         if len(self.head.output_names) == 1:
@@ -52,23 +53,23 @@ class DynaBertTaskModel(keras.Model):
         return {name: outputs[name] for name in self.head.output_names}
 
     def call_depths(self, inputs, width_mult=1.0, depth_mults=(1.0,), head_mask=None,
-                    training=None):
+                    training=None, return_qkv=False):
         """{depth_mult: backbone outputs + head outputs}, leading layers shared.
 
         See `DynaBertBackbone.call_grid`; each depth gets the head on its own outputs.
         """
         grid = self.call_grid(inputs, (width_mult,), depth_mults, head_mask=head_mask,
-                              training=training)
+                              training=training, return_qkv=return_qkv)
         return {depth_mult: grid[(width_mult, depth_mult)] for depth_mult in depth_mults}
 
     def call_grid(self, inputs, width_mults=(1.0,), depth_mults=(1.0,), head_mask=None,
-                  training=None, embedded=None):
+                  training=None, embedded=None, return_qkv=False):
         """{(width_mult, depth_mult): backbone outputs + head outputs}: embeddings once, leading
         layers shared within a width (`DynaBertBackbone.call_grid`, which also explains
-        `embedded`); each cell gets the head on its own outputs."""
+        `embedded` and `return_qkv`); each cell gets the head on its own outputs."""
         grid = self.backbone.call_grid(inputs, width_mults=width_mults, depth_mults=depth_mults,
                                        head_mask=head_mask, training=training,
-                                       embedded=embedded)
+                                       embedded=embedded, return_qkv=return_qkv)
         return {cell: {**outputs, **self.head(outputs, training=training)}
                 for cell, outputs in grid.items()}
 
