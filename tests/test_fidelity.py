@@ -1,5 +1,6 @@
 """The fidelity report end to end on the tiny smoke model: structure, 12 cells per method."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -10,6 +11,9 @@ import numpy as np
 from benchmarks import fidelity
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The end-to-end run trains these; the ablations of Tables 6-8 are checked by their flags
+# below and by test_ablation_stages.py (each adds a whole pipeline to this run).
+E2E_METHODS = ("dynabert", "separate", "vanilla", "no_rewiring", "no_distillation", "direct")
 
 
 def _smoke_report(root, out):
@@ -21,6 +25,7 @@ def _smoke_report(root, out):
     result = subprocess.run(
         [sys.executable, "benchmarks/fidelity.py", f"--root={root}",
          f"--flagfile={flagfile}", "--tasks=rt_polarity", "--seeds=1",
+         f"--methods={','.join(E2E_METHODS)}",
          f"--output_dir={out}"],
         cwd=ROOT, capture_output=True, text=True, timeout=1500,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
@@ -33,12 +38,14 @@ def test_report_pipeline_on_the_smoke_config(tmp_path):
     assert "] done in" in _smoke_report(tmp_path / "runs", out)  # its stages trained
     report = json.load(open(out / "fidelity.json"))
     task = report["tasks"]["rt_polarity"]
-    assert set(task["table"]) == set(fidelity.METHODS)
+    assert set(task["table"]) == set(E2E_METHODS)
     for method, cells in task["table"].items():
         assert len(cells) == 12, method
         assert all(len(values) == 1 for values in cells.values())
     assert {c["verdict"] for c in task["claims"]} <= {"holds", "does not hold", "within noise"}
-    assert len(task["claims"]) == len(fidelity.CLAIMS) + 1
+    compared = [c for c in fidelity.CLAIMS if {c[1], c[2]} <= set(E2E_METHODS)]
+    assert [c["claim"] for c in task["claims"]] == [c[0] for c in compared] + [
+        "full-size DynaBERT matches its teacher"]
     assert (out / "fidelity_rt_polarity.png").stat().st_size > 1000
     assert "| **average** |" in (out / "fidelity.md").read_text()
     seed_dir = tmp_path / "runs" / "rt_polarity" / "seed1"
@@ -82,3 +89,49 @@ def test_bad_arguments_fail_before_training(tmp_path):
         assert result.stderr.strip().splitlines()[-1].startswith("fidelity.py: error:")
         assert "Traceback" not in result.stderr
     assert not os.listdir(tmp_path)
+
+
+def test_ablation_methods_are_flags_of_the_one_pipeline(monkeypatch):
+    from dynabert_tf.distillation import variants
+    from train import stages
+
+    monkeypatch.chdir(ROOT)
+    base = fidelity._settings(os.path.join("configs", "smoke.flags"))
+    trainer_of = {"depth_first": ("width_depth", variants.DepthTeacherGridTrainer),
+                  "inplace": ("width", variants.InplaceGridTrainer),
+                  "universal": ("width", variants.SlimmableGridTrainer),
+                  "progressive_rewiring": ("width", stages.distill.GridTrainer),
+                  "dynabert": ("width", stages.distill.GridTrainer)}
+    for method, (overrides, method_stages) in fidelity.METHODS.items():
+        settings = dataclasses.replace(base, stages=method_stages, **overrides)  # valid flags
+        assert settings.pipeline == list(method_stages), method  # runs as listed, in order
+        if method in trainer_of:
+            stage, trainer_class = trainer_of[method]
+            assert stages._trainer_class(settings, stage) is trainer_class, method
+    assert dataclasses.replace(base, **fidelity.METHODS["separate"][0]).separate_init == \
+        "pretrained"
+    assert dataclasses.replace(base, **fidelity.METHODS["progressive_rewiring"][0]) \
+        .progressive_rewiring
+    assert "depth" in fidelity.METHODS["depth_first"][1]
+
+
+def _grid(value):
+    from dynabert_tf.elastic import grid as grid_lib
+
+    return {"cells": {grid_lib.cell_name(w, d): {"test_metrics": {"accuracy": value},
+                                                 "flops": 1} for w, d in grid_lib.grid()}}
+
+
+def test_a_no_gain_claim_fails_only_when_the_ablation_is_significantly_better():
+    name = next(claim for claim, _, b, kind in fidelity.CLAIMS if b == "inplace")
+    teachers = [{"test": {"accuracy": 0.8}}] * 3
+
+    def verdict_of(inplace):
+        results = {"dynabert": [_grid(v) for v in (0.80, 0.82, 0.78)],
+                   "inplace": [_grid(v) for v in inplace]}
+        claims = fidelity.summarise(results, teachers, "accuracy", 1000)["claims"]
+        return {c["claim"]: c["verdict"] for c in claims}[name]
+
+    assert verdict_of((0.80, 0.82, 0.78)) == "holds"  # the same: no gain
+    assert verdict_of((0.70, 0.72, 0.68)) == "holds"  # worse: no gain either
+    assert verdict_of((0.90, 0.92, 0.88)) == "does not hold"  # a consistent gain

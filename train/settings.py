@@ -14,14 +14,15 @@ from dynabert_tf.elastic import grid as grid_lib
 from dynabert_tf.io import assets, files
 from train.cluster import DISTRIBUTIONS, cluster_spec_error
 
-STAGES = ("teacher", "rewire", "augment", "width", "width_depth", "finetune", "evaluate",
-          "separate")
+STAGES = ("teacher", "rewire", "augment", "width", "depth", "width_depth", "finetune",
+          "evaluate", "separate")
 # As dynabert_tf.distillation.losses.OBJECTIVES and relations.RELATIONS (which import
 # TensorFlow; tests/test_relations.py checks they agree).
 DISTILL_OBJECTIVES = ("dynabert", "minilm", "both")
 MINILM_RELATIONS = ("qq", "kk", "vv", "qk")
-# "separate" is a baseline, run on request; "augment" joins with --augment (`pipeline`).
-DEFAULT_STAGES = tuple(s for s in STAGES if s not in ("augment", "separate"))
+# "separate" is a baseline, run on request; "augment" joins with --augment and "depth"
+# takes the place of "width" with --first_stage=depth (`pipeline`).
+DEFAULT_STAGES = tuple(s for s in STAGES if s not in ("augment", "depth", "separate"))
 # Named checkpoints that resolve to a real asset instead of a path.
 NAMED_CHECKPOINTS = {"minilm_l6": assets.minilm_dir}
 
@@ -67,7 +68,8 @@ class Settings:
     warmup_proportion: float = _setting(0.1, "Fraction of steps of linear warm-up.")
     weight_decay: float = _setting(0.01, "AdamW weight decay (not on LayerNorm or biases).")
     teacher_epochs: float = _setting(3.0, "Epochs of the teacher stage (fractions allowed).")
-    width_epochs: float = _setting(3.0, "Epochs of stage 1 (DynaBERT_w).")
+    width_epochs: float = _setting(3.0, "Epochs of stage 1 (DynaBERT_w, or DynaBERT_D with "
+                                  "--first_stage=depth).")
     width_depth_epochs: float = _setting(3.0, "Epochs of stage 2 (DynaBERT).")
     finetune_epochs: float = _setting(3.0, "Epochs of the optional final fine-tune.")
     separate_epochs: float = _setting(3.0, "Epochs per cell of the 'separate' baseline.")
@@ -98,11 +100,29 @@ class Settings:
                                   "width_depth (off: label loss only, an ablation).")
     direct: bool = _setting(False, "Stage width_depth starts from and is taught by the "
                             "rewired teacher, skipping DynaBERT_w (ablation, paper Table 5).")
-    rewiring: bool = _setting(True, "Permute heads/neurons by importance (off: ablation).")
-    distillation: bool = _setting(True, "Distil from a teacher in stages width and "
-                                  "width_depth (off: label loss only, an ablation).")
-    direct: bool = _setting(False, "Stage width_depth starts from and is taught by the "
-                            "rewired teacher, skipping DynaBERT_w (ablation, paper Table 5).")
+    first_stage: str = _setting(
+        "width", "Stage 1 adapts the width (DynaBERT_w, the paper's order) or the depth: "
+        "'depth' trains DynaBERT_D instead (stage 'depth', in the place of 'width': the rewired "
+        "teacher distilled into every depth at full width, stage 1's epochs and lambdas), which "
+        "then starts stage width_depth and teaches each cell at its own depth (ablation, paper "
+        "Table 6).", choices=("width", "depth"))
+    width_teacher: str = _setting(
+        "fixed", "Teacher of stage width: the fixed rewired teacher (paper), or 'inplace': the "
+        "widest sub-network learns the labels and teaches the narrower widths in the same step "
+        "(inplace distillation, ablation, paper Table 7).", choices=("fixed", "inplace"))
+    width_sampling: str = _setting(
+        "list", "Widths of each stage-width step: all of width_mult_list, or 'universal': its "
+        "largest, its smallest and len - 2 widths drawn at random between them, rounded to "
+        "whole heads (universally slimmable training, ablation, paper Table 8 US).",
+        choices=("list", "universal"))
+    progressive_rewiring: bool = _setting(
+        False, "Stage width adds the widths one at a time (1 and the next first) and re-scores "
+        "and rewires the student's heads and neurons before each added width; the stage's "
+        "epochs are split evenly between these phases (ablation, paper Table 8 PR).")
+    separate_init: str = _setting(
+        "pretrained", "Start of each cell of the 'separate' baseline: the pretrained "
+        "checkpoint (paper Table 3; the leading heads, neurons and layers, no rewiring) or the "
+        "fine-tuned teacher (a pruning baseline).", choices=("pretrained", "teacher"))
     importance_split: str = _setting("train", "Data for the Taylor importance scores (the "
                                      "paper's code used dev).", choices=("train", "dev"))
     importance_batches: int = _setting(0, "Batches for importance; 0 = the whole split.")
@@ -209,36 +229,13 @@ class Settings:
             if not all(math.isfinite(w) and w >= 0 for w in weights) or not any(weights):
                 raise ValueError(f"{name} must be finite, >= 0 and not all 0, got "
                                  f"{','.join(map(str, weights))}")
-        self._check_augment()
         self._check_minilm()
+        self._check_augment()
+        self._check_ablations()
         bounds = self.bucket_boundaries
         if any(b < 1 for b in bounds) or list(bounds) != sorted(set(bounds)):
             raise ValueError(f"bucket_boundaries must be increasing positive lengths, got "
                              f"{','.join(map(str, bounds))}")
-
-    def _check_augment(self):
-        """The augmentation flags (one ValueError line naming the flag)."""
-        if "augment" in self.stages and not self.augment:
-            raise ValueError("stage augment needs --augment")
-        if self.aug_mlm_checkpoint and not self.augment:
-            raise ValueError("aug_mlm_checkpoint needs --augment")
-        if not 0 < self.aug_replace_prob <= 1:
-            raise ValueError(f"aug_replace_prob must be in (0, 1], got {self.aug_replace_prob}")
-        for name in ("aug_candidates", "aug_copies"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.augment and task_registry.get_task(self.task).source == "squad":
-            raise ValueError(f"--augment: task {self.task} is span extraction, which is not "
-                             f"augmented (TinyBERT augments GLUE sentences only)")
-
-    @property
-    def pipeline(self):
-        """The stages to run, in pipeline order: `stages`, with 'augment' added under
-        --augment when a stage that reads its output (width, width_depth) is listed."""
-        wanted = set(self.stages)
-        if self.augment and wanted & {"width", "width_depth"}:
-            wanted.add("augment")
-        return [stage for stage in STAGES if stage in wanted]
 
     def _check_minilm(self):
         """The MiniLM relation flags (one ValueError line naming the flag)."""
@@ -258,6 +255,68 @@ class Settings:
                 if getattr(self, name)[0] == 0:
                     raise ValueError(f"distill_objective minilm with lambda_relation 0 and "
                                      f"{name} logits weight 0: nothing to distil")
+
+    def _check_augment(self):
+        """The augmentation flags (one ValueError line naming the flag)."""
+        if "augment" in self.stages and not self.augment:
+            raise ValueError("stage augment needs --augment")
+        if self.aug_mlm_checkpoint and not self.augment:
+            raise ValueError("aug_mlm_checkpoint needs --augment")
+        if not 0 < self.aug_replace_prob <= 1:
+            raise ValueError(f"aug_replace_prob must be in (0, 1], got {self.aug_replace_prob}")
+        for name in ("aug_candidates", "aug_copies"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.augment and task_registry.get_task(self.task).source == "squad":
+            raise ValueError(f"--augment: task {self.task} is span extraction, which is not "
+                             f"augmented (TinyBERT augments GLUE sentences only)")
+
+    def _check_ablations(self):
+        """The ablation flags of stage 1 (one ValueError line naming the flag)."""
+        width_flags = [flag for flag, on in (
+            ("width_teacher=inplace", self.width_teacher == "inplace"),
+            ("width_sampling=universal", self.width_sampling == "universal"),
+            ("progressive_rewiring", self.progressive_rewiring)) if on]
+        if len(width_flags) > 1:
+            raise ValueError(f"--{' and --'.join(width_flags)} are separate ablations of stage "
+                             f"width; choose one")
+        if width_flags and len(self.width_mults) < 2:
+            raise ValueError(f"--{width_flags[0]} needs at least two widths in "
+                             f"width_mult_list, got {','.join(map(str, self.width_mults))}")
+        if self.width_teacher == "inplace" and not self.distillation:
+            raise ValueError("width_teacher=inplace is a distillation; it cannot run with "
+                             "--nodistillation")
+        if self.progressive_rewiring and not self.rewiring:
+            raise ValueError("progressive_rewiring needs --rewiring")
+        if self.progressive_rewiring and self.augment:
+            raise ValueError("progressive_rewiring trains its phases on the original data; "
+                             "it cannot run with --augment")
+        if width_flags and self.distill_objective != "dynabert":
+            raise ValueError(f"--{width_flags[0]} distils with DynaBERT's objective; it needs "
+                             f"distill_objective=dynabert")
+        if self.first_stage == "depth":
+            for flag, on in (("direct", self.direct), ("augment", self.augment),
+                             *((f, True) for f in width_flags)):
+                if on:
+                    raise ValueError(f"first_stage=depth trains no stage width; it cannot run "
+                                     f"with --{flag}")
+            if self.distill_objective != "dynabert":
+                raise ValueError("first_stage=depth distils with DynaBERT's objective; it "
+                                 "needs distill_objective=dynabert")
+        elif "depth" in self.stages:
+            raise ValueError("stage depth (DynaBERT_D) runs with --first_stage=depth")
+
+    @property
+    def pipeline(self):
+        """The stages to run, in pipeline order: `stages`, with 'augment' added under
+        --augment when a stage that reads its output (width, width_depth) is listed, and
+        "depth" in the place of "width" with --first_stage=depth."""
+        wanted = set(self.stages)
+        if self.first_stage == "depth" and "width" in wanted:  # stage 1 is DynaBERT_D
+            wanted = (wanted - {"width"}) | {"depth"}
+        if self.augment and wanted & {"width", "width_depth"}:
+            wanted.add("augment")
+        return [stage for stage in STAGES if stage in wanted]
 
     @classmethod
     def flag_name(cls, field):

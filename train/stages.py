@@ -5,10 +5,12 @@
     augment      with --augment: TinyBERT's augmented copies of the training split, which
                  width and width_depth then train on too (train/augment.py) -> WORKDIR/augment
     width        DynaBERT_w: distil the rewired teacher into every width -> WORKDIR/width
+    depth        with --first_stage=depth, instead of width: DynaBERT_D, the rewired
+                 teacher distilled into every depth (paper Table 6)       -> WORKDIR/depth
     width_depth  DynaBERT: distil DynaBERT_w into every (width, depth)   -> WORKDIR/width_depth
     finetune     optional: label loss over the grid                      -> WORKDIR/finetune
-    separate     baseline, not run by default: each cell sliced from the teacher and
-                 fine-tuned alone                                        -> WORKDIR/separate
+    separate     baseline, not run by default: each cell started from the pretrained
+                 checkpoint (or the teacher) and fine-tuned alone        -> WORKDIR/separate
     evaluate     every cell's dev/test metrics, params, FLOPs; keeps the better of
                  width_depth / finetune                                  -> WORKDIR/eval_grid.json,
                                                                             WORKDIR/final
@@ -31,6 +33,7 @@ import tensorflow as tf
 
 from dynabert_tf import evaluation, optimization, plots
 from dynabert_tf.distillation import grid_trainer as distill
+from dynabert_tf.distillation import variants
 from dynabert_tf.elastic import grid as grid_lib
 from dynabert_tf.elastic import rewiring
 from dynabert_tf.io import checkpoint, files
@@ -103,15 +106,28 @@ def _fit(trainer, settings, data, runtime, state_dir, epochs):
         optimizer = optimization.create_optimizer(settings.learning_rate, steps,
                                                   settings.warmup_proportion,
                                                   settings.weight_decay)
+    if hasattr(trainer, "use_sampler"):  # universally slimmable: draws from (seed, step)
+        trainer.use_sampler(optimizer.iterations, settings.seed)
     loop = TrainingLoop(trainer, optimizer, state_dir, runtime,
                         checkpoint_every=settings.checkpoint_every,
                         verbose=settings.keras_verbose)
     return loop.fit(data.train_dataset, full_epochs, per_epoch)
 
 
-def _grid_trainer(runtime, *args, **kwargs):
+def _grid_trainer(runtime, *args, trainer_class=distill.GridTrainer, **kwargs):
     with runtime.scope():
-        return distill.GridTrainer(*args, **kwargs)
+        return trainer_class(*args, **kwargs)
+
+
+def _trainer_class(settings, stage):
+    """GridTrainer, or the variant an ablation flag asks of `stage` (distillation/variants.py)."""
+    if stage == "width" and settings.width_teacher == "inplace":
+        return variants.InplaceGridTrainer
+    if stage == "width" and settings.width_sampling == "universal":
+        return variants.SlimmableGridTrainer
+    if stage == "width_depth" and settings.first_stage == "depth" and not settings.direct:
+        return variants.DepthTeacherGridTrainer
+    return distill.GridTrainer
 
 
 def run_teacher(settings, data, runtime):
@@ -157,7 +173,7 @@ def _train_grid(settings, data, runtime, stage, student_from, teacher_from, widt
         lambda_logits=lambdas[0], lambda_hidden=lambdas[1],
         teacher_width=teacher_width, distill_objective=settings.distill_objective,
         lambda_relation=settings.lambda_relation, relation_heads=settings.relation_heads or None,
-        relations=settings.minilm_relations)
+        relations=settings.minilm_relations, trainer_class=_trainer_class(settings, stage))
     steps = _fit(trainer, settings, data, runtime, settings.stage_dir(stage), epochs)
     _save(student, settings, data, stage, runtime)
     return {"steps": steps, "cells_trained": len(widths) * len(depths),
@@ -166,15 +182,76 @@ def _train_grid(settings, data, runtime, stage, student_from, teacher_from, widt
 
 def run_width(settings, data, runtime):
     """Stage 1, DynaBERT_w: the fixed, full-size rewired teacher distilled into every width
-    at full depth."""
-    return _train_grid(settings, data, runtime, "width", "rewire", "rewire", settings.width_mults,
-                       (1.0,), settings.width_lambdas, settings.width_epochs)
+    at full depth (with --width_teacher=inplace, the widest width teaches the others)."""
+    if settings.progressive_rewiring:
+        return _run_width_progressively(settings, data, runtime)
+    teacher_from = None if settings.width_teacher == "inplace" else "rewire"
+    return _train_grid(settings, data, runtime, "width", "rewire", teacher_from,
+                       settings.width_mults, (1.0,), settings.width_lambdas,
+                       settings.width_epochs)
+
+
+def progressive_phases(width_mults):
+    """The width lists of progressive rewiring's phases: (1, .75), (1, .75, .5), ... for
+    width_mults (1, .75, .5, .25): one more width each phase, largest first."""
+    widths = sorted(width_mults, reverse=True)
+    return [tuple(widths[:count]) for count in range(2, len(widths) + 1)]
+
+
+def _rewired_start(settings, data, runtime, source, start):
+    """Stage dir `start`: `source`'s model with its heads and neurons re-scored (Taylor
+    importance on the importance data) and permuted most important first."""
+    if not is_complete(settings, start):
+        model = _load(_require(settings, source), data, runtime)
+        importance = rewiring.compute_importance(model, data.importance_dataset())
+        rewiring.rewire(model, importance)
+        _save(model, settings, data, start, runtime)
+        if runtime.is_chief:
+            rewiring.save_importance(
+                os.path.join(settings.stage_dir(start), "importance.npz"), importance)
+        _finish(settings, start, {"rewired_from": source}, runtime)
+        runtime.barrier()
+    return start
+
+
+def _run_width_progressively(settings, data, runtime):
+    """Stage 1 with progressive rewiring (paper Table 8, PR): phase p trains
+    `progressive_phases(...)[p - 1]` distilled from the rewired teacher, each phase from the
+    last one's student re-scored and rewired (phase 1 from the rewired teacher); the epochs
+    are split evenly between the phases, each with a fresh optimizer (the permutation
+    invalidates the moments). Phases are stage dirs WORKDIR/width/phase<p>, resumable."""
+    phases = progressive_phases(settings.width_mults)
+    source, summaries = "rewire", []
+    for number, widths in enumerate(phases, 1):
+        phase = f"width/phase{number}"
+        if number > 1:
+            source = _rewired_start(settings, data, runtime, source, f"{phase}/start")
+        if not is_complete(settings, phase):
+            keras.utils.set_random_seed(_stage_seed(settings, "width") + number)
+            summary = _train_grid(settings, data, runtime, phase, source, "rewire", widths,
+                                  (1.0,), settings.width_lambdas,
+                                  settings.width_epochs / len(phases))
+            _finish(settings, phase, summary, runtime)
+            runtime.barrier()
+        summaries.append({"widths": list(widths), "rewired_before": number > 1})
+        source = phase
+    student = _load(settings.stage_dir(source), data, runtime)
+    _save(student, settings, data, "width", runtime)
+    return {"phases": summaries, "dev_full": _dev_metrics(student, data)}
+
+
+def run_depth(settings, data, runtime):
+    """Stage 1 of the depth-first order (paper Table 6), DynaBERT_D: the fixed, full-size
+    rewired teacher distilled into every depth at full width (stage 1's epochs, lambdas)."""
+    return _train_grid(settings, data, runtime, "depth", "rewire", "rewire", (1.0,),
+                       settings.depth_mults, settings.width_lambdas, settings.width_epochs)
 
 
 def run_width_depth(settings, data, runtime):
     """Stage 2, DynaBERT: DynaBERT_w (at the student's width, by default) distilled into every
-    cell. With `direct`, the rewired teacher is the start and the teacher (paper Table 5)."""
-    source = "rewire" if settings.direct else "width"
+    cell. With `direct`, the rewired teacher is the start and the teacher (paper Table 5);
+    with first_stage=depth, DynaBERT_D, each cell taught at its own depth (Table 6)."""
+    source = "rewire" if settings.direct else settings.first_stage
     return _train_grid(settings, data, runtime, "width_depth", source, source, settings.width_mults,
                        settings.depth_mults, settings.width_depth_lambdas,
                        settings.width_depth_epochs, teacher_width=settings.teacher_width)
@@ -186,10 +263,24 @@ def run_finetune(settings, data, runtime):
                        settings.depth_mults, (1.0, 0.0), settings.finetune_epochs)
 
 
+def _separate_start(settings, data, runtime, index):
+    """Where 'separate' cell `index` starts (`--separate_init`): the pretrained checkpoint,
+    or with --random_init the random weights the teacher started from, of which the cell
+    keeps the leading heads, neurons and layers (paper Table 3); or the fine-tuned teacher.
+    Seeded so that a cell starts alike whichever cells ran before it in the process."""
+    if settings.separate_init == "teacher":
+        keras.utils.set_random_seed(_stage_seed(settings, "separate") + index)
+        return _load(_require(settings, "teacher"), data, runtime)
+    keras.utils.set_random_seed(_stage_seed(settings, "teacher"))  # as the teacher's start
+    model = _initial_model(settings, data, runtime)
+    keras.utils.set_random_seed(_stage_seed(settings, "separate") + index)
+    return model
+
+
 def run_separate(settings, data, runtime):
-    """Baseline (paper Table 3, "separate network"): every cell sliced out of the un-rewired
-    teacher and fine-tuned alone on the labels. Writes WORKDIR/eval_grid_separate.json."""
-    teacher_dir = _require(settings, "teacher")
+    """Baseline (paper Table 3, "separate network"): every cell started from the pretrained
+    checkpoint (or, with --separate_init=teacher, sliced out of the un-rewired teacher) and
+    fine-tuned alone on the labels. Writes WORKDIR/eval_grid_separate.json."""
     cells = {}
     for index, (width_mult, depth_mult) in enumerate(settings.grid):
         name = grid_lib.cell_name(width_mult, depth_mult)
@@ -199,8 +290,7 @@ def run_separate(settings, data, runtime):
             cells[name] = evaluation.read_grid(done)
             continue
         print(f"[separate] {name}")
-        keras.utils.set_random_seed(_stage_seed(settings, "separate") + index)
-        student = _load(teacher_dir, data, runtime)
+        student = _separate_start(settings, data, runtime, index)
         trainer = _grid_trainer(runtime, student, None, width_mults=(width_mult,),
                                 depth_mults=(depth_mult,), loss_mode="labels")
         _fit(trainer, settings, data, runtime, cell_dir, settings.separate_epochs)
@@ -220,7 +310,7 @@ def run_separate(settings, data, runtime):
 
 def _candidates(settings):
     """The models `evaluate` chooses between, most trained first."""
-    for group in (("width_depth", "finetune"), ("width",), ("rewire",), ("teacher",)):
+    for group in (("width_depth", "finetune"), ("width", "depth"), ("rewire",), ("teacher",)):
         found = [stage for stage in group if is_complete(settings, stage)]
         if found:
             return found
@@ -265,7 +355,7 @@ def run_evaluate(settings, data, runtime):
 
 RUNNERS = {"teacher": run_teacher, "rewire": run_rewire, "width": run_width,
            "width_depth": run_width_depth, "finetune": run_finetune, "evaluate": run_evaluate,
-           "separate": run_separate, "augment": augment.run_augment}
+           "separate": run_separate, "augment": augment.run_augment, "depth": run_depth}
 
 
 def _stage_seed(settings, stage):

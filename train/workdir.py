@@ -51,6 +51,10 @@ def identity(settings, inputs):
         "rewiring": settings.rewiring, "distillation": settings.distillation,
         "direct": settings.direct, "teacher_width": settings.teacher_width,
         "distill_objective": settings.distill_objective,
+        "first_stage": settings.first_stage, "width_teacher": settings.width_teacher,
+        "width_sampling": settings.width_sampling,
+        "progressive_rewiring": settings.progressive_rewiring,
+        "separate_init": settings.separate_init,
         "augment": settings.augment and {
             "replace_prob": settings.aug_replace_prob, "candidates": settings.aug_candidates,
             "copies": settings.aug_copies,
