@@ -15,7 +15,7 @@ Step 2: this script, in one process, LiteRT with XNNPACK, batch 1, one thread by
     converter alone wrote / identical constants merged would weigh (the manifest's sharing
     statistics);
   * every cell's signature against the cell's own file at seq 128, the two timed in
-    interleaved rounds (median of --runs calls each);
+    interleaved rounds (median of --runs calls each, wall and CPU time);
   * real lengths: each rt_polarity dev sentence through the smallest bucket that holds it
     vs through the 128-token signature, alternating per sentence (medians over the
     sentences), with the labels of the two compared.
@@ -60,22 +60,50 @@ def sizes(per_cell, elastic):
     return rows
 
 
+def _timed(runner, inputs):
+    """(wall ms, CPU ms of this thread) of one call. With one LiteRT thread the work runs on
+    the calling thread, so the CPU time is what the call costs, whatever else the machine
+    runs; the wall time also counts the waits for a core."""
+    wall, cpu = time.perf_counter(), time.thread_time()
+    outputs = runner(**inputs)
+    return (time.perf_counter() - wall) * 1e3, (time.thread_time() - cpu) * 1e3, outputs
+
+
 def per_signature_latency(per_cell_dir, per_cell, elastic_dir, elastic):
+    """Each cell's signature vs its own file: `runs` calls each, in `rounds` interleaved
+    rounds (every file and signature once per round)."""
     from mobile import benchmark as benchmark_lib
+    from mobile import inputs as inputs_lib
 
     path = os.path.join(elastic_dir, elastic["cells"][0]["file"])
-    targets = []
-    for own, entry in zip(per_cell["cells"], elastic["cells"]):
-        assert own["cell"] == entry["cell"]
-        targets += [(os.path.join(per_cell_dir, own["file"]), None),
-                    (path, entry["signature"])]
-    timed = benchmark_lib.time_files(targets, [FLAGS.threads], FLAGS.runs, 3, FLAGS.rounds)
+    own_files = {e["cell"]: e["file"] for e in per_cell["cells"]}
+    x = inputs_lib.random_token_inputs(1, elastic["seq_len"], 100, seed=1)
+    runners = {}
+    for entry in elastic["cells"]:
+        runners[(entry["cell"], "own")] = benchmark_lib.signature_runner(
+            os.path.join(per_cell_dir, own_files[entry["cell"]]), FLAGS.threads)
+        runners[(entry["cell"], "signature")] = benchmark_lib.signature_runner(
+            path, FLAGS.threads, entry["signature"])
+    samples = {key: ([], []) for key in runners}
+    per_round = max(1, FLAGS.runs // FLAGS.rounds)
+    for _ in range(FLAGS.rounds):
+        for key, runner in runners.items():
+            for _ in range(3):
+                runner(**x)
+            for _ in range(per_round):
+                wall, cpu, _ = _timed(runner, x)
+                samples[key][0].append(wall)
+                samples[key][1].append(cpu)
     rows = []
-    for i, entry in enumerate(elastic["cells"]):
-        own = timed[targets[2 * i]][str(FLAGS.threads)]["median"]
-        sig = timed[targets[2 * i + 1]][str(FLAGS.threads)]["median"]
-        rows.append({"cell": entry["cell"], "own_file_ms": own, "signature_ms": sig,
-                     "ratio": sig / own})
+    for entry in elastic["cells"]:
+        own, sig = samples[(entry["cell"], "own")], samples[(entry["cell"], "signature")]
+        rows.append({"cell": entry["cell"],
+                     "own_file_ms": float(np.median(own[0])),
+                     "signature_ms": float(np.median(sig[0])),
+                     "ratio": float(np.median(sig[0]) / np.median(own[0])),
+                     "own_file_cpu_ms": float(np.median(own[1])),
+                     "signature_cpu_ms": float(np.median(sig[1])),
+                     "cpu_ratio": float(np.median(sig[1]) / np.median(own[1]))})
     return rows
 
 
@@ -127,17 +155,15 @@ def real_lengths(elastic_dir, elastic, cell):
     for length in buckets:  # warm-up: XNNPACK prepares each signature on its first call
         for _ in range(3):
             runners[length](**one(0, length))
-    bucketed, fixed, agree, used = [], [], [], []
+    bucketed, fixed, bucketed_cpu, fixed_cpu, agree, used = [], [], [], [], [], []
     for i, length in enumerate(lengths):
         bucket = elastic_lib.bucket_for(int(length), list(buckets))
-        x_short, x_full = one(i, bucket), one(i, seq_len)
-        start = time.perf_counter()
-        short = runners[bucket](**x_short)
-        middle = time.perf_counter()
-        full = runners[seq_len](**x_full)
-        end = time.perf_counter()
-        bucketed.append((middle - start) * 1e3)
-        fixed.append((end - middle) * 1e3)
+        wall, cpu, short = _timed(runners[bucket], one(i, bucket))
+        bucketed.append(wall)
+        bucketed_cpu.append(cpu)
+        wall, cpu, full = _timed(runners[seq_len], one(i, seq_len))
+        fixed.append(wall)
+        fixed_cpu.append(cpu)
         name = next(iter(short))
         agree.append(short[name].argmax() == full[name].argmax())
         used.append(bucket)
@@ -149,6 +175,9 @@ def real_lengths(elastic_dir, elastic, cell):
             "fixed_median_ms": float(np.median(fixed)),
             "ratio": float(np.median(bucketed) / np.median(fixed)),
             "bucketed_mean_ms": float(np.mean(bucketed)), "fixed_mean_ms": float(np.mean(fixed)),
+            "bucketed_cpu_median_ms": float(np.median(bucketed_cpu)),
+            "fixed_cpu_median_ms": float(np.median(fixed_cpu)),
+            "cpu_ratio": float(np.median(bucketed_cpu) / np.median(fixed_cpu)),
             "label_agreement": float(np.mean(agree))}
 
 
@@ -175,17 +204,21 @@ def main(argv):
                 "elastic_file"):
         ratio = s[key] / s["full_cell_file"]
         print(f"| {key} | {s[key] / 1e6:.2f} | {ratio:.2f} |")
-    print(f"\n| cell | own file ms | signature ms | ratio |\n|---|---|---|---|")
+    print("\n| cell | own file ms | signature ms | ratio | own file CPU ms | signature CPU ms "
+          "| CPU ratio |\n|---|---|---|---|---|---|---|")
     for row in result["latency_seq128"]:
         print(f"| {row['cell']} | {row['own_file_ms']:.2f} | {row['signature_ms']:.2f} | "
-              f"{row['ratio']:.3f} |")
+              f"{row['ratio']:.3f} | {row['own_file_cpu_ms']:.2f} | "
+              f"{row['signature_cpu_ms']:.2f} | {row['cpu_ratio']:.3f} |")
     print("\n| cell | sentences | median tokens | buckets | bucketed ms | fixed-128 ms | ratio "
-          "| labels agree |\n|---|---|---|---|---|---|---|---|")
+          "| bucketed CPU ms | fixed-128 CPU ms | CPU ratio | labels agree |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|")
     for row in result["real_lengths"]:
         print(f"| {row['cell']} | {row['sentences']} | {row['tokens_median']:.0f} | "
               f"{row['bucket_counts']} | {row['bucketed_median_ms']:.2f} | "
               f"{row['fixed_median_ms']:.2f} | {row['ratio']:.3f} | "
-              f"{100 * row['label_agreement']:.1f}% |")
+              f"{row['bucketed_cpu_median_ms']:.2f} | {row['fixed_cpu_median_ms']:.2f} | "
+              f"{row['cpu_ratio']:.3f} | {100 * row['label_agreement']:.1f}% |")
     print(f"\nresident memory growth (MB): {result['resident_memory']}")
     print(f"\nload {result['load_average_before_after']}; wrote {FLAGS.output}")
 
