@@ -127,7 +127,7 @@ def test_replaces_at_the_configured_rate(replace_prob):
         for copy in copies:
             new = tokens(copy.text_a)
             assert len(new) == len(original)
-            for position, (old, word) in enumerate(zip(original, new)):
+            for old, word in zip(original, new):
                 if old != word:
                     assert augmentation.is_replaceable(old), (old, word)
                     assert word in dict(((example.text_a[s:e], c) for s, e, c in slots))[old]
