@@ -141,3 +141,12 @@ def test_stage_writes_counts_resumes_and_feeds_width(tmp_path, monkeypatch):
     assert view.steps_per_epoch > data.steps_per_epoch
     with pytest.raises(ValueError, match="made from 40 training examples, this run has 30"):
         augment.read_augmented(settings, data.task, 30)  # --max_train_examples changed
+
+
+def test_tsv_round_trips_pairs_quotes_and_regression_labels(tmp_path):
+    from dynabert_tf.data.tasks import Example, get_task
+
+    rows = [(0, Example('He said "fine" ,', "a '' b", 3.25)), (7, Example("x", "y", 0.0))]
+    path = str(tmp_path / "a.tsv")
+    augment._write_tsv(path, rows, pairs=True)
+    assert augment._read_rows(path, get_task("stsb")) == rows
