@@ -65,6 +65,21 @@ if [ ! -f "$ROOTFS/.unpacked" ]; then
   touch "$ROOTFS/.unpacked"
 fi
 
+# 3b. What LiteRT's CPU detection (the cpuinfo library: XNNPACK, ruy) reads. qemu-user passes
+# /proc/cpuinfo and /sys through from the x86 host, and cpuinfo crashes (SIGSEGV while creating
+# the interpreter) on x86 content; qemu -L serves these files from the root first. One core, a
+# Cortex-A76 (the CPU model benchmarks/arm.py gives qemu: -cpu cortex-a76).
+if [ ! -f "$ROOTFS/proc/cpuinfo" ]; then
+  mkdir -p "$ROOTFS/proc" "$ROOTFS/sys/devices/system/cpu"
+  printf '%s\n' "processor	: 0" "BogoMIPS	: 50.00" \
+    "Features	: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp" \
+    "CPU implementer	: 0x41" "CPU architecture: 8" "CPU variant	: 0x4" "CPU part	: 0xd0b" \
+    "CPU revision	: 1" "" > "$ROOTFS/proc/cpuinfo"
+  for name in kernel_max possible present online; do
+    echo 0 > "$ROOTFS/sys/devices/system/cpu/$name"
+  done
+fi
+
 # 4. aarch64 wheels of the versions .venv runs on x86.
 if [ ! -f "$ROOTFS/opt/litert/.installed" ]; then
   LITERT_VERSION="$("$VENV_PY" -c 'import importlib.metadata as m; print(m.version("ai-edge-litert"))')"
@@ -100,8 +115,19 @@ fi
 
 # 6. Check: the guest imports LiteRT, and the plugin counts.
 say "check: python3.11 (aarch64) imports ai_edge_litert under qemu-aarch64 with the plugin"
-OPENBLAS_NUM_THREADS=1 PYTHONPATH=/opt/litert qemu-aarch64 \
+OPENBLAS_NUM_THREADS=1 PYTHONPATH=/opt/litert qemu-aarch64 -cpu cortex-a76 \
   -plugin "$C/libinsn_count.so,out=$C/check_insns.txt" -L "$ROOTFS" "$ROOTFS/usr/bin/python3.11" \
   -c 'import platform, numpy; from ai_edge_litert.interpreter import Interpreter; print(platform.machine(), "numpy", numpy.__version__)'
+# 7. Check: LiteRT builds an interpreter (cpuinfo + XNNPACK) and runs a one-op model.
+"$VENV_PY" -c 'import tensorflow as tf
+f = tf.function(lambda x: tf.nn.relu(x), input_signature=[tf.TensorSpec([1, 4], tf.float32)])
+c = tf.lite.TFLiteConverter.from_concrete_functions([f.get_concrete_function()], f)
+open("'"$C"'/check.tflite", "wb").write(c.convert())' 2>/dev/null
+OPENBLAS_NUM_THREADS=1 PYTHONPATH=/opt/litert qemu-aarch64 -cpu cortex-a76 -L "$ROOTFS" \
+  "$ROOTFS/usr/bin/python3.11" -c 'import numpy as np; from ai_edge_litert.interpreter import Interpreter
+i = Interpreter(model_path="'"$C"'/check.tflite", num_threads=1); i.allocate_tensors()
+d = i.get_input_details()[0]; i.set_tensor(d["index"], np.array([[-1, 2, -3, 4]], np.float32)); i.invoke()
+out = i.get_tensor(i.get_output_details()[0]["index"]); assert out.tolist() == [[0, 2, 0, 4]], out
+print("LiteRT (aarch64) relu:", out.tolist())'
 say "guest instructions of that check: $(cat "$C/check_insns.txt")"
 say "$(du -sh "$C" | cut -f1) in $C"
