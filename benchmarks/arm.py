@@ -42,16 +42,6 @@ from dynabert_tf.io import files  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODE_NAMES = {"none": "float32"}
 
-flags.DEFINE_list("tflite_dirs", None, "mobile.export output directories (one per mode).")
-flags.DEFINE_list("cells", [], "Only these cells (default: every file of each manifest).")
-flags.DEFINE_integer("examples", 32, "Inputs per file (>= 2); the instruction count is the "
-                     "difference between a run on all of them and a run on one.")
-flags.DEFINE_string("arm_cache", os.environ.get("ARM_CACHE", "/work/arm-cache"),
-                    "Where benchmarks/arm_setup.sh put rootfs/ and libinsn_count.so.")
-flags.DEFINE_string("cpu", "cortex-a76", "qemu -cpu model: its features (HWCAPs) decide which "
-                    "kernels LiteRT picks; /proc/cpuinfo in the root (arm_setup.sh) names an A76.")
-flags.DEFINE_string("output", os.path.join(HERE, "results", "arm.json"),
-                    "JSON results; the markdown table goes beside it (.md).")
 FLAGS = flags.FLAGS
 
 
@@ -217,5 +207,20 @@ def main(argv):
     print(table)
 
 
+def define_flags():
+    """The command-line flags (defined only when run as a script)."""
+    flags.DEFINE_list("tflite_dirs", None, "mobile.export output directories (one per mode).")
+    flags.DEFINE_list("cells", [], "Only these cells (default: every file of each manifest).")
+    flags.DEFINE_integer("examples", 32, "Inputs per file (>= 2); the instruction count is the "
+                         "difference between a run on all of them and a run on one.")
+    flags.DEFINE_string("arm_cache", os.environ.get("ARM_CACHE", "/work/arm-cache"),
+                        "Where benchmarks/arm_setup.sh put rootfs/ and libinsn_count.so.")
+    flags.DEFINE_string("cpu", "cortex-a76", "qemu -cpu model: its features (HWCAPs) decide "
+                        "which kernels LiteRT picks; the root's /proc/cpuinfo names an A76.")
+    flags.DEFINE_string("output", os.path.join(HERE, "results", "arm.json"),
+                        "JSON results; the markdown table goes beside it (.md).")
+
+
 if __name__ == "__main__":
+    define_flags()
     app.run(main)
