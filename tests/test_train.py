@@ -1,6 +1,12 @@
-"""The training CLI end to end on the smoke config, its skip/resume behaviour and its errors."""
+"""The training CLI end to end on the smoke config, its skip/resume behaviour and its errors.
+
+The one full smoke run here uses `--augment` on 48 of the smoke examples: every stage of the
+default pipeline plus `augment`, with `width` and `width_depth` trained on original +
+augmented data (at most as many rows as the plain smoke run's 96), so one run covers both.
+"""
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -15,6 +21,7 @@ from safetensors.numpy import load_file
 from dynabert_tf.elastic import grid as grid_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMOKE = ("--flagfile=configs/smoke.flags", "--augment", "--max_train_examples=48")
 
 
 def _run(*args):
@@ -26,7 +33,7 @@ def _run(*args):
 @pytest.fixture(scope="module")
 def smoke_workdir(tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("smoke"))
-    result = _run("--flagfile=configs/smoke.flags", f"--workdir={workdir}")
+    result = _run(*SMOKE, f"--workdir={workdir}")
     assert result.returncode == 0, result.stderr[-3000:]
     return workdir, result.stdout
 
@@ -55,6 +62,24 @@ def test_all_stages_leave_a_twelve_cell_grid(smoke_workdir):
     assert os.listdir(os.path.join(workdir, "width_depth", "logs"))
 
 
+def test_augment_stage_feeds_width_and_width_depth(smoke_workdir):
+    workdir, stdout = smoke_workdir
+    assert "nearest words by cosine of the model's input embeddings" in stdout
+    stage = json.load(open(os.path.join(workdir, "augment", "stage.json")))
+    tsv = os.path.join(workdir, "augment", "augmented.tsv")
+    with open(tsv, encoding="utf-8") as f:
+        assert sum(1 for _ in f) - 1 == stage["augmented_examples"]
+    assert stage["bytes"] == os.path.getsize(tsv) and stage["examples"] == 48
+    assert 48 < stage["augmented_examples"] <= 2 * 48  # --aug_copies=2 in smoke.flags
+    steps = {name: json.load(open(os.path.join(workdir, name, "stage.json")))["steps"]
+             for name in ("teacher", "width", "width_depth", "finetune")}
+    # batch 16, one epoch each: the teacher and finetune on the 48 original examples only.
+    assert steps["teacher"] == steps["finetune"] == 3
+    assert steps["width"] == steps["width_depth"] == math.ceil(
+        (48 + stage["augmented_examples"]) / 16)
+    assert json.load(open(os.path.join(workdir, "run.json")))["augment"]["copies"] == 2
+
+
 def test_prints_the_grid_table(smoke_workdir):
     _, stdout = smoke_workdir
     assert "m_w \\ m_d" in stdout and "kept " in stdout
@@ -63,10 +88,9 @@ def test_prints_the_grid_table(smoke_workdir):
 def test_rerun_skips_complete_stages(smoke_workdir):
     workdir, _ = smoke_workdir
     before = os.path.getmtime(os.path.join(workdir, "width", "model.safetensors"))
-    result = _run("--flagfile=configs/smoke.flags", f"--workdir={workdir}",
-                  "--stages=teacher,rewire,width")
+    result = _run(*SMOKE, f"--workdir={workdir}", "--stages=teacher,rewire,width")
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.count("skipped") == 3
+    assert result.stdout.count("skipped") == 4  # augment too: width reads it
     assert os.path.getmtime(os.path.join(workdir, "width", "model.safetensors")) == before
 
 
@@ -95,10 +119,10 @@ def test_killed_width_depth_stage_resumes_bit_exact(smoke_workdir, tmp_path):
     """SIGKILL mid-stage through the CLI, re-run the command: the weights equal an
     uninterrupted run's exactly (data order, dropout seeds and optimizer state restored)."""
     source, _ = smoke_workdir
-    args = ("--flagfile=configs/smoke.flags", "--stages=width_depth", "--checkpoint_every=1")
+    args = (*SMOKE, "--stages=width_depth", "--checkpoint_every=1")
     unbroken, killed = str(tmp_path / "unbroken"), str(tmp_path / "killed")
     for workdir in (unbroken, killed):
-        _copy_stages(source, workdir, ("teacher", "rewire", "width"))
+        _copy_stages(source, workdir, ("teacher", "rewire", "augment", "width"))
     assert _run(*args, f"--workdir={unbroken}").returncode == 0
 
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
