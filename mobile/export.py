@@ -1,7 +1,7 @@
 """Per-cell TFLite files of a trained DynaBERT, or one elastic file, with a manifest.
 
     python -m mobile.export --model_dir=WORKDIR --output_dir=OUT \
-        [--quantization=dynamic_range|float16|int8|none] [--seq_len=128] \
+        [--quantization=dynamic_range|float16|int8|int16x8|none] [--seq_len=128] \
         [--cells=all|w0.50_d0.75,...] [--representative_examples=200] \
         [--format=per_cell|elastic [--seq_buckets=32,64]]
 
@@ -189,7 +189,7 @@ def _representative_inputs(task, vocab_path, seq_len, count, vocab_size, data_di
         return inputs, f"{task} train ({len(inputs['token_ids'])} examples)"
     except Exception as e:  # no data module, unknown task, no files: say so, go on
         reason = f"{type(e).__name__}: {e}".splitlines()[0]
-        logging.warning("int8 calibration on random tokens: %s train data unavailable (%s)",
+        logging.warning("calibration on random tokens: %s train data unavailable (%s)",
                         task, reason)
         return (inputs_lib.random_token_inputs(count, seq_len, vocab_size),
                 f"random tokens ({count}; {task!r} train data unavailable: {reason})")
@@ -212,7 +212,7 @@ def export_model(model_dir, output_dir, quantization="dynamic_range", seq_len=12
     Args:
       model_dir: a training workdir (uses its `final/`) or an HF-style model dir.
       cells: "all", a comma-separated list of cell names, or a list of (w, d).
-      data_dir: the task's data, when it is not built in (int8 calibration only).
+      data_dir: the task's data, when it is not built in (int8 / int16x8 calibration only).
       export_format: "per_cell" (a file per cell) or "elastic" (one file, a signature each).
       seq_buckets: elastic only: shorter lengths ("32,64" or ints), a signature per cell each.
     """
@@ -230,9 +230,9 @@ def export_model(model_dir, output_dir, quantization="dynamic_range", seq_len=12
     if export_format == "elastic" and quantization not in elastic_lib.QUANTIZATIONS:
         raise ExportError(f"--quantization={quantization} is not available with "
                           f"--format=elastic; use one of {', '.join(elastic_lib.QUANTIZATIONS)}")
-    if quantization == "int8" and representative_examples < 1:
-        raise ExportError(f"representative_examples must be at least 1 for int8, got "
-                          f"{representative_examples}")
+    if quantization in tflite_lib.CALIBRATED and representative_examples < 1:
+        raise ExportError(f"representative_examples must be at least 1 for {quantization}, "
+                          f"got {representative_examples}")
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise ExportError(f"--output_dir {output_dir} is a file, not a directory")
     model_path, workdir = resolve_model_dir(model_dir)
@@ -275,7 +275,7 @@ def export_model(model_dir, output_dir, quantization="dynamic_range", seq_len=12
     files.write_atomic(os.path.join(output_dir, LABELS), labels_bytes)
 
     representative, representative_note = None, None
-    if quantization == "int8":
+    if quantization in tflite_lib.CALIBRATED:
         representative, representative_note = _representative_inputs(
             task, vocab_src, seq_len, representative_examples, cfg.vocab_size, data_dir)
 
@@ -408,7 +408,8 @@ def _define_flags(flag_values):
     flags.DEFINE_string("cells", "all", "'all' or comma-separated cell names (w0.50_d0.75,...).",
                         **define)
     flags.DEFINE_integer("representative_examples", 200,
-                         "Training examples used to calibrate int8 quantization.", **define)
+                         "Training examples used to calibrate int8 / int16x8 quantization.",
+                         **define)
     flags.DEFINE_string("data_dir", None, "Task data (GLUE tasks); built-in tasks need none.",
                         **define)
     flags.DEFINE_enum("format", "per_cell", list(FORMATS), "per_cell: one .tflite per cell; "

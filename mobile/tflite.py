@@ -23,7 +23,10 @@ import numpy as np
 from dynabert_tf.models import config as model_config
 from mobile.errors import ExportError
 
-QUANTIZATIONS = ("dynamic_range", "float16", "int8", "none")
+QUANTIZATIONS = ("dynamic_range", "float16", "int8", "int16x8", "none")
+# Calibrated on representative inputs: int8 (8-bit activations and weights) and int16x8 (16-bit
+# activations, 8-bit weights).
+CALIBRATED = ("int8", "int16x8")
 INPUT_NAMES = model_config.INPUT_NAMES
 SIGNATURE = "serving_default"
 
@@ -64,8 +67,8 @@ def convert_saved_model(saved_model_dir, quantization, representative_inputs=Non
       quantization: one of QUANTIZATIONS.
       signature_keys: the signatures to convert (default [SIGNATURE]); several make one
         subgraph each (`mobile.elastic`).
-      representative_inputs: for "int8", a dict of int32 [n, seq_len] arrays (one example
-        at a time is fed to the calibrator).
+      representative_inputs: for "int8" / "int16x8", a dict of int32 [n, seq_len] arrays
+        (one example at a time is fed to the calibrator).
     """
     import tensorflow as tf
     from tensorflow.lite.python.convert_phase import ConverterError
@@ -80,9 +83,9 @@ def convert_saved_model(saved_model_dir, quantization, representative_inputs=Non
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if quantization == "float16":
         converter.target_spec.supported_types = [tf.float16]
-    elif quantization == "int8":
+    elif quantization in CALIBRATED:
         if representative_inputs is None:
-            raise ExportError("int8 quantization needs representative inputs")
+            raise ExportError(f"{quantization} quantization needs representative inputs")
         count = len(representative_inputs[INPUT_NAMES[0]])
 
         def representative_dataset():
@@ -90,10 +93,11 @@ def convert_saved_model(saved_model_dir, quantization, representative_inputs=Non
                 yield {name: representative_inputs[name][i:i + 1] for name in INPUT_NAMES}
 
         converter.representative_dataset = representative_dataset
-        # Full-integer kernels where TFLite has them; float builtins (e.g. for the int32 ->
+        # Integer kernels where TFLite has them; float builtins (e.g. for the int32 ->
         # embedding gathers' neighbours) where it does not. Inputs stay int32.
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
-                                               tf.lite.OpsSet.TFLITE_BUILTINS]
+        integer_ops = (tf.lite.OpsSet.TFLITE_BUILTINS_INT8 if quantization == "int8" else
+                       tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8)
+        converter.target_spec.supported_ops = [integer_ops, tf.lite.OpsSet.TFLITE_BUILTINS]
     try:
         return converter.convert()
     except ConverterError as e:

@@ -8,6 +8,21 @@ from dynabert_tf.layers import weight_layout
 from dynabert_tf.layers.common import Dropout, LayerNorm, initializer
 
 
+# A padded key's score becomes its row's smallest score minus this margin: its softmax weight
+# is below e^-20 (2e-9), so outputs match an exact mask to float round-off, while the scores
+# keep a range of their own plus 20. An additive -10000 bias stretches that range to 10^4,
+# which full-integer TFLite quantizes in 256 steps of ~40: every real score became the same
+# integer (README, "Quantization").
+MASK_MARGIN = 20.0
+
+
+def mask_scores(scores, attention_bias):
+    """Attention scores [batch, heads, seq, seq] with the padded keys (attention_bias < 0,
+    [batch, 1, 1, seq]) set MASK_MARGIN below the smallest score of their row."""
+    floor = tf.stop_gradient(tf.reduce_min(scores, axis=-1, keepdims=True)) - MASK_MARGIN
+    return tf.where(attention_bias < 0.0, floor, scores)
+
+
 @keras.saving.register_keras_serializable(package="dynabert_tf")
 class SliceableSelfAttention(keras.layers.Layer):
     """Multi-head self-attention + output projection + residual + LayerNorm (post-LN).
@@ -85,7 +100,7 @@ class SliceableSelfAttention(keras.layers.Layer):
         query, key, value = (self._project(tokens, name, n, batch_shape)
                              for name in ("query", "key", "value"))
         scores = tf.matmul(query * (self.head_dim ** -0.5), key, transpose_b=True)
-        probs = ops.softmax(scores + attention_bias, axis=-1)
+        probs = ops.softmax(mask_scores(scores, attention_bias), axis=-1)
         context = tf.matmul(self.attention_dropout(probs, training=training), value)
         if head_mask is not None:
             context = context * ops.reshape(head_mask[:n], (1, n, 1, 1))

@@ -71,14 +71,24 @@ def layer_norm(x, gamma, beta, epsilon):
 class LayerNorm(keras.layers.LayerNormalization):
     """`keras.layers.LayerNormalization` (same weights, `gamma` / `beta`) over the last axis;
     with `training=True` it runs `layer_norm`, whose backward pass is cheaper. Inference and
-    export run Keras' own op unchanged."""
+    export run `layer_norm_inference` (the same function as Keras' op to float round-off)."""
 
     def call(self, inputs, training=None):
-        if not training or isinstance(inputs, keras.KerasTensor):
+        if isinstance(inputs, keras.KerasTensor):
             return super().call(inputs)
         x = tf.convert_to_tensor(inputs, self.compute_dtype)
-        return layer_norm(x, tf.convert_to_tensor(self.gamma, x.dtype),
-                          tf.convert_to_tensor(self.beta, x.dtype), self.epsilon)
+        normalize = layer_norm if training else layer_norm_inference
+        return normalize(x, tf.convert_to_tensor(self.gamma, x.dtype),
+                         tf.convert_to_tensor(self.beta, x.dtype), self.epsilon)
+
+
+def layer_norm_inference(x, gamma, beta, epsilon):
+    """LayerNorm over the last axis, forward only. The variance is a mean of products (TFLite
+    MUL), not Keras' SQUARED_DIFFERENCE, which LiteRT has no 16-bit kernel for (int16x8)."""
+    mean = tf.reduce_mean(x, axis=-1, keepdims=True)
+    centred = x - mean
+    variance = tf.reduce_mean(centred * centred, axis=-1, keepdims=True)
+    return centred * tf.math.rsqrt(variance + epsilon) * gamma + beta
 
 
 @keras.saving.register_keras_serializable(package="dynabert_tf")

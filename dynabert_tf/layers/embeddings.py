@@ -1,6 +1,7 @@
 """Token + position + segment embeddings."""
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 from dynabert_tf.layers.common import Dropout, LayerNorm, initializer
@@ -44,8 +45,10 @@ class Embeddings(keras.layers.Layer):
         """token_ids, segment_ids: int [batch, seq] -> [batch, seq, hidden]."""
         seq_len = ops.shape(token_ids)[1]
         start = self.position_offset
-        x = (ops.take(self.token_embeddings, token_ids, axis=0)
-             + ops.take(self.segment_embeddings, segment_ids, axis=0)
+        # tf.gather, not ops.take: take's wrap-around of negative ids adds int32 arithmetic
+        # on the inputs, which TFLite's 16-bit activation quantizer cannot calibrate.
+        x = (tf.gather(self.token_embeddings, token_ids)
+             + tf.gather(self.segment_embeddings, segment_ids)
              + ops.expand_dims(self.position_embeddings[start:start + seq_len], 0))
         return self.dropout(self.layer_norm(x, training=training), training=training)
 
