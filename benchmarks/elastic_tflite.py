@@ -16,6 +16,8 @@ Step 2: this script, in one process, LiteRT with XNNPACK, batch 1, one thread by
     statistics);
   * every cell's signature against the cell's own file at seq 128, the two timed in
     interleaved rounds (median of --runs calls each, wall and CPU time);
+  * parity: every cell's signature against the cell's own file on the first
+    --parity_examples dev sentences (max |logit difference|, label agreement);
   * real lengths: each rt_polarity dev sentence through the smallest bucket that holds it
     vs through the 128-token signature, alternating per sentence (medians over the
     sentences), with the labels of the two compared.
@@ -42,6 +44,7 @@ flags.DEFINE_integer("rounds", 4, "Interleaved rounds the runs are spread over."
 flags.DEFINE_list("real_length_cells", ["w1.00_d1.00", "w0.25_d0.50"],
                   "Cells timed on the real dev sentences.")
 flags.DEFINE_integer("sentences", 0, "Dev sentences to time (0: all).")
+flags.DEFINE_integer("parity_examples", 200, "Dev sentences for the parity check (0: none).")
 flags.DEFINE_string("output", "/tmp/elastic_tflite.json", "JSON results.")
 FLAGS = flags.FLAGS
 
@@ -133,6 +136,36 @@ def resident_memory(elastic_dir, elastic):
             "all_cells_mb": _rss_mb() - start}
 
 
+def parity(per_cell_dir, per_cell, elastic_dir, elastic):
+    """{cell: {"max_abs_logit_diff", "label_agreement"}}: signature vs own file, seq_len."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from mobile import benchmark as benchmark_lib
+    from mobile import inputs as inputs_lib
+
+    inputs, _ = inputs_lib.task_inputs(elastic["task"] or "rt_polarity", "dev",
+                                       os.path.join(elastic_dir, elastic["vocab"]),
+                                       elastic["seq_len"], FLAGS.parity_examples)
+    own_files = {e["cell"]: e["file"] for e in per_cell["cells"]}
+    interpreter = Interpreter(model_path=os.path.join(elastic_dir, elastic["cells"][0]["file"]))
+    result = {}
+    for entry in elastic["cells"]:
+        signature = interpreter.get_signature_runner(entry["signature"])
+        own = benchmark_lib.signature_runner(os.path.join(per_cell_dir,
+                                                          own_files[entry["cell"]]))
+        diff, agree = 0.0, []
+        for i in range(len(inputs["token_ids"])):
+            x = {k: v[i:i + 1] for k, v in inputs.items()}
+            got, expected = signature(**x), own(**x)
+            name = next(iter(got))
+            diff = max(diff, float(np.abs(got[name] - expected[name]).max()))
+            agree.append(got[name].argmax() == expected[name].argmax())
+        result[entry["cell"]] = {"max_abs_logit_diff": diff,
+                                 "label_agreement": float(np.mean(agree)),
+                                 "examples": len(agree)}
+    return result
+
+
 def real_lengths(elastic_dir, elastic, cell):
     from ai_edge_litert.interpreter import Interpreter
 
@@ -193,6 +226,8 @@ def main(argv):
               "sizes": sizes(per_cell, elastic), "resident_memory": memory,
               "latency_seq128": per_signature_latency(FLAGS.per_cell_dir, per_cell,
                                                       FLAGS.elastic_dir, elastic),
+              "parity": (parity(FLAGS.per_cell_dir, per_cell, FLAGS.elastic_dir, elastic)
+                         if FLAGS.parity_examples else None),
               "real_lengths": [real_lengths(FLAGS.elastic_dir, elastic, cell)
                                for cell in FLAGS.real_length_cells]}
     result["load_average_before_after"] = [list(load_before), list(os.getloadavg())]
@@ -219,6 +254,11 @@ def main(argv):
               f"{row['fixed_median_ms']:.2f} | {row['ratio']:.3f} | "
               f"{row['bucketed_cpu_median_ms']:.2f} | {row['fixed_cpu_median_ms']:.2f} | "
               f"{row['cpu_ratio']:.3f} | {100 * row['label_agreement']:.1f}% |")
+    if result["parity"]:
+        worst = max(r["max_abs_logit_diff"] for r in result["parity"].values())
+        agree = min(r["label_agreement"] for r in result["parity"].values())
+        print(f"\nparity, signature vs own file, {FLAGS.parity_examples} dev sentences: "
+              f"max |logit diff| {worst:.3g}, label agreement >= {100 * agree:.1f}%")
     print(f"\nresident memory growth (MB): {result['resident_memory']}")
     print(f"\nload {result['load_average_before_after']}; wrote {FLAGS.output}")
 
