@@ -13,6 +13,7 @@ from dynabert_tf.elastic import grid as grid_lib
 from mobile import benchmark as benchmark_lib
 from mobile import elastic as elastic_lib
 from mobile import export as export_lib
+from mobile import select as select_cli
 from mobile import selection
 from mobile import shared_weights
 from mobile import tflite as tflite_lib
@@ -188,6 +189,8 @@ def test_benchmark_and_select_pick_a_signature(exports):
     entry = selection.select_cell(manifest, max_latency_ms=1e6, threads=1)
     # make_workdir's eval grid: accuracy falls along the grid, w1.00_d1.00 is best.
     assert (entry["file"], entry["signature"]) == (elastic_lib.FILE_NAME, "w1.00_d1.00")
+    line = select_cli.describe(entry, os.path.join(out, export_lib.MANIFEST), "accuracy", 1)
+    assert line.endswith(f"{os.path.join(out, elastic_lib.FILE_NAME)}  signature w1.00_d1.00")
     fastest = min(manifest["cells"], key=lambda e: e["latency_ms"]["1"]["median"])
     entry = selection.select_cell(manifest, threads=1,
                                   max_latency_ms=fastest["latency_ms"]["1"]["median"])
