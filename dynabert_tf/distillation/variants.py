@@ -170,8 +170,7 @@ class SlimmableGridTrainer(GridTrainer):
         functions = self._traced.functions
         if width_mult not in functions:
             functions[width_mult] = tf.function(
-                functools.partial(self._width_gradients, width_mult), reduce_retracing=True,
-                experimental_attributes={"_noinline": True})
+                functools.partial(self._width_gradients, width_mult), reduce_retracing=True)
         return functions[width_mult]
 
     def _random_width_gradients(self, head_count, *args):
