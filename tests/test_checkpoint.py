@@ -120,10 +120,14 @@ def test_corrupt_and_absent_checkpoints(tmp_path):
 
 
 def test_unknown_tensors_reported(tmp_path, caplog):
+    """Tensors the backbone does not use are named in a warning, except a pretraining head's
+    (`cls.*`, loaded by `load_masked_lm` when augmentation asks for it)."""
     tensors = checkpoint.backbone_to_hf_tensors(tiny_backbone())
     tensors["cls.predictions.bias"] = np.zeros((TINY.vocab_size,), "float32")
+    tensors["bert.encoder.layer.0.adapter.weight"] = np.zeros((4,), "float32")
     checkpoint.load_backbone(_hf_dir(tmp_path, tensors))
-    assert "cls.predictions.bias" in caplog.text
+    assert "encoder.layer.0.adapter.weight" in caplog.text  # named without the "bert." prefix
+    assert "cls.predictions.bias" not in caplog.text
 
 
 def test_constructs_a_backbone_of_the_config(tmp_path):
