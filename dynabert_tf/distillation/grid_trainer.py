@@ -198,39 +198,61 @@ class GridTrainer(keras.Model):
         teacher_outputs = self.teacher_outputs(features) if self.teacher is not None else None
         variables = self.student.trainable_variables
         if self.share_depth_prefix:
-            return self._gradients_width_by_width(features, labels, teacher_outputs)
+            return self._gradients_width_by_width(
+                features, self.width_mults, lambda width_mult, width_input: self._width_gradients(
+                    width_mult, features, labels, teacher_outputs, width_input))
         with tf.GradientTape() as tape:
             per_cell = self.cell_losses(features, labels, teacher_outputs, training=True)
             total = tf.add_n(list(per_cell.values()))
         return total, tape.gradient(total, variables), per_cell
 
-    def _gradients_width_by_width(self, features, labels, teacher_outputs):
+    def _width_gradients(self, width_mult, features, labels, teacher_outputs, width_input):
+        """One width's forward and backward on `width_input` (the output of `backbone.embed`).
+
+        Returns:
+          (loss summed over its depths, [gradient per trainable variable or None], gradient
+          to the embeddings, [loss per depth, in `depth_mults` order]).
+        """
+        variables = self.student.trainable_variables
+        with tf.GradientTape() as tape:
+            tape.watch(width_input["embeddings"])
+            width_losses = self._losses_of(
+                self.student.call_grid(features, (width_mult,), self.depth_mults,
+                                       training=True, embedded=width_input,
+                                       return_qkv=self.needs_qkv),
+                labels, teacher_outputs)
+            total = tf.add_n(list(width_losses.values()))
+        *gradients, to_embeddings = tape.gradient(total, [*variables, width_input["embeddings"]])
+        return total, gradients, to_embeddings, [width_losses[(width_mult, d)]
+                                                 for d in self.depth_mults]
+
+    def _gradients_width_by_width(self, features, width_keys, run_width):
         """Embeddings once; then each width's forward and backward in turn, the next width
         waiting for the last one's gradients, so that only one width's activations are held
         at a time (one backward pass through the whole grid would hold all of them; the
         official code holds one cell's). The widths' gradients with respect to the shared
-        embeddings are summed and sent through the embeddings once."""
+        embeddings are summed and sent through the embeddings once.
+
+        Args:
+          width_keys: one key per width run this step, in order (a width multiplier, or a
+            sampled width's slot).
+          run_width: (key, width_input) -> `_width_gradients`' four results.
+        Returns:
+          (sum of the losses, gradients matching `student.trainable_variables`,
+          {(key, depth_mult): loss}).
+        """
         variables = self.student.trainable_variables
         with tf.GradientTape() as embedding_tape:
             embedded = self.student.backbone.embed(features, training=True)
         per_cell, gradients, embedding_gradient, previous = {}, [None] * len(variables), None, []
-        for width_mult in self.width_mults:
+        for key in width_keys:
             with tf.control_dependencies(previous):
                 width_input = {**embedded, "embeddings": tf.identity(embedded["embeddings"])}
-            with tf.GradientTape() as tape:
-                tape.watch(width_input["embeddings"])
-                width_losses = self._losses_of(
-                    self.student.call_grid(features, (width_mult,), self.depth_mults,
-                                           training=True, embedded=width_input,
-                                           return_qkv=self.needs_qkv),
-                    labels, teacher_outputs)
-                width_total = tf.add_n(list(width_losses.values()))
-            *width_gradients, to_embeddings = tape.gradient(
-                width_total, [*variables, width_input["embeddings"]])
+            total, width_gradients, to_embeddings, per_depth = run_width(key, width_input)
             gradients = list(map(_accumulate, gradients, width_gradients))
             embedding_gradient = _accumulate(embedding_gradient, to_embeddings)
-            per_cell.update(width_losses)
-            previous = [width_total, *(g for g in width_gradients if g is not None)]
+            per_cell.update({(key, d): loss for d, loss in zip(self.depth_mults, per_depth)})
+            previous = [total, *(g for g in width_gradients if g is not None)]
         from_embeddings = embedding_tape.gradient(embedded["embeddings"], variables,
                                                   output_gradients=embedding_gradient)
         gradients = list(map(_accumulate, gradients, from_embeddings))

@@ -20,7 +20,7 @@ import types
 import tensorflow as tf
 
 from dynabert_tf.distillation import losses
-from dynabert_tf.distillation.grid_trainer import GridTrainer, _accumulate
+from dynabert_tf.distillation.grid_trainer import GridTrainer
 from dynabert_tf.elastic import grid as grid_lib
 
 
@@ -149,21 +149,6 @@ class SlimmableGridTrainer(GridTrainer):
         return sample_head_counts(self.seed, self._step(), self.student.bert_config.num_heads,
                                   self.width_range, self.widths_per_step)
 
-    def _width_gradients(self, width_mult, features, labels, teacher_outputs, width_input):
-        """(loss summed over depths, [gradient per trainable variable or None], gradient to
-        the embeddings, [loss per depth]) of one width."""
-        variables = self.student.trainable_variables
-        with tf.GradientTape() as tape:
-            tape.watch(width_input["embeddings"])
-            width_losses = self._losses_of(
-                self.student.call_grid(features, (width_mult,), self.depth_mults,
-                                       training=True, embedded=width_input),
-                labels, teacher_outputs)
-            total = tf.add_n(list(width_losses.values()))
-        *gradients, to_embeddings = tape.gradient(total, [*variables, width_input["embeddings"]])
-        return total, gradients, to_embeddings, [width_losses[(width_mult, d)]
-                                                 for d in self.depth_mults]
-
     def _width_function(self, width_mult):
         """`_width_gradients` at `width_mult` as a tf.function of its own, so that a width is
         traced once however many slots (and `switch_case` branches) call it."""
@@ -198,27 +183,15 @@ class SlimmableGridTrainer(GridTrainer):
         is keyed (slot, depth_mult), slot 0 the largest width, 1 the smallest."""
         teacher_outputs = self.teacher_outputs(features) if self.teacher is not None else None
         head_counts = self.step_head_counts()
-        variables = self.student.trainable_variables
-        with tf.GradientTape() as embedding_tape:
-            embedded = self.student.backbone.embed(features, training=True)
-        per_cell, gradients, embedding_gradient, previous = {}, [None] * len(variables), None, []
-        for slot in range(self.widths_per_step):
-            with tf.control_dependencies(previous):  # one width's activations at a time
-                width_input = {**embedded, "embeddings": tf.identity(embedded["embeddings"])}
+
+        def slot_gradients(slot, width_input):
             args = (features, labels, teacher_outputs, width_input)
             if slot < 2:
-                result = self._width_function(self.width_range[1 - slot])(*args)
-            else:
-                result = self._random_width_gradients(head_counts[slot], *args)
-            total, width_gradients, to_embeddings, per_depth = result
-            gradients = list(map(_accumulate, gradients, width_gradients))
-            embedding_gradient = _accumulate(embedding_gradient, to_embeddings)
-            per_cell.update({(slot, d): loss for d, loss in zip(self.depth_mults, per_depth)})
-            previous = [total, *(g for g in width_gradients if g is not None)]
-        from_embeddings = embedding_tape.gradient(embedded["embeddings"], variables,
-                                                  output_gradients=embedding_gradient)
-        gradients = list(map(_accumulate, gradients, from_embeddings))
-        return tf.add_n(list(per_cell.values())), gradients, per_cell
+                return self._width_function(self.width_range[1 - slot])(*args)
+            return self._random_width_gradients(head_counts[slot], *args)
+
+        return self._gradients_width_by_width(features, range(self.widths_per_step),
+                                              slot_gradients)
 
 
 def _at_full_depth(outputs, num_layers, depth_mult):
