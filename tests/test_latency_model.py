@@ -1,0 +1,83 @@
+"""mobile.latency_model: fitting a fixed cost + per-layer terms to (synthetic) timings."""
+
+import collections
+
+import numpy as np
+import pytest
+
+from mobile import latency_model
+
+Config = collections.namedtuple("Config", "layers heads neurons")
+TRUE = (0.10, 0.11, 0.05, 0.0006)  # ms: fixed, per layer, per head, per neuron
+
+
+def random_configs(count, seed, num_layers=6, num_heads=12, neurons=1536):
+    rng = np.random.default_rng(seed)
+    configs = []
+    for _ in range(count):
+        kept = tuple(sorted(rng.choice(num_layers, rng.integers(1, num_layers + 1),
+                                       replace=False)))
+        configs.append(Config(kept, tuple(int(h) for h in 3 * rng.integers(1, 5, len(kept))),
+                              tuple(int(n) for n in 384 * rng.integers(1, 5, len(kept)))))
+    return configs
+
+
+def true_latency(configs):
+    return np.asarray([TRUE[0] + TRUE[1] * len(c.layers) + TRUE[2] * sum(c.heads)
+                       + TRUE[3] * sum(c.neurons) for c in configs])
+
+
+def test_features():
+    x = latency_model.features([Config((0, 2), (3, 6), (384, 768))])
+    np.testing.assert_array_equal(x, [[1, 2, 9, 1152]])
+
+
+@pytest.mark.parametrize("nonnegative", [True, False])
+def test_fit_recovers_known_coefficients(nonnegative):
+    configs = random_configs(30, seed=0)
+    noise = 1 + 0.01 * np.random.default_rng(1).standard_normal(len(configs))  # 1% jitter
+    model = latency_model.fit(configs, true_latency(configs) * noise, nonnegative)
+    np.testing.assert_allclose(model.coefficients, TRUE, rtol=0.15, atol=0.02)
+    held_out = random_configs(20, seed=2)
+    errors = latency_model.relative_errors(model, held_out, true_latency(held_out))
+    assert errors["max"] < 0.05 and errors["mean"] < 0.02
+
+
+def test_exact_timings_fit_exactly_and_round_trip(tmp_path):
+    configs = random_configs(12, seed=3)
+    model = latency_model.fit(configs, true_latency(configs), info={"threads": 1})
+    np.testing.assert_allclose(model.coefficients, TRUE, rtol=1e-6)
+    model.save(str(tmp_path / "latency_model.json"))
+    loaded = latency_model.load(str(tmp_path / "latency_model.json"))
+    assert loaded == model and loaded.info == {"threads": 1, "fitted_on": 12}
+    np.testing.assert_allclose(loaded.predict(configs), true_latency(configs))
+
+
+def test_nonnegative_fit_keeps_costs_nonnegative():
+    configs = random_configs(20, seed=4)
+    # Timings that fall with depth would need a negative per-layer cost.
+    latencies = 3.0 - 0.2 * np.asarray([len(c.layers) for c in configs])
+    assert min(latency_model.fit(configs, latencies).coefficients) >= 0
+    assert latency_model.fit(configs, latencies, nonnegative=False).coefficients[1] < 0
+
+
+def test_split_held_out_keeps_fixed_indices_in_train():
+    train, held = latency_model.split_held_out(20, 0.3, seed=0, always_train=range(5))
+    assert len(held) == 6 and not set(held) & set(range(5))
+    assert sorted(train + held) == list(range(20))
+    assert latency_model.split_held_out(20, 0.3, seed=0, always_train=range(5))[1] == held
+
+
+@pytest.mark.parametrize("configs, latencies, message", [
+    (random_configs(3, 0), [1.0, 2.0, 3.0], "at least 4"),
+    (random_configs(5, 0), [1.0] * 4, "5 configurations but 4"),
+    (random_configs(5, 0), [1.0, 2.0, 0.0, 1.0, 1.0], "finite and positive"),
+])
+def test_bad_fits_raise_one_line(configs, latencies, message):
+    with pytest.raises(ValueError, match=message):
+        latency_model.fit(configs, latencies)
+
+
+def test_bad_model_file_raises():
+    with pytest.raises(ValueError, match="coefficients_ms"):
+        latency_model.LatencyModel.from_dict({"coefficients": [1, 2]})
