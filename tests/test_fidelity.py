@@ -135,3 +135,20 @@ def test_a_no_gain_claim_fails_only_when_the_ablation_is_significantly_better():
     assert verdict_of((0.80, 0.82, 0.78)) == "holds"  # the same: no gain
     assert verdict_of((0.70, 0.72, 0.68)) == "holds"  # worse: no gain either
     assert verdict_of((0.90, 0.92, 0.88)) == "does not hold"  # a consistent gain
+
+
+def test_the_augmentation_claims_compare_the_augmented_method():
+    teachers = [{"test": {"accuracy": 0.8}}] * 3
+    results = {"dynabert": [_grid(v) for v in (0.80, 0.82, 0.78)],
+               "dynabert_augment": [_grid(v) for v in (0.85, 0.86, 0.84)],
+               "no_distillation": [_grid(v) for v in (0.80, 0.81, 0.79)]}
+    claims = {c["claim"]: c for c in fidelity.summarise(results, teachers, "accuracy", 1000)
+              ["claims"]}
+    versus_labels = claims["distillation with augmentation beats label-only training "
+                           "(Tables 3, 4)"]
+    assert abs(versus_labels["difference"] - 0.05) < 1e-9
+    assert versus_labels["verdict"] == "holds"
+    assert abs(claims["augmentation helps distillation (Table 4)"]["difference"] - 0.05) < 1e-9
+    # Both full-size models against the same teachers: 0.85 vs 0.80 is no loss.
+    assert claims["full-size DynaBERT with augmentation matches its teacher"]["verdict"] == "holds"
+    assert abs(claims["full-size DynaBERT matches its teacher"]["difference"]) < 1e-9
