@@ -1,12 +1,16 @@
-"""Analytic size and compute of a (width_mult, depth_mult) cell.
+"""Analytic size and compute of a (width_mult, depth_mult) cell or a per-layer sub-network.
 
 FLOPs count 2 x the multiply-accumulates of every matmul for one sequence (attention
 scores and context included); embeddings lookups, softmax, LayerNorm and GELU are not
 counted (under 1% for BERT shapes). Parameters count what the standalone cell holds:
 embeddings, the kept layers at the kept width, pooler and head.
+
+A per-layer sub-network (`elastic.layerwise.LayerwiseConfig`) is counted layer by layer
+(`count_params_layerwise`, `count_flops_layerwise`, or `subnetwork=` of the cell functions).
 """
 
 from dynabert_tf.elastic import grid as grid_lib
+from dynabert_tf.elastic import layerwise
 
 
 def cell_dims(bert_config, width_mult, depth_mult):
@@ -16,23 +20,68 @@ def cell_dims(bert_config, width_mult, depth_mult):
             grid_lib.num_kept(bert_config.intermediate_size, width_mult))
 
 
-def count_params(bert_config, width_mult=1.0, depth_mult=1.0, num_classes=2):
-    cfg = bert_config
-    layers, heads, neurons = cell_dims(cfg, width_mult, depth_mult)
+def _layer_params(cfg, heads, neurons):
     h, inner = cfg.hidden_size, heads * cfg.head_dim
-    embeddings = (cfg.vocab_size + cfg.max_position_embeddings + cfg.type_vocab_size) * h + 2 * h
     attention = 3 * (h * inner + inner) + inner * h + h + 2 * h
     feedforward = h * neurons + neurons + neurons * h + h + 2 * h
-    head = h * h + h + h * num_classes + num_classes
-    return embeddings + layers * (attention + feedforward) + head
+    return attention + feedforward
 
 
-def count_flops(bert_config, width_mult=1.0, depth_mult=1.0, seq_len=128, num_classes=2):
-    cfg = bert_config
-    layers, heads, neurons = cell_dims(cfg, width_mult, depth_mult)
+def _outside_layers_params(cfg, num_classes):
+    """Embeddings, pooler and classifier."""
+    h = cfg.hidden_size
+    embeddings = (cfg.vocab_size + cfg.max_position_embeddings + cfg.type_vocab_size) * h + 2 * h
+    return embeddings + h * h + h + h * num_classes + num_classes
+
+
+def _layer_flops(cfg, heads, neurons, seq_len):
     h, inner, s = cfg.hidden_size, heads * cfg.head_dim, seq_len
-    per_layer = 2 * (s * h * 3 * inner      # query, key, value
-                     + 2 * s * s * inner    # scores and context
-                     + s * inner * h        # attention output
-                     + 2 * s * h * neurons)  # feed-forward in and out
-    return layers * per_layer + 2 * (h * h + h * num_classes)
+    return 2 * (s * h * 3 * inner      # query, key, value
+                + 2 * s * s * inner    # scores and context
+                + s * inner * h        # attention output
+                + 2 * s * h * neurons)  # feed-forward in and out
+
+
+def _outside_layers_flops(cfg, num_classes):
+    """Pooler and classifier."""
+    return 2 * (cfg.hidden_size * cfg.hidden_size + cfg.hidden_size * num_classes)
+
+
+def _check_subnetwork_alone(width_mult, depth_mult):
+    if (width_mult, depth_mult) != (1.0, 1.0):
+        raise ValueError("give either subnetwork or width_mult/depth_mult, not both")
+
+
+def count_params(bert_config, width_mult=1.0, depth_mult=1.0, num_classes=2, subnetwork=None):
+    if subnetwork is not None:
+        _check_subnetwork_alone(width_mult, depth_mult)
+        return count_params_layerwise(bert_config, subnetwork, num_classes)
+    layers, heads, neurons = cell_dims(bert_config, width_mult, depth_mult)
+    return (_outside_layers_params(bert_config, num_classes)
+            + layers * _layer_params(bert_config, heads, neurons))
+
+
+def count_flops(bert_config, width_mult=1.0, depth_mult=1.0, seq_len=128, num_classes=2,
+                subnetwork=None):
+    if subnetwork is not None:
+        _check_subnetwork_alone(width_mult, depth_mult)
+        return count_flops_layerwise(bert_config, subnetwork, seq_len, num_classes)
+    layers, heads, neurons = cell_dims(bert_config, width_mult, depth_mult)
+    return (layers * _layer_flops(bert_config, heads, neurons, seq_len)
+            + _outside_layers_flops(bert_config, num_classes))
+
+
+def count_params_layerwise(bert_config, config, num_classes=2):
+    """Parameters of the standalone per-layer sub-network `config` (a LayerwiseConfig)."""
+    layerwise.check(config, bert_config)
+    return (_outside_layers_params(bert_config, num_classes)
+            + sum(_layer_params(bert_config, heads, neurons)
+                  for heads, neurons in zip(config.heads, config.neurons)))
+
+
+def count_flops_layerwise(bert_config, config, seq_len=128, num_classes=2):
+    """FLOPs of the per-layer sub-network `config` on one sequence of `seq_len` tokens."""
+    layerwise.check(config, bert_config)
+    return (sum(_layer_flops(bert_config, heads, neurons, seq_len)
+                for heads, neurons in zip(config.heads, config.neurons))
+            + _outside_layers_flops(bert_config, num_classes))

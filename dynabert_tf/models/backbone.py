@@ -2,6 +2,8 @@
 
     backbone = DynaBertBackbone.from_config_object(BertConfig(...))
     outputs = backbone(inputs, width_mult=0.5, depth_mult=0.75)
+    outputs = backbone(inputs, subnetwork=LayerwiseConfig(...))   # per-layer sizes
+
 
 `inputs` is a dict of int32 [batch, seq] tensors: `token_ids`, `segment_ids`, `padding_mask`
 (1 for tokens, 0 for padding), the names keras-hub uses.
@@ -11,6 +13,7 @@ import keras
 from keras import ops
 
 from dynabert_tf.elastic import grid as grid_lib
+from dynabert_tf.elastic import layerwise
 from dynabert_tf.layers.embeddings import Embeddings
 from dynabert_tf.layers.transformer_layer import TransformerLayer
 from dynabert_tf.models import config as model_config
@@ -62,12 +65,12 @@ class DynaBertBackbone(keras.Model):
         self.built = True
 
     def __call__(self, *args, **kwargs):
-        check_cell_arguments(kwargs)
+        check_cell_arguments(kwargs, self.bert_config)
         return super().__call__(*args, **kwargs)
 
     def call(self, inputs, width_mult=1.0, depth_mult=1.0, head_mask=None, training=None,
-             return_qkv=False):
-        """Runs the (width_mult, depth_mult) sub-network.
+             return_qkv=False, subnetwork=None):
+        """Runs the (width_mult, depth_mult) sub-network, or the per-layer `subnetwork`.
 
         Args:
           inputs: dict of int [batch, seq] `token_ids`, `segment_ids`, `padding_mask`.
@@ -76,6 +79,9 @@ class DynaBertBackbone(keras.Model):
           head_mask: optional [num_layers, num_heads] float multiplier of each head's output
             (ones, differentiated, give head importance).
           return_qkv: Python bool; also return `last_layer_qkv` (relation distillation).
+          subnetwork: optional `elastic.layerwise.LayerwiseConfig` run instead of a grid
+            cell (width_mult and depth_mult then stay at their defaults); each kept layer's
+            `attention_probs` has that layer's own head count.
         Returns:
           dict: `sequence_output` [batch, seq, hidden], `pooled_output` [batch, hidden],
           `hidden_states` (embeddings, then each kept layer's output, each [batch, seq, hidden])
@@ -84,6 +90,9 @@ class DynaBertBackbone(keras.Model):
           {"query", "key", "value"}, each [batch, heads_kept, seq, head_dim], and the
           `padding_mask` [batch, seq] (float, 1 for tokens) they were computed under.
         """
+        if subnetwork is not None:
+            return self.call_subnetwork(inputs, subnetwork, head_mask=head_mask,
+                                        training=training, return_qkv=return_qkv)
         return self.call_depths(inputs, width_mult, (depth_mult,), head_mask=head_mask,
                                 training=training, return_qkv=return_qkv)[depth_mult]
 
@@ -141,6 +150,34 @@ class DynaBertBackbone(keras.Model):
             results.update({(width_mult, d): out for d, out in by_depth.items()})
         return results
 
+    def call_subnetwork(self, inputs, subnetwork, head_mask=None, training=None,
+                        embedded=None, return_qkv=False):
+        """The dict `call` returns, for the per-layer sub-network `subnetwork` (a
+        `LayerwiseConfig`: layer k of it runs layer `layers[k]` with its leading `heads[k]`
+        heads and `neurons[k]` FFN neurons). `embedded`: as `call_grid`."""
+        layerwise.check(subnetwork, self.bert_config)
+        if embedded is None:
+            embedded = self.embed(inputs, training=training)
+        x = embedded["embeddings"]
+        hidden_states, attention_probs = [x], []
+        for i, heads, neurons in zip(subnetwork.layers, subnetwork.heads, subnetwork.neurons):
+            x, probs, *qkv = self.transformer_layers[i](
+                x, embedded["attention_bias"], num_heads=heads, num_neurons=neurons,
+                head_mask=None if head_mask is None else head_mask[i], training=training,
+                return_qkv=return_qkv)
+            hidden_states.append(x)
+            attention_probs.append(probs)
+        return self._outputs(embedded, hidden_states, attention_probs, qkv, return_qkv)
+
+    def _outputs(self, embedded, hidden_states, attention_probs, qkv, return_qkv):
+        """The output dict of one sub-network from its layers' outputs."""
+        x = hidden_states[-1]
+        outputs = {"sequence_output": x, "pooled_output": self.pooler(x[:, 0]),
+                   "hidden_states": hidden_states, "attention_probs": attention_probs}
+        if return_qkv:
+            outputs["last_layer_qkv"] = {**qkv[0], "padding_mask": embedded["padding_mask"]}
+        return outputs
+
     def _run_depths(self, embedded, width_mult, depth_mults, head_mask, training, return_qkv):
         """{depth_mult: outputs} at one width from `embed`'s dict, leading layers shared."""
         attention_bias = embedded["attention_bias"]
@@ -163,12 +200,8 @@ class DynaBertBackbone(keras.Model):
                 x, probs, *qkv = layer_outputs[prefix]
                 hidden_states.append(x)
                 attention_probs.append(probs)
-            results[depth_mult] = {
-                "sequence_output": x, "pooled_output": self.pooler(x[:, 0]),
-                "hidden_states": hidden_states, "attention_probs": attention_probs}
-            if return_qkv:
-                results[depth_mult]["last_layer_qkv"] = {
-                    **qkv[0], "padding_mask": embedded["padding_mask"]}
+            results[depth_mult] = self._outputs(embedded, hidden_states, attention_probs, qkv,
+                                                return_qkv)
         return results
 
     def get_config(self):
@@ -182,11 +215,20 @@ class DynaBertBackbone(keras.Model):
         return checkpoint.load_backbone(path)
 
 
-def check_cell_arguments(kwargs):
+def check_cell_arguments(kwargs, bert_config=None):
     """A one-line ValueError for a `width_mult` / `depth_mult` call argument outside (0, 1],
+    a `subnetwork` given with either, or a `subnetwork` that does not fit `bert_config`,
     raised before Keras' `__call__` would wrap it in its multi-line call report."""
     for name in ("width_mult", "depth_mult"):
         grid_lib.check_multiplier(name, kwargs.get(name, 1.0))
+    if kwargs.get("subnetwork") is None:
+        return
+    given = [name for name in ("width_mult", "depth_mult") if kwargs.get(name, 1.0) != 1.0]
+    if given:
+        raise ValueError(f"give either subnetwork or width_mult/depth_mult, not both "
+                         f"(got subnetwork and {' and '.join(given)})")
+    if bert_config is not None:
+        layerwise.check(kwargs["subnetwork"], bert_config)
 
 
 def dummy_inputs(batch_size=1, seq_len=8):

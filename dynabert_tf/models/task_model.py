@@ -2,6 +2,7 @@
 
     model = DynaBertTaskModel(backbone, ClassificationHead(num_classes=2))
     logits = model(inputs, width_mult=0.5, depth_mult=0.75)      # any cell, same weights
+    logits = model(inputs, subnetwork=LayerwiseConfig(...))      # per-layer sizes (layerwise)
     model.save_to_preset("runs/rt/mine"); DynaBertTaskModel.from_preset("runs/rt/mine")
 
 Called plainly it returns the head's output (`logits` [batch, classes]; a span head's
@@ -37,15 +38,21 @@ class DynaBertTaskModel(keras.Model):
         return self.head.units
 
     def __call__(self, *args, **kwargs):
-        backbone_lib.check_cell_arguments(kwargs)
+        backbone_lib.check_cell_arguments(kwargs, self.bert_config)
         return super().__call__(*args, **kwargs)
 
     def call(self, inputs, width_mult=1.0, depth_mult=1.0, head_mask=None, training=None,
-             return_dict=False, return_qkv=False):
+             return_dict=False, return_qkv=False, subnetwork=None):
         """inputs as the backbone's -> the head's output (see the module doc); `return_qkv`
-        adds the backbone's `last_layer_qkv` to the `return_dict` outputs."""
-        outputs = self.call_depths(inputs, width_mult, (depth_mult,), head_mask=head_mask,
-                                   training=training, return_qkv=return_qkv)[depth_mult]
+        adds the backbone's `last_layer_qkv` to the `return_dict` outputs; `subnetwork` (an
+        `elastic.layerwise.LayerwiseConfig`) runs that per-layer sub-network instead of a
+        grid cell."""
+        if subnetwork is not None:
+            outputs = self.call_subnetwork(inputs, subnetwork, head_mask=head_mask,
+                                           training=training, return_qkv=return_qkv)
+        else:
+            outputs = self.call_depths(inputs, width_mult, (depth_mult,), head_mask=head_mask,
+                                       training=training, return_qkv=return_qkv)[depth_mult]
         if return_dict:
             return outputs
         if len(self.head.output_names) == 1:
@@ -61,6 +68,15 @@ class DynaBertTaskModel(keras.Model):
         grid = self.call_grid(inputs, (width_mult,), depth_mults, head_mask=head_mask,
                               training=training, return_qkv=return_qkv)
         return {depth_mult: grid[(width_mult, depth_mult)] for depth_mult in depth_mults}
+
+    def call_subnetwork(self, inputs, subnetwork, head_mask=None, training=None,
+                        embedded=None, return_qkv=False):
+        """Backbone outputs + head outputs of the per-layer `subnetwork`
+        (`DynaBertBackbone.call_subnetwork`)."""
+        outputs = self.backbone.call_subnetwork(inputs, subnetwork, head_mask=head_mask,
+                                                training=training, embedded=embedded,
+                                                return_qkv=return_qkv)
+        return {**outputs, **self.head(outputs, training=training)}
 
     def call_grid(self, inputs, width_mults=(1.0,), depth_mults=(1.0,), head_mask=None,
                   training=None, embedded=None, return_qkv=False):

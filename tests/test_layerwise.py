@@ -1,0 +1,173 @@
+"""Per-layer sub-networks: the config, its cost, and the model run at it (== grid cells,
+== masking)."""
+
+import numpy as np
+import pytest
+
+from dynabert_tf.elastic import cost
+from dynabert_tf.elastic import grid as grid_lib
+from dynabert_tf.elastic import layerwise
+from dynabert_tf.elastic.layerwise import LayerwiseConfig
+from dynabert_tf.models.config import BertConfig
+from tests.helpers import TINY_DEEP, random_inputs, tiny_classifier
+
+MINILM = BertConfig(hidden_size=384, num_layers=6, num_heads=12, intermediate_size=1536)
+BERT_BASE = BertConfig()
+# TINY_DEEP: 4 layers, 4 heads (step 1), 64 neurons (step 16).
+MIXED = LayerwiseConfig(layers=(0, 1, 3), heads=(4, 1, 3), neurons=(16, 64, 48))
+
+
+@pytest.fixture(scope="module")
+def parent():
+    model = tiny_classifier(num_classes=3, config=TINY_DEEP)
+    # Non-zero biases and LayerNorm offsets, so a mis-sliced bias would show.
+    rng = np.random.default_rng(0)
+    for variable in model.weights:
+        if "bias" in variable.path or "beta" in variable.path:
+            variable.assign(rng.normal(0, 0.1, variable.shape).astype("float32"))
+    return model
+
+
+def test_name_and_dict_round_trip():
+    config = LayerwiseConfig([0, 1, 2, 4], [12, 9, 6, 3], [1536, 1152, 768, 384])
+    assert config.layers == (0, 1, 2, 4) and isinstance(config.heads, tuple)
+    assert config.name == "mix_l0.1.2.4_h12.9.6.3_n1536.1152.768.384"
+    assert LayerwiseConfig.from_name(config.name) == config
+    assert LayerwiseConfig.from_dict(config.to_dict()) == config
+    assert hash(config) == hash(LayerwiseConfig.from_name(config.name))
+    for bad in ("mix_l0_h1", "w0.50_d0.75", "mix_l0.1_h3.3_n384.x"):
+        with pytest.raises(ValueError, match="bad per-layer sub-network name"):
+            LayerwiseConfig.from_name(bad)
+    with pytest.raises(ValueError, match="ints"):
+        LayerwiseConfig((0, 1.5), (3, 3), (384, 384))
+
+
+def test_steps_and_choices():
+    assert (layerwise.head_step(MINILM), layerwise.neuron_step(MINILM)) == (3, 384)
+    assert (layerwise.head_step(BERT_BASE), layerwise.neuron_step(BERT_BASE)) == (3, 768)
+    assert layerwise.head_choices(MINILM) == (3, 6, 9, 12)
+    # 6 heads: step round(1.5) = 2; widths 0.5 and 0.75 keep 3 and round(4.5) = 5 heads.
+    six = BertConfig(hidden_size=48, num_layers=2, num_heads=6, intermediate_size=64)
+    assert layerwise.head_choices(six) == (2, 3, 4, 5, 6)
+
+
+@pytest.mark.parametrize("config,message", [
+    (LayerwiseConfig((0, 6), (3, 3), (384, 384)), "layer index 6 out of range for 6 layers"),
+    (LayerwiseConfig((2, 1), (3, 3), (384, 384)), "strictly increasing"),
+    (LayerwiseConfig((1, 1), (3, 3), (384, 384)), "strictly increasing"),
+    (LayerwiseConfig((0, 1), (3,), (384, 384)), "2 layers but 1 head counts"),
+    (LayerwiseConfig((), (), ()), "at least one layer"),
+    (LayerwiseConfig((0,), (4,), (384,)), "keeps 4 heads; allowed: a positive multiple of 3"),
+    (LayerwiseConfig((0,), (15,), (384,)), "keeps 15 heads"),
+    (LayerwiseConfig((0,), (0,), (384,)), "keeps 0 heads"),
+    (LayerwiseConfig((0,), (3,), (100,)), "keeps 100 neurons; allowed: a positive multiple of "
+                                         "384 up to 1536"),
+])
+def test_check_errors_are_one_line(config, message):
+    with pytest.raises(ValueError, match=message) as e:
+        layerwise.check(config, MINILM)
+    assert "\n" not in str(e.value)
+
+
+def test_grid_cells_are_configs_and_back():
+    for width_mult, depth_mult in grid_lib.grid():
+        config = layerwise.from_cell(MINILM, width_mult, depth_mult)
+        assert layerwise.check(config, MINILM) is config
+        assert layerwise.is_grid_cell(config, MINILM) == (width_mult, depth_mult)
+    assert layerwise.from_cell(MINILM, 0.5, 0.5) == LayerwiseConfig(
+        (0, 2, 4), (6, 6, 6), (768, 768, 768))
+    assert layerwise.is_grid_cell(LayerwiseConfig((0, 2, 4), (6, 6, 3), (768,) * 3),
+                                  MINILM) is None
+
+
+@pytest.mark.parametrize("bert_config", [MINILM, BERT_BASE], ids=["minilm", "bert_base"])
+def test_uniform_cost_equals_layerwise_cost_on_every_cell(bert_config):
+    for width_mult, depth_mult in grid_lib.grid():
+        config = layerwise.from_cell(bert_config, width_mult, depth_mult)
+        assert cost.count_params(bert_config, width_mult, depth_mult, num_classes=3) \
+            == cost.count_params_layerwise(bert_config, config, num_classes=3) \
+            == cost.count_params(bert_config, num_classes=3, subnetwork=config)
+        assert cost.count_flops(bert_config, width_mult, depth_mult, 64, 3) \
+            == cost.count_flops_layerwise(bert_config, config, 64, 3) \
+            == cost.count_flops(bert_config, seq_len=64, num_classes=3, subnetwork=config)
+
+
+def test_layerwise_cost_is_per_layer():
+    small = LayerwiseConfig((0, 2, 4), (6, 6, 3), (768, 768, 768))
+    cells = {cell: cost.count_flops(MINILM, *cell) for cell in ((0.5, 0.5), (0.25, 0.5))}
+    flops = cost.count_flops_layerwise(MINILM, small)
+    # One of three layers at width 0.25, the others at 0.5 (attention only: same neurons).
+    assert cells[(0.25, 0.5)] < flops < cells[(0.5, 0.5)]
+    with pytest.raises(ValueError, match="either subnetwork or width_mult"):
+        cost.count_params(MINILM, 0.5, subnetwork=small)
+
+
+@pytest.mark.parametrize("width_mult,depth_mult", [(1.0, 1.0), (0.75, 0.75), (0.5, 0.5),
+                                                   (0.25, 1.0)])
+def test_grid_cell_config_equals_cell(parent, width_mult, depth_mult):
+    inputs = random_inputs(batch_size=3, seq_len=9)
+    config = layerwise.from_cell(TINY_DEEP, width_mult, depth_mult)
+    expected = parent(inputs, width_mult=width_mult, depth_mult=depth_mult, return_dict=True)
+    got = parent(inputs, subnetwork=config, return_dict=True)
+    for key in ("logits", "sequence_output", "pooled_output"):
+        np.testing.assert_allclose(got[key], expected[key], atol=1e-6, err_msg=key)
+    for name in ("hidden_states", "attention_probs"):
+        assert len(got[name]) == len(expected[name])
+        for g, e in zip(got[name], expected[name]):
+            np.testing.assert_allclose(g, e, atol=1e-6, err_msg=name)
+    backbone = parent.backbone(inputs, subnetwork=config)
+    np.testing.assert_allclose(backbone["sequence_output"], expected["sequence_output"],
+                               atol=1e-6)
+
+
+def _masked_copy(parent, config):
+    """A copy of `parent` whose FFN neurons beyond `config.neurons` are zeroed in the kept
+    layers, and the head mask [layers, heads] zeroing the heads beyond `config.heads`."""
+    copy = tiny_classifier(num_classes=3, config=TINY_DEEP)
+    copy.set_weights(parent.get_weights())
+    head_mask = np.ones((TINY_DEEP.num_layers, TINY_DEEP.num_heads), "float32")
+    for i, heads, neurons in zip(config.layers, config.heads, config.neurons):
+        head_mask[i, heads:] = 0.0
+        kernel = copy.backbone.transformer_layers[i].feedforward.output_kernel
+        value = np.asarray(kernel)
+        value[neurons:] = 0.0
+        kernel.assign(value)
+    return copy, head_mask
+
+
+@pytest.mark.parametrize("config,depth_mult", [
+    (LayerwiseConfig((0, 1, 2, 3), (4, 1, 3, 2), (16, 64, 48, 32)), 1.0),
+    (LayerwiseConfig((0, 2), (2, 3), (48, 16)), 0.5),
+])
+def test_mixed_config_equals_masking(parent, config, depth_mult):
+    assert grid_lib.kept_layers(TINY_DEEP.num_layers, depth_mult) == config.layers
+    inputs = random_inputs(batch_size=3, seq_len=9)
+    masked, head_mask = _masked_copy(parent, config)
+    expected = masked(inputs, depth_mult=depth_mult, head_mask=head_mask, return_dict=True)
+    got = parent(inputs, subnetwork=config, return_dict=True)
+    for key in ("logits", "sequence_output", "pooled_output"):
+        np.testing.assert_allclose(got[key], expected[key], atol=1e-5, err_msg=key)
+    assert [p.shape[1] for p in got["attention_probs"]] == list(config.heads)
+    for g, e, heads in zip(got["attention_probs"], expected["attention_probs"], config.heads):
+        np.testing.assert_allclose(g, np.asarray(e)[:, :heads], atol=1e-5)
+
+
+def test_mixed_config_qkv_and_training(parent):
+    inputs = random_inputs(batch_size=2, seq_len=5)
+    got = parent(inputs, subnetwork=MIXED, return_dict=True, return_qkv=True)
+    assert got["last_layer_qkv"]["query"].shape == (2, 3, 5, TINY_DEEP.head_dim)
+    assert len(got["hidden_states"]) == 4
+    assert got["logits"].shape == (2, 3)
+
+
+def test_bad_call_arguments_are_one_line(parent):
+    inputs = random_inputs(batch_size=1, seq_len=4)
+    for kwargs, message in [
+            ({"width_mult": 0.5}, "either subnetwork or width_mult/depth_mult"),
+            ({"depth_mult": 0.5}, "not both"),
+            ({}, "layer index 4 out of range for 4 layers")]:
+        config = MIXED if kwargs else LayerwiseConfig((0, 4), (1, 1), (16, 16))
+        for model in (parent, parent.backbone):
+            with pytest.raises(ValueError, match=message) as e:
+                model(inputs, subnetwork=config, **kwargs)
+            assert "\n" not in str(e.value)
