@@ -10,6 +10,9 @@ only the kept heads, neurons and layers) is written as a SavedModel with one sig
 `serving_default` (int32 [1, seq_len] token_ids, segment_ids, padding_mask -> float32 logits),
 and converted to TFLite with builtin ops only; `mobile.tflite` does both.
 
+`export_cell` writes one cell's file, `export_layerwise` a per-layer sub-network's
+(`elastic.layerwise.LayerwiseConfig`), both through `mobile.model_file.write_tflite`.
+
 Written to OUT: `w{m_w:.2f}_d{m_d:.2f}.tflite` per cell (each written to a temporary name
 and renamed, so an interrupted run keeps the files already finished), `vocab.txt`,
 `labels.txt` and `manifest.json`. Each .tflite also carries, as flatbuffer metadata,
@@ -27,7 +30,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 
 from dynabert_tf.elastic import grid as grid_lib
 from dynabert_tf.elastic import cost
@@ -36,6 +38,8 @@ from dynabert_tf.io import files
 from mobile import elastic as elastic_lib
 from mobile import inputs as inputs_lib
 from mobile import tflite as tflite_lib
+# One file per model: a grid cell, or a per-layer sub-network (`mobile.model_file`).
+from mobile.model_file import export_cell, export_layerwise  # noqa: F401
 from mobile.errors import ExportError
 
 MANIFEST = "manifest.json"
@@ -126,29 +130,6 @@ def parse_cells(spec, available):
 def labels_of(hf_config, num_classes):
     id2label = hf_config.get("id2label") or {}
     return [str(id2label.get(str(i), id2label.get(i, f"LABEL_{i}"))) for i in range(num_classes)]
-
-
-# --------------------------------------------------------------------------- one cell
-
-def export_cell(model, width_mult, depth_mult, path, seq_len=128,
-                quantization="dynamic_range", representative_inputs=None, metadata=None):
-    """Extracts one cell, converts it and writes `path` atomically.
-
-    Returns {"bytes", "ops", "inputs", "outputs"} of the written file.
-    """
-    from dynabert_tf.elastic import subnetwork
-
-    cell = subnetwork.extract_subnetwork(model, width_mult, depth_mult)
-    with tempfile.TemporaryDirectory(prefix="dynabert-savedmodel-") as tmp:
-        tflite_lib.to_saved_model(cell, os.path.join(tmp, "saved_model"), seq_len)
-        tflite = tflite_lib.convert_saved_model(os.path.join(tmp, "saved_model"),
-                                                quantization, representative_inputs)
-    ops = tflite_lib.check_builtin_ops(tflite)
-    if metadata:
-        tflite = tflite_lib.add_metadata(tflite, metadata)
-    inputs, outputs = tflite_lib.signature_io(tflite)
-    files.write_atomic(path, tflite)
-    return {"bytes": os.path.getsize(path), "ops": ops, "inputs": inputs, "outputs": outputs}
 
 
 # --------------------------------------------------------------------------- whole model

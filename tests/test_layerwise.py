@@ -1,5 +1,8 @@
-"""Per-layer sub-networks: the config, its cost, and the model run at it (== grid cells,
-== masking)."""
+"""Per-layer sub-networks: the config, its cost, the model run at it (== grid cells,
+== masking), the standalone extracted model (== the run, saved and loaded) and its TFLite file."""
+
+import json
+import os
 
 import numpy as np
 import pytest
@@ -8,7 +11,9 @@ from dynabert_tf.elastic import cost
 from dynabert_tf.elastic import grid as grid_lib
 from dynabert_tf.elastic import layerwise
 from dynabert_tf.elastic.layerwise import LayerwiseConfig
+from dynabert_tf.elastic.subnetwork import extract_layerwise, extract_subnetwork
 from dynabert_tf.models.config import BertConfig
+from dynabert_tf.models.task_model import DynaBertTaskModel
 from tests.helpers import TINY_DEEP, random_inputs, tiny_classifier
 
 MINILM = BertConfig(hidden_size=384, num_layers=6, num_heads=12, intermediate_size=1536)
@@ -171,3 +176,86 @@ def test_bad_call_arguments_are_one_line(parent):
             with pytest.raises(ValueError, match=message) as e:
                 model(inputs, subnetwork=config, **kwargs)
             assert "\n" not in str(e.value)
+
+
+# --------------------------------------------------------------------------- extraction
+
+def test_per_layer_bert_config():
+    cfg = BertConfig(**{**TINY_DEEP.to_dict(), "num_layers": 3, "num_heads": 3,
+                        "attention_head_dim": 8, "layer_num_heads": [3, 1, 2],
+                        "layer_intermediate_sizes": [16, 48, 32], "intermediate_size": 48})
+    assert cfg.layer_num_heads == (3, 1, 2) and cfg.heads_per_layer == (3, 1, 2)
+    assert BertConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    hf = cfg.to_hf_dict()
+    assert hf["layer_num_attention_heads"] == [3, 1, 2]
+    assert BertConfig.from_hf_dict(json.loads(json.dumps(hf))) == cfg
+    # All layers equal: the uniform (canonical) form, which writes no per-layer keys.
+    uniform = BertConfig(**{**TINY_DEEP.to_dict(), "layer_num_heads": (4,) * 4})
+    assert uniform == TINY_DEEP and uniform.layer_num_heads is None
+    assert "layer_num_attention_heads" not in uniform.to_hf_dict()
+    for values, message in [({"layer_num_heads": (4, 2)}, "2 values for 4 layers"),
+                            ({"layer_num_heads": (4, 0, 1, 1)}, "positive integers"),
+                            ({"layer_intermediate_sizes": (64, 64, 64, 80)},
+                             "intermediate_size must be the largest")]:
+        with pytest.raises(ValueError, match=message):
+            BertConfig(**{**TINY_DEEP.to_dict(), **values})
+
+
+def test_extracted_equals_subnetwork(parent, tmp_path):
+    inputs = random_inputs(batch_size=3, seq_len=9)
+    mixed = extract_layerwise(parent, MIXED)
+    cfg = mixed.bert_config
+    assert (cfg.num_layers, cfg.layer_num_heads, cfg.layer_intermediate_sizes) == (
+        3, MIXED.heads, MIXED.neurons)
+    assert [layer.attention.query_kernel.shape[0] for layer in
+            mixed.backbone.transformer_layers] == list(MIXED.heads)
+    assert mixed.count_params() == cost.count_params_layerwise(TINY_DEEP, MIXED, 3) \
+        == cost.count_params(cfg, num_classes=3)
+    expected = parent(inputs, subnetwork=MIXED, return_dict=True)
+    got = mixed(inputs, return_dict=True)
+    for key in ("logits", "sequence_output", "pooled_output"):
+        np.testing.assert_allclose(got[key], expected[key], atol=1e-5, err_msg=key)
+
+    # A grid cell of the extracted model keeps its share of each layer's own size.
+    smaller = extract_subnetwork(mixed, 0.5, 0.75)
+    assert smaller.bert_config.layer_num_heads == (2, 1)
+    assert smaller.count_params() == cost.count_params(cfg, 0.5, 0.75, num_classes=3)
+    np.testing.assert_allclose(smaller(inputs), mixed(inputs, width_mult=0.5, depth_mult=0.75),
+                               atol=1e-5)
+
+    mixed.save_to_preset(str(tmp_path / "mixed"))
+    with open(tmp_path / "mixed" / "config.json") as f:
+        assert json.load(f)["layer_intermediate_sizes"] == list(MIXED.neurons)
+    loaded = DynaBertTaskModel.from_preset(str(tmp_path / "mixed"))
+    assert loaded.bert_config == cfg
+    np.testing.assert_allclose(loaded(inputs), expected["logits"], atol=1e-5)
+
+
+def test_uniform_config_extracts_as_the_cell(parent):
+    for width_mult, depth_mult in [(0.75, 0.75), (0.25, 1.0)]:
+        cell = extract_subnetwork(parent, width_mult, depth_mult)
+        same = extract_layerwise(parent, layerwise.from_cell(TINY_DEEP, width_mult, depth_mult))
+        assert same.bert_config == cell.bert_config and same.bert_config.layer_num_heads is None
+        assert [w.path for w in same.weights] == [w.path for w in cell.weights]
+        for a, b in zip(same.weights, cell.weights):
+            np.testing.assert_array_equal(a, b)
+
+
+# --------------------------------------------------------------------------- TFLite
+
+def test_exported_mixed_config_matches_keras(parent, tmp_path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    from mobile import export as export_lib
+
+    path = str(tmp_path / f"{MIXED.name}.tflite")
+    written = export_lib.export_layerwise(parent, MIXED, path, seq_len=9, quantization="none",
+                                          metadata={"dynabert.json": b'{"cell": "mixed"}'})
+    assert written["bytes"] == os.path.getsize(path)
+    assert [o["name"] for o in written["outputs"]] == ["logits"]
+    assert not any(op.startswith("CUSTOM") for op in written["ops"])
+    runner = Interpreter(model_path=path).get_signature_runner("serving_default")
+    for seed in range(3):
+        inputs = random_inputs(batch_size=1, seq_len=9, seed=seed, pad_last=2 * seed)
+        expected = np.asarray(parent(inputs, subnetwork=MIXED))
+        np.testing.assert_allclose(runner(**inputs)["logits"], expected, atol=1e-4)

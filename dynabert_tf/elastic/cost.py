@@ -20,6 +20,14 @@ def cell_dims(bert_config, width_mult, depth_mult):
             grid_lib.num_kept(bert_config.intermediate_size, width_mult))
 
 
+def _cell_layer_dims(cfg, width_mult, depth_mult):
+    """[(heads, FFN neurons)] of each kept layer of the cell; in a model whose layers differ
+    (`BertConfig.layer_num_heads`), the width keeps its share of each layer's own."""
+    heads, neurons = cfg.heads_per_layer, cfg.intermediate_sizes_per_layer
+    return [(grid_lib.num_kept(heads[i], width_mult), grid_lib.num_kept(neurons[i], width_mult))
+            for i in grid_lib.kept_layers(cfg.num_layers, depth_mult)]
+
+
 def _layer_params(cfg, heads, neurons):
     h, inner = cfg.hidden_size, heads * cfg.head_dim
     attention = 3 * (h * inner + inner) + inner * h + h + 2 * h
@@ -56,9 +64,9 @@ def count_params(bert_config, width_mult=1.0, depth_mult=1.0, num_classes=2, sub
     if subnetwork is not None:
         _check_subnetwork_alone(width_mult, depth_mult)
         return count_params_layerwise(bert_config, subnetwork, num_classes)
-    layers, heads, neurons = cell_dims(bert_config, width_mult, depth_mult)
     return (_outside_layers_params(bert_config, num_classes)
-            + layers * _layer_params(bert_config, heads, neurons))
+            + sum(_layer_params(bert_config, heads, neurons)
+                  for heads, neurons in _cell_layer_dims(bert_config, width_mult, depth_mult)))
 
 
 def count_flops(bert_config, width_mult=1.0, depth_mult=1.0, seq_len=128, num_classes=2,
@@ -66,8 +74,8 @@ def count_flops(bert_config, width_mult=1.0, depth_mult=1.0, seq_len=128, num_cl
     if subnetwork is not None:
         _check_subnetwork_alone(width_mult, depth_mult)
         return count_flops_layerwise(bert_config, subnetwork, seq_len, num_classes)
-    layers, heads, neurons = cell_dims(bert_config, width_mult, depth_mult)
-    return (layers * _layer_flops(bert_config, heads, neurons, seq_len)
+    return (sum(_layer_flops(bert_config, heads, neurons, seq_len)
+                for heads, neurons in _cell_layer_dims(bert_config, width_mult, depth_mult))
             + _outside_layers_flops(bert_config, num_classes))
 
 

@@ -14,12 +14,19 @@ so calling it at width 1.0, depth 1.0 reproduces the parent at the cell:
     cell = extract_subnetwork(model, width_mult=0.5, depth_mult=0.75)
     cell(inputs)  ==  model(inputs, width_mult=0.5, depth_mult=0.75)   # up to float error
     cell.save_to_preset("out/w0.50_d0.75", vocab_path="vocab.txt")
+
+A per-layer sub-network (`elastic.layerwise.LayerwiseConfig`) is extracted the same way; its
+layers keep their own head and neuron counts (`BertConfig.layer_num_heads`,
+`layer_intermediate_sizes`):
+
+    mixed = extract_layerwise(model, config)
+    mixed(inputs)  ==  model(inputs, subnetwork=config)
 """
 
 import keras
 
-from dynabert_tf.elastic import cost
 from dynabert_tf.elastic import grid as grid_lib
+from dynabert_tf.elastic import layerwise
 from dynabert_tf.layers import weight_layout
 from dynabert_tf.models import config as model_config
 from dynabert_tf.models.backbone import DynaBertBackbone
@@ -27,11 +34,28 @@ from dynabert_tf.models.task_model import DynaBertTaskModel
 
 
 def cell_config(bert_config, width_mult, depth_mult):
-    """The BertConfig of the standalone (width_mult, depth_mult) cell of `bert_config`."""
-    layers, heads, neurons = cost.cell_dims(bert_config, width_mult, depth_mult)
+    """The BertConfig of the standalone (width_mult, depth_mult) cell of `bert_config` (of a
+    model whose layers differ in size, the width keeps its share of each layer's own)."""
+    kept = grid_lib.kept_layers(bert_config.num_layers, depth_mult)
+    heads = [grid_lib.num_kept(bert_config.heads_per_layer[i], width_mult) for i in kept]
+    neurons = [grid_lib.num_kept(bert_config.intermediate_sizes_per_layer[i], width_mult)
+               for i in kept]
+    return _narrowed_config(bert_config, heads, neurons)
+
+
+def layerwise_config(bert_config, config):
+    """The BertConfig of the standalone per-layer sub-network `config` of `bert_config`."""
+    layerwise.check(config, bert_config)
+    return _narrowed_config(bert_config, config.heads, config.neurons)
+
+
+def _narrowed_config(bert_config, heads, neurons):
+    """`bert_config` with layers of `heads` heads (of the parent's head width) and `neurons`
+    FFN neurons, one per kept layer (uniform when all are equal: the canonical form)."""
     return model_config.BertConfig(**{
-        **bert_config.to_dict(), "num_layers": layers, "num_heads": heads,
-        "intermediate_size": neurons, "attention_head_dim": bert_config.head_dim})
+        **bert_config.to_dict(), "num_layers": len(heads), "num_heads": max(heads),
+        "intermediate_size": max(neurons), "layer_num_heads": tuple(heads),
+        "layer_intermediate_sizes": tuple(neurons), "attention_head_dim": bert_config.head_dim})
 
 
 def _copy_whole(target, source):
@@ -47,17 +71,30 @@ def extract_subnetwork(model, width_mult, depth_mult):
     """
     width_mult = grid_lib.check_multiplier("width_mult", width_mult)
     depth_mult = grid_lib.check_multiplier("depth_mult", depth_mult)
+    cfg = cell_config(model.bert_config, width_mult, depth_mult)
+    kept = grid_lib.kept_layers(model.bert_config.num_layers, depth_mult)
+    return _standalone(model, cfg, kept)
+
+
+def extract_layerwise(model, config):
+    """A standalone `DynaBertTaskModel` equal to `model(inputs, subnetwork=config)`: layer k
+    is the parent's layer `config.layers[k]` keeping its leading `config.heads[k]` heads and
+    `config.neurons[k]` neurons (copied weights, as `extract_subnetwork`)."""
+    return _standalone(model, layerwise_config(model.bert_config, config), config.layers)
+
+
+def _standalone(model, cfg, kept):
+    """The model of config `cfg` holding the parent's embeddings, pooler and head, and the
+    leading heads / neurons (as many as `cfg` gives each layer) of its layers `kept`."""
     parent = model.backbone
-    cfg = cell_config(parent.bert_config, width_mult, depth_mult)
     backbone = DynaBertBackbone.from_config_object(cfg, name=parent.name)
     _copy_whole(backbone.embeddings, parent.embeddings)
-    kept = grid_lib.kept_layers(parent.bert_config.num_layers, depth_mult)
     for layer, i in zip(backbone.transformer_layers, kept):
         source = parent.transformer_layers[i]
         weight_layout.assign_all(layer.attention, weight_layout.narrowed(
-            source.attention, cfg.num_heads))
+            source.attention, layer.attention.num_heads))
         weight_layout.assign_all(layer.feedforward, weight_layout.narrowed(
-            source.feedforward, cfg.intermediate_size))
+            source.feedforward, layer.feedforward.intermediate_size))
     _copy_whole(backbone.pooler, parent.pooler)
     head = keras.layers.deserialize(keras.layers.serialize(model.head))
     cell = DynaBertTaskModel(backbone, head, name=model.name)

@@ -23,14 +23,17 @@ from dynabert_tf.models import config as model_config
 class DynaBertBackbone(keras.Model):
     """Post-LN BERT encoder that runs any (width_mult, depth_mult) sub-network.
 
-    The constructor takes the fields of `models.config.BertConfig` as keyword arguments.
+    The constructor takes the fields of `models.config.BertConfig` as keyword arguments; with
+    `layer_num_heads` / `layer_intermediate_sizes` each layer has its own size (a standalone
+    per-layer sub-network), and a width keeps that share of each layer's own heads / neurons.
     """
 
     def __init__(self, vocab_size=30522, hidden_size=768, num_layers=12, num_heads=12,
                  intermediate_size=3072, max_position_embeddings=512, type_vocab_size=2,
                  hidden_dropout=0.1, attention_dropout=0.1, layer_norm_epsilon=1e-12,
                  hidden_act="gelu", attention_head_dim=None, model_type="bert",
-                 position_offset=0, **kwargs):
+                 position_offset=0, layer_num_heads=None, layer_intermediate_sizes=None,
+                 **kwargs):
         super().__init__(**kwargs)
         self.bert_config = model_config.BertConfig(
             vocab_size=vocab_size, hidden_size=hidden_size, num_layers=num_layers,
@@ -39,15 +42,19 @@ class DynaBertBackbone(keras.Model):
             hidden_dropout=hidden_dropout, attention_dropout=attention_dropout,
             layer_norm_epsilon=layer_norm_epsilon, hidden_act=hidden_act,
             attention_head_dim=attention_head_dim, model_type=model_type,
-            position_offset=position_offset)
+            position_offset=position_offset, layer_num_heads=layer_num_heads,
+            layer_intermediate_sizes=layer_intermediate_sizes)
+        cfg = self.bert_config
         self.embeddings = Embeddings(
             vocab_size, hidden_size, max_position_embeddings, type_vocab_size, hidden_dropout,
             layer_norm_epsilon, position_offset=position_offset, name="embeddings")
         self.transformer_layers = [
-            TransformerLayer(hidden_size, num_heads, intermediate_size, hidden_act,
-                             hidden_dropout, attention_dropout, layer_norm_epsilon,
-                             head_dim=attention_head_dim, name=f"transformer_layer_{i}")
-            for i in range(num_layers)]
+            TransformerLayer(hidden_size, heads, neurons, hidden_act, hidden_dropout,
+                             attention_dropout, layer_norm_epsilon,
+                             head_dim=None if heads * cfg.head_dim == hidden_size
+                             else cfg.head_dim, name=f"transformer_layer_{i}")
+            for i, (heads, neurons) in enumerate(zip(cfg.heads_per_layer,
+                                                     cfg.intermediate_sizes_per_layer))]
         self.pooler = keras.layers.Dense(hidden_size, activation="tanh",
                                          kernel_initializer=keras.initializers.TruncatedNormal(
                                              stddev=0.02), name="pooler")
@@ -182,8 +189,9 @@ class DynaBertBackbone(keras.Model):
         """{depth_mult: outputs} at one width from `embed`'s dict, leading layers shared."""
         attention_bias = embedded["attention_bias"]
         cfg = self.bert_config
-        num_heads = grid_lib.num_kept(cfg.num_heads, width_mult)
-        num_neurons = grid_lib.num_kept(cfg.intermediate_size, width_mult)
+        num_heads = [grid_lib.num_kept(n, width_mult) for n in cfg.heads_per_layer]
+        num_neurons = [grid_lib.num_kept(n, width_mult)
+                       for n in cfg.intermediate_sizes_per_layer]
         layer_outputs = {}  # layer indices run so far -> (output, probs[, q/k/v])
         results = {}
         for depth_mult in depth_mults:
@@ -194,7 +202,7 @@ class DynaBertBackbone(keras.Model):
                 prefix = layer_ids[:k + 1]
                 if prefix not in layer_outputs:
                     layer_outputs[prefix] = self.transformer_layers[i](
-                        x, attention_bias, num_heads=num_heads, num_neurons=num_neurons,
+                        x, attention_bias, num_heads=num_heads[i], num_neurons=num_neurons[i],
                         head_mask=None if head_mask is None else head_mask[i],
                         training=training, return_qkv=return_qkv)
                 x, probs, *qkv = layer_outputs[prefix]

@@ -23,6 +23,9 @@ _HF_KEYS = {
     "layer_norm_eps": "layer_norm_epsilon",
     "hidden_act": "hidden_act",
 }
+# Per-layer sizes (BertConfig field -> config.json key), written only when layers differ.
+_HF_PER_LAYER_KEYS = {"layer_num_heads": "layer_num_attention_heads",
+                      "layer_intermediate_sizes": "layer_intermediate_sizes"}
 _POSITIVE_INTS = ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size",
                   "max_position_embeddings", "type_vocab_size")
 _FRACTIONS = ("hidden_dropout", "attention_dropout")
@@ -39,6 +42,11 @@ class BertConfig:
     `model_type` names the checkpoint family ("bert" or "roberta": tensor-name prefix and
     tokenizer); `position_offset` is the embedding row of position 0 (RoBERTa: its padding
     index + 1 = 2).
+
+    `layer_num_heads` / `layer_intermediate_sizes`: per-layer head and FFN neuron counts of a
+    model whose layers differ in size (a standalone per-layer sub-network,
+    `elastic.subnetwork.extract_layerwise`); `num_heads` / `intermediate_size` are then their
+    largest. None (the canonical form when all layers are equal) means uniform layers.
     """
 
     vocab_size: int = 30522
@@ -57,9 +65,14 @@ class BertConfig:
     attention_head_dim: int | None = None
     model_type: str = "bert"
     position_offset: int = 0
+    layer_num_heads: tuple[int, ...] | None = None
+    layer_intermediate_sizes: tuple[int, ...] | None = None
 
     def __post_init__(self):
         _check_types(vars(self))
+        for field, uniform in (("layer_num_heads", "num_heads"),
+                               ("layer_intermediate_sizes", "intermediate_size")):
+            object.__setattr__(self, field, _per_layer(self, field, uniform))
         if self.attention_head_dim is not None:
             if not (isinstance(self.attention_head_dim, int) and self.attention_head_dim > 0):
                 raise ValueError(f"attention_head_dim must be a positive int, got "
@@ -75,6 +88,16 @@ class BertConfig:
         if self.hidden_act not in set(_ACTIVATIONS.values()):
             raise ValueError(f"unsupported hidden_act {self.hidden_act!r}; "
                              f"expected one of {sorted(set(_ACTIVATIONS.values()))}")
+
+    @property
+    def heads_per_layer(self):
+        """(heads of layer 0, heads of layer 1, ...): `layer_num_heads` or uniform."""
+        return self.layer_num_heads or (self.num_heads,) * self.num_layers
+
+    @property
+    def intermediate_sizes_per_layer(self):
+        """(FFN neurons of layer 0, ...): `layer_intermediate_sizes` or uniform."""
+        return self.layer_intermediate_sizes or (self.intermediate_size,) * self.num_layers
 
     @property
     def head_dim(self):
@@ -96,6 +119,9 @@ class BertConfig:
         hf["hidden_act"] = inverse_act[self.hidden_act]
         if self.attention_head_dim is not None:
             hf["attention_head_size"] = self.attention_head_dim
+        for field, hf_key in _HF_PER_LAYER_KEYS.items():  # written only for per-layer sizes
+            if getattr(self, field) is not None:
+                hf[hf_key] = list(getattr(self, field))
         if self.model_type == "roberta":  # padding index = the row before position 0
             hf.update(model_type="roberta", architectures=["RobertaModel"],
                       pad_token_id=self.position_offset - 1, bos_token_id=0, eos_token_id=2)
@@ -120,6 +146,9 @@ class BertConfig:
         values["hidden_act"] = _ACTIVATIONS[act]
         if hf.get("attention_head_size") is not None:  # written only for a narrowed cell
             values["attention_head_dim"] = hf["attention_head_size"]
+        for field, hf_key in _HF_PER_LAYER_KEYS.items():
+            if hf.get(hf_key) is not None:
+                values[field] = hf[hf_key]
         model_type = hf.get("model_type", "bert")
         if model_type not in MODEL_TYPES:
             raise ValueError(f"unsupported model_type {model_type!r} in config.json; "
@@ -144,6 +173,25 @@ class BertConfig:
             return cls.from_hf_dict(hf)
         except ValueError as e:
             raise ValueError(f"{path}: {e}") from None
+
+
+def _per_layer(config, field, uniform):
+    """The validated tuple of `config.<field>` (one positive int per layer, the largest equal
+    to `config.<uniform>`), or None when it is None or all its values are equal."""
+    values = getattr(config, field)
+    if values is None:
+        return None
+    if isinstance(values, (str, bytes, dict)) or not hasattr(values, "__iter__"):
+        raise ValueError(f"{field} must be a list of positive integers, got {values!r}")
+    values = tuple(values)
+    if not all(isinstance(v, int) and _is_number(v) and v > 0 for v in values):
+        raise ValueError(f"{field} must be a list of positive integers, got {list(values)}")
+    if len(values) != config.num_layers:
+        raise ValueError(f"{field} has {len(values)} values for {config.num_layers} layers")
+    if max(values) != getattr(config, uniform):
+        raise ValueError(f"{uniform} must be the largest of {field}: {max(values)}, got "
+                         f"{getattr(config, uniform)}")
+    return None if len(set(values)) == 1 else values
 
 
 def _is_number(value):

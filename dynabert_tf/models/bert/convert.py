@@ -20,7 +20,7 @@ def _identity(x):
 def hf_table(backbone):
     """[(variable, Hugging Face name, hf->ours, ours->hf)] for every backbone weight."""
     cfg = backbone.bert_config
-    heads, head_dim, hidden = cfg.num_heads, cfg.head_dim, cfg.hidden_size
+    head_dim, hidden = cfg.head_dim, cfg.hidden_size
     emb = backbone.embeddings
     table = [
         (emb.token_embeddings, "embeddings.word_embeddings.weight", _identity, _identity),
@@ -32,12 +32,13 @@ def hf_table(backbone):
         (backbone.pooler.kernel, "pooler.dense.weight", _transpose, _transpose),
         (backbone.pooler.bias, "pooler.dense.bias", _identity, _identity),
     ]
-    split_heads = lambda w: np.reshape(w, (heads, head_dim, hidden))   # [h*d, hidden] -> ours
-    merge_heads = lambda k: np.reshape(k, (heads * head_dim, hidden))
-    split_bias = lambda b: np.reshape(b, (heads, head_dim))
+    merge_heads = lambda k: np.reshape(k, (-1, hidden))                 # ours -> [h*d, hidden]
     merge_bias = lambda b: np.reshape(b, (-1,))
     for i, layer in enumerate(backbone.transformer_layers):
         att, ffn = layer.attention, layer.feedforward
+        # Each layer's own head count (layers of a per-layer sub-network differ).
+        split_heads = lambda w, n=att.num_heads: np.reshape(w, (n, head_dim, hidden))
+        split_bias = lambda b, n=att.num_heads: np.reshape(b, (n, head_dim))
         p = f"encoder.layer.{i}."
         for name in ("query", "key", "value"):
             table += [
@@ -48,7 +49,8 @@ def hf_table(backbone):
             ]
         table += [
             (att.output_kernel, f"{p}attention.output.dense.weight",
-             lambda w: split_heads(_transpose(w)), lambda k: _transpose(merge_heads(k))),
+             lambda w, split=split_heads: split(_transpose(w)),
+             lambda k: _transpose(merge_heads(k))),
             (att.output_bias, f"{p}attention.output.dense.bias", _identity, _identity),
             (att.layer_norm.gamma, f"{p}attention.output.LayerNorm.weight", _identity, _identity),
             (att.layer_norm.beta, f"{p}attention.output.LayerNorm.bias", _identity, _identity),

@@ -1,0 +1,59 @@
+"""One standalone model -> one TFLite file: a grid cell or a per-layer sub-network.
+
+    export_cell(model, 0.5, 0.75, "out/w0.50_d0.75.tflite")
+    export_layerwise(model, LayerwiseConfig(...), "out/mix_....tflite")
+
+Both extract the standalone sub-network (`elastic.subnetwork`) and hand it to `write_tflite`:
+SavedModel with the `serving_default` signature, TFLite conversion with builtin ops only
+(`mobile.tflite`), optional flatbuffer metadata, written atomically.
+"""
+
+import os
+import tempfile
+
+from dynabert_tf.io import files
+from mobile import tflite as tflite_lib
+
+
+def write_tflite(standalone, path, seq_len=128, quantization="dynamic_range",
+                 representative_inputs=None, metadata=None):
+    """Converts the standalone `DynaBertTaskModel` and writes `path` atomically.
+
+    Args:
+      seq_len: static length of the int32 [1, seq_len] inputs.
+      quantization: one of `mobile.tflite.QUANTIZATIONS`.
+      representative_inputs: int8 / int16x8 calibration inputs (`tflite.convert_saved_model`).
+      metadata: optional {name: bytes} attached as flatbuffer metadata.
+    Returns:
+      {"bytes", "ops", "inputs", "outputs"} of the written file.
+    """
+    with tempfile.TemporaryDirectory(prefix="dynabert-savedmodel-") as tmp:
+        saved_model = os.path.join(tmp, "saved_model")
+        tflite_lib.to_saved_model(standalone, saved_model, seq_len)
+        tflite = tflite_lib.convert_saved_model(saved_model, quantization,
+                                                representative_inputs)
+    ops = tflite_lib.check_builtin_ops(tflite)
+    if metadata:
+        tflite = tflite_lib.add_metadata(tflite, metadata)
+    inputs, outputs = tflite_lib.signature_io(tflite)
+    files.write_atomic(path, tflite)
+    return {"bytes": os.path.getsize(path), "ops": ops, "inputs": inputs, "outputs": outputs}
+
+
+def export_cell(model, width_mult, depth_mult, path, seq_len=128,
+                quantization="dynamic_range", representative_inputs=None, metadata=None):
+    """Extracts the (width_mult, depth_mult) cell and writes it (`write_tflite`)."""
+    from dynabert_tf.elastic import subnetwork
+
+    return write_tflite(subnetwork.extract_subnetwork(model, width_mult, depth_mult), path,
+                        seq_len, quantization, representative_inputs, metadata)
+
+
+def export_layerwise(model, config, path, seq_len=128, quantization="dynamic_range",
+                     representative_inputs=None, metadata=None):
+    """Extracts the per-layer sub-network `config` (`elastic.layerwise.LayerwiseConfig`) and
+    writes it (`write_tflite`); its outputs equal `model(inputs, subnetwork=config)`."""
+    from dynabert_tf.elastic import subnetwork
+
+    return write_tflite(subnetwork.extract_layerwise(model, config), path, seq_len,
+                        quantization, representative_inputs, metadata)
