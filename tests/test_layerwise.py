@@ -157,25 +157,25 @@ def test_mixed_config_equals_masking(parent, config, depth_mult):
         np.testing.assert_allclose(g, np.asarray(e)[:, :heads], atol=1e-5)
 
 
-def test_mixed_config_qkv_and_training(parent):
+def test_mixed_config_returns_its_last_layer_qkv(parent):
     inputs = random_inputs(batch_size=2, seq_len=5)
     got = parent(inputs, subnetwork=MIXED, return_dict=True, return_qkv=True)
+    # MIXED's last kept layer (3) keeps 3 heads.
     assert got["last_layer_qkv"]["query"].shape == (2, 3, 5, TINY_DEEP.head_dim)
-    assert len(got["hidden_states"]) == 4
-    assert got["logits"].shape == (2, 3)
+    assert len(got["hidden_states"]) == 4 and got["logits"].shape == (2, 3)
 
 
-def test_bad_call_arguments_are_one_line(parent):
+@pytest.mark.parametrize("config,kwargs,message", [
+    (MIXED, {"width_mult": 0.5}, "either subnetwork or width_mult/depth_mult"),
+    (MIXED, {"depth_mult": 0.5}, "not both"),
+    (LayerwiseConfig((0, 4), (1, 1), (16, 16)), {}, "layer index 4 out of range for 4 layers"),
+])
+def test_bad_call_arguments_are_one_line(parent, config, kwargs, message):
     inputs = random_inputs(batch_size=1, seq_len=4)
-    for kwargs, message in [
-            ({"width_mult": 0.5}, "either subnetwork or width_mult/depth_mult"),
-            ({"depth_mult": 0.5}, "not both"),
-            ({}, "layer index 4 out of range for 4 layers")]:
-        config = MIXED if kwargs else LayerwiseConfig((0, 4), (1, 1), (16, 16))
-        for model in (parent, parent.backbone):
-            with pytest.raises(ValueError, match=message) as e:
-                model(inputs, subnetwork=config, **kwargs)
-            assert "\n" not in str(e.value)
+    for model in (parent, parent.backbone):
+        with pytest.raises(ValueError, match=message) as e:
+            model(inputs, subnetwork=config, **kwargs)
+        assert "\n" not in str(e.value)
 
 
 # --------------------------------------------------------------------------- extraction
