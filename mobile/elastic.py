@@ -13,15 +13,19 @@ Each signature is the dynamic model run at its cell (`model(inputs, width_mult, 
 all of them tracing one set of variables into one SavedModel that the TFLite converter turns
 into one flatbuffer, a subgraph per signature. The converter folds each cell's weight slices
 into constants of their own; `mobile.shared_weights.share_buffers` then stores identical
-constants once and reads every narrow query / key / value / intermediate kernel from the
-leading rows of the full one. A sentence of 20 tokens padded to a 32-token bucket gives the
-same outputs as padded to 128 (padding is masked), at a fraction of the cost.
+constants once and reads every narrow kernel from the leading rows of the full one. For that
+the attention and FFN output projections are traced as BATCH_MATMUL on [1, n, hidden]
+constants (`rows_outer_output_projections`; a cell's own file has FULLY_CONNECTED
+[hidden, n]) and, with dynamic range, quantized with the full kernel's scale per hidden
+column (`shared_weights.quantize_per_column`). A sentence of 20 tokens padded to a 32-token
+bucket gives the same outputs as padded to 128 (padding is masked), at a fraction of the cost.
 """
 
 import os
 import tempfile
 
 from dynabert_tf.elastic import grid as grid_lib
+from dynabert_tf.layers.common import rows_outer_output_projections
 from mobile import shared_weights
 from mobile import tflite as tflite_lib
 from mobile.errors import ExportError
@@ -94,24 +98,42 @@ def to_saved_model(model, signature_specs, path):
             return {name: outputs[name] for name in model.head.output_names}
         return serve
 
-    for name, spec in signature_specs.items():
-        archive.add_endpoint(name, endpoint(spec["width_mult"], spec["depth_mult"]),
-                             input_signature=[tf.TensorSpec([1, spec["seq_len"]], tf.int32,
-                                                            name=n)
-                                              for n in tflite_lib.INPUT_NAMES])
-    archive.write_out(path, verbose=False)
+    with rows_outer_output_projections():  # traced here, the layout is kept in the graph
+        for name, spec in signature_specs.items():
+            archive.add_endpoint(name, endpoint(spec["width_mult"], spec["depth_mult"]),
+                                 input_signature=[tf.TensorSpec([1, spec["seq_len"]],
+                                                                tf.int32, name=n)
+                                                  for n in tflite_lib.INPUT_NAMES])
+        archive.write_out(path, verbose=False)
     return path
 
 
+def output_kernels(model):
+    """The full attention and FFN output kernels, [heads * head_dim, hidden] and
+    [intermediate, hidden] per layer (float32 numpy): what the narrow ones are sliced from."""
+    import numpy as np
+
+    kernels = []
+    for layer in model.backbone.transformer_layers:
+        for kernel in (layer.attention.output_kernel, layer.feedforward.output_kernel):
+            value = np.asarray(kernel, np.float32)
+            kernels.append(value.reshape(-1, value.shape[-1]))
+    return kernels
+
+
 def convert(model, signature_specs, quantization="dynamic_range"):
-    """The converter's flatbuffer (every signature, weights not yet shared)."""
+    """The converter's flatbuffer (every signature, weights not yet shared), the output
+    kernels with dynamic range re-quantized per hidden column (`quantize_per_column`)."""
     if quantization not in QUANTIZATIONS:
         raise ExportError(f"--quantization={quantization} is not available with "
                           f"--format=elastic; use one of {', '.join(QUANTIZATIONS)}")
     with tempfile.TemporaryDirectory(prefix="dynabert-elastic-") as tmp:
         saved = to_saved_model(model, signature_specs, os.path.join(tmp, "saved_model"))
-        return tflite_lib.convert_saved_model(saved, quantization,
+        flat = tflite_lib.convert_saved_model(saved, quantization,
                                               signature_keys=list(signature_specs))
+    if quantization == "dynamic_range":
+        flat, _ = shared_weights.quantize_per_column(flat, output_kernels(model))
+    return flat
 
 
 def signature_io(tflite_bytes, names):

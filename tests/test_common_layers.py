@@ -1,11 +1,13 @@
-"""The training-path LayerNorm and Dropout of `layers/common.py` against Keras' own."""
+"""The training-path LayerNorm and Dropout of `layers/common.py` against Keras' own; the
+output projection's export layout against the plain matmul."""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from dynabert_tf.layers.common import ACTIVATIONS, Dropout, LayerNorm, gelu_for_training
+from dynabert_tf.layers.common import (ACTIVATIONS, Dropout, LayerNorm, gelu_for_training,
+                                      output_projection, rows_outer_output_projections)
 
 
 @pytest.mark.parametrize("shape", [(4, 6, 10), (5, 12)])
@@ -65,3 +67,21 @@ def test_training_gelu_equals_the_exact_gelu_and_its_gradient():
         results.append((y, tape.gradient(y, x)))
     for got, want in zip(*results):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_rows_outer_output_projection_is_the_same_matmul():
+    """Inside `rows_outer_output_projections` the traced graph multiplies by a [1, n, hidden]
+    kernel (TFLite BATCH_MATMUL); the result is the 2-D matmul's, and the switch ends with
+    its block."""
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=(2 * 5, 6)), tf.float32)  # batch 2, seq 5, n 6
+    kernel = tf.constant(rng.normal(size=(6, 4)), tf.float32)
+    batch_shape = tf.constant([2, 5])
+    graph_ops = lambda: {op.type for op in tf.function(output_projection).get_concrete_function(
+        x, kernel, batch_shape).graph.get_operations()}
+    assert "BatchMatMulV2" not in graph_ops()
+    with rows_outer_output_projections():
+        assert "BatchMatMulV2" in graph_ops()
+        rows_outer = output_projection(x, kernel, batch_shape)
+    assert "BatchMatMulV2" not in graph_ops()
+    np.testing.assert_allclose(rows_outer, x @ kernel, rtol=1e-6, atol=1e-6)

@@ -124,32 +124,73 @@ def test_bucket_signature_equals_full_length(exports):
                                        atol=FLOAT_TOLERANCE)
 
 
+def output_kernel_ranges(tflite_bytes, signature):
+    """[(offset, size)] of the constant right-hand sides of `signature`'s BATCH_MATMULs (the
+    attention and FFN output kernels, [1, n, hidden]) in a `share_buffers` file, read from
+    the flatbuffer as stored (TensorFlow's object reader would resolve the offsets)."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    model = schema.Model.GetRootAs(bytearray(tflite_bytes), 0)
+    signatures = [model.SignatureDefs(i) for i in range(model.SignatureDefsLength())]
+    index = next(s.SubgraphIndex() for s in signatures if s.SignatureKey().decode() == signature)
+    graph, ranges = model.Subgraphs(index), []
+    for i in range(graph.OperatorsLength()):
+        op = graph.Operators(i)
+        code = model.OperatorCodes(op.OpcodeIndex())
+        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+        if builtin == schema.BuiltinOperator.BATCH_MATMUL:
+            buffer = model.Buffers(graph.Tensors(op.Inputs(1)).Buffer())
+            if buffer.Offset():
+                ranges.append((buffer.Offset(), buffer.Size()))
+    return ranges
+
+
+def assert_output_kernels_inside_the_full_ones(tflite_bytes, narrow, full, narrow_layers, layers):
+    """Each of `narrow`'s output kernels (2 per kept layer) starts where one of `full`'s
+    starts (2 per layer) and is shorter: its leading rows."""
+    narrow_ranges, full_ranges = (output_kernel_ranges(tflite_bytes, narrow),
+                                  output_kernel_ranges(tflite_bytes, full))
+    assert (len(narrow_ranges), len(full_ranges)) == (2 * narrow_layers, 2 * layers)
+    hosts = dict(full_ranges)
+    for offset, size in narrow_ranges:
+        assert offset in hosts and size < hosts[offset], (offset, size)
+
+
 def test_weights_stored_once(exports):
     """The narrow cell's query, key, value and intermediate kernels are read from the
-    leading rows of the full cell's (float32 here: 4 bytes a weight), and the 8-token
+    leading rows of the full cell's, and so are its attention and FFN output kernels
+    (BATCH_MATMUL constants [1, n, hidden]; float32 here: 4 bytes a weight), and the 8-token
     position embeddings from the 16-token ones; what is left is the converter's output
     without them. (The converter itself stores identical constants once.)"""
     _, _, (out, manifest) = exports
+    path = os.path.join(out, elastic_lib.FILE_NAME)
     stored = manifest["files"][0]
     sharing = stored["weight_sharing"]
-    assert stored["bytes"] == os.path.getsize(os.path.join(out, elastic_lib.FILE_NAME))
+    assert stored["bytes"] == os.path.getsize(path)
     cfg, kept = TINY_DEEP, grid_lib.kept_layers(TINY_DEEP.num_layers, 0.5)
     heads, neurons = grid_lib.num_kept(cfg.num_heads, 0.25), grid_lib.num_kept(
         cfg.intermediate_size, 0.25)
     head_dim = cfg.hidden_size // cfg.num_heads
-    narrow_rows = len(kept) * (3 * heads * head_dim + neurons) * cfg.hidden_size * 4
+    narrow_rows = len(kept) * 2 * (2 * heads * head_dim + neurons) * cfg.hidden_size * 4
     positions = BUCKET * cfg.hidden_size * 4
     assert sharing["prefix_bytes"] >= narrow_rows + positions, sharing
     alignment = shared_weights.ALIGNMENT * sharing["stored_once"]
     # bytes_before: the converter's output with the vocabulary and labels attached.
     assert stored["bytes"] <= sharing["bytes_before"] - sharing["prefix_bytes"] + alignment
+    with open(path, "rb") as f:
+        assert_output_kernels_inside_the_full_ones(f.read(), NARROW, "w1.00_d1.00", len(kept),
+                                                   cfg.num_layers)
 
 
 def test_dynamic_range_prefixes_are_shared_and_exact():
-    """Dynamic range (int8 weights, a scale per output row): the narrow kernels are still
-    the leading bytes of the full ones. Sharing moves bytes, never changes them: every
-    tensor of every subgraph reads what it read before (TensorFlow's own reader resolves
-    the offsets), and each signature's logits are bit-identical."""
+    """Dynamic range (int8 weights, a scale per output row of a FULLY_CONNECTED, per hidden
+    column of an output kernel, the full kernel's for every width): the narrow kernels are
+    the leading bytes of the full ones, and the full cell's output kernels are the cell's own
+    file's, transposed, byte for byte and scale for scale. Sharing moves bytes, never changes
+    them: every tensor of every subgraph reads what it read before (TensorFlow's own reader
+    resolves the offsets), and each signature's logits are bit-identical."""
+    import tempfile
+
     import keras
     from tensorflow.lite.tools import flatbuffer_utils
 
@@ -160,9 +201,19 @@ def test_dynamic_range_prefixes_are_shared_and_exact():
     specs = elastic_lib.signatures([(1.0, 1.0), (0.5, 1.0)], SEQ_LEN)
     flat = elastic_lib.convert(model, specs, "dynamic_range")
     shared, stats = shared_weights.share_buffers(flat)
-    # 2 layers x (query, key, value, intermediate) of w0.50, int8.
-    assert stats["prefix_aliased"] >= 2 * 4, stats
+    # 2 layers x (query, key, value, intermediate, attention output, FFN output) of w0.50.
+    assert stats["prefix_aliased"] >= 2 * 6, stats
     assert len(shared) < len(flat)
+    assert_output_kernels_inside_the_full_ones(shared, "w0.50_d1.00", "w1.00_d1.00", 2, 2)
+    with tempfile.TemporaryDirectory() as tmp:  # the full cell's own file
+        own = tflite_lib.convert_saved_model(
+            tflite_lib.to_saved_model(model, os.path.join(tmp, "saved"), SEQ_LEN),
+            "dynamic_range")
+    own_weights = {bytes(t.data): list(t.scale) for t in int8_weights(own, transpose=True)}
+    full_outputs = int8_weights(flat, "w1.00_d1.00", op="BATCH_MATMUL")
+    assert len(full_outputs) == 2 * 2
+    for kernel in full_outputs:
+        assert own_weights.get(bytes(kernel.data)) == list(kernel.scale)
     before, after = Interpreter(model_content=flat), Interpreter(model_content=shared)
     for name in specs:
         for x in batch_inputs(4):
@@ -178,6 +229,34 @@ def test_dynamic_range_prefixes_are_shared_and_exact():
             assert tensor_bytes(old, old_tensor) == tensor_bytes(new, new_tensor)
             checked += bool(tensor_bytes(old, old_tensor))
     assert checked > 40
+
+
+def int8_weights(tflite_bytes, signature=None, op="FULLY_CONNECTED", transpose=False):
+    """The int8 constant weights (input 1) of `op` in `signature`'s subgraph (the first if
+    None), each as (data: the bytes, transposed if asked, scale: its scales)."""
+    import collections
+
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(tflite_bytes))
+    index = 0 if signature is None else next(
+        s.subgraphIndex for s in model.signatureDefs if s.signatureKey.decode() == signature)
+    graph, found = model.subgraphs[index], []
+    Weight = collections.namedtuple("Weight", "data scale")
+    for operator in graph.operators:
+        code = model.operatorCodes[operator.opcodeIndex]
+        if max(code.builtinCode, code.deprecatedBuiltinCode) != getattr(
+                schema.BuiltinOperator, op):
+            continue
+        tensor = graph.tensors[operator.inputs[1]]
+        data = model.buffers[tensor.buffer].data
+        if tensor.type == schema.TensorType.INT8 and data is not None:
+            values = np.asarray(data, np.uint8).view(np.int8).reshape(tensor.shape)
+            values = values.reshape(values.shape[-2:])
+            found.append(Weight((values.T if transpose else values).tobytes(),
+                                np.asarray(tensor.quantization.scale).tolist()))
+    return found
 
 
 def test_benchmark_and_select_pick_a_signature(exports):

@@ -5,7 +5,7 @@ import tensorflow as tf
 from keras import ops
 
 from dynabert_tf.layers import weight_layout
-from dynabert_tf.layers.common import Dropout, LayerNorm, initializer
+from dynabert_tf.layers.common import Dropout, LayerNorm, initializer, output_projection
 
 
 # A padded key's score becomes its row's smallest score minus this margin: its softmax weight
@@ -106,8 +106,8 @@ class SliceableSelfAttention(keras.layers.Layer):
             context = context * ops.reshape(head_mask[:n], (1, n, 1, 1))
         context = tf.reshape(tf.transpose(context, (0, 2, 1, 3)), (-1, n * self.head_dim))
         kernel = weight_layout.sliced(self, "output_kernel", n)
-        out = tf.nn.bias_add(
-            tf.matmul(context, tf.reshape(kernel, (n * self.head_dim, self.hidden_size))),
+        out = tf.nn.bias_add(output_projection(
+            context, tf.reshape(kernel, (n * self.head_dim, self.hidden_size)), batch_shape),
             self.output_bias)
         out = self.layer_norm(tokens + self.output_dropout(out, training=training),
                               training=training)

@@ -1,6 +1,9 @@
 """Small pieces shared by the sliceable layers, including a LayerNorm and a Dropout that cost
 less per training step than Keras' own (benchmarks/results/train_step.md)."""
 
+import contextlib
+import contextvars
+
 import keras
 import tensorflow as tf
 
@@ -9,6 +12,35 @@ ACTIVATIONS = {
     "gelu_approximate": lambda x: keras.activations.gelu(x, approximate=True),
     "relu": keras.activations.relu,
 }
+
+
+_ROWS_OUTER = contextvars.ContextVar("rows_outer_output_projections", default=False)
+
+
+@contextlib.contextmanager
+def rows_outer_output_projections():
+    """Within this block `output_projection` traces a batched matmul on a [1, n, hidden]
+    kernel, which the TFLite converter keeps as BATCH_MATMUL with its constant [1, n, hidden]
+    (width outermost), instead of a 2-D matmul, which becomes FULLY_CONNECTED with its weights
+    stored [hidden, n] (width innermost). Same function; only the traced graph differs, so a
+    narrow cell's output kernel is the leading rows of the full one's (`mobile.elastic`)."""
+    token = _ROWS_OUTER.set(True)
+    try:
+        yield
+    finally:
+        _ROWS_OUTER.reset(token)
+
+
+def output_projection(x, kernel, batch_shape):
+    """x [batch * seq, n] @ kernel [n, hidden] -> [batch * seq, hidden].
+
+    `batch_shape`: int32 [2], (batch, seq). Inside `rows_outer_output_projections`, x is
+    multiplied as [batch, seq, n] by kernel[None] ([1, n, hidden])."""
+    if not _ROWS_OUTER.get():
+        return tf.matmul(x, kernel)
+    hidden = kernel.shape[-1]
+    tokens = tf.reshape(x, tf.concat([batch_shape, [-1]], 0))
+    return tf.reshape(tf.matmul(tokens, kernel[None]), (-1, hidden))
 
 
 def initializer():

@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from dynabert_tf.layers import weight_layout
 from dynabert_tf.layers.common import (ACTIVATIONS, TRAINING_ACTIVATIONS, Dropout, LayerNorm,
-                                      initializer)
+                                      initializer, output_projection)
 
 
 @keras.saving.register_keras_serializable(package="dynabert_tf")
@@ -56,8 +56,8 @@ class SliceableFeedForward(keras.layers.Layer):
             tf.matmul(tokens, weight_layout.sliced(self, "intermediate_kernel", n),
                       transpose_b=True),
             weight_layout.sliced(self, "intermediate_bias", n)))
-        out = tf.nn.bias_add(tf.matmul(h, weight_layout.sliced(self, "output_kernel", n)),
-                             self.output_bias)
+        out = tf.nn.bias_add(output_projection(
+            h, weight_layout.sliced(self, "output_kernel", n), tf.shape(x)[:2]), self.output_bias)
         out = self.layer_norm(tokens + self.dropout(out, training=training), training=training)
         return tf.reshape(out, tf.shape(x))
 
