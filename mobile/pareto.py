@@ -2,20 +2,26 @@
 
 Without dev metrics (an untrained or unevaluated model) the panels show latency vs FLOPs and
 size vs parameters instead, which is what the cost side of the trade-off looks like.
+
+`searched` adds other sub-networks (`mobile.search`'s per-layer configurations), entries of
+the same form as the manifest's, drawn as black stars labelled by their `label`; `budgets_ms`
+draws each latency budget as a dotted line.
 """
 
 from mobile import selection
 
 
-def plot_pareto(manifest, path, threads=None):
+def plot_pareto(manifest, path, threads=None, searched=(), budgets_ms=(), metric_label=None):
     """Writes the figure to `path`; `threads` picks the latency column (default: the thread
-    count with the lowest total latency, i.e. the setting an app would use)."""
+    count with the lowest total latency, i.e. the setting an app would use).
+    `metric_label`: the metric axis' label (default "dev {metric}")."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     entries = manifest.get("cells", [])
+    searched = list(searched)
     timed = sorted({int(t) for e in entries for t in (e.get("latency_ms") or {})})
     if threads is None:
         total = lambda t: sum(selection.latency_of(e, t) or 0.0 for e in entries)
@@ -24,7 +30,7 @@ def plot_pareto(manifest, path, threads=None):
     have_metric = metric and any(selection.metric_of(e, metric) is not None for e in entries)
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
-    for entry in entries:
+    for entry in [*entries, *searched]:
         latency = selection.latency_of(entry, threads)
         size_mb = entry["bytes"] / 1e6
         if have_metric:
@@ -38,10 +44,16 @@ def plot_pareto(manifest, path, threads=None):
         for axis, x, y in points:
             if x is None:
                 continue
-            axis.scatter(x, y, color=f"C{int(round(4 * (1 - entry['width_mult'])))}",
-                         marker={1.0: "o", 0.75: "s", 0.5: "^"}.get(entry["depth_mult"], "x"))
-            axis.annotate(entry["cell"], (x, y), fontsize=7, xytext=(3, 3),
+            if "width_mult" in entry:
+                axis.scatter(x, y, color=f"C{int(round(4 * (1 - entry['width_mult'])))}",
+                             marker={1.0: "o", 0.75: "s", 0.5: "^"}.get(entry["depth_mult"],
+                                                                         "x"))
+            else:
+                axis.scatter(x, y, color="black", marker="*", s=90, zorder=3)
+            axis.annotate(entry.get("label", entry["cell"]), (x, y), fontsize=7, xytext=(3, 3),
                           textcoords="offset points")
+    for budget in budgets_ms:
+        left.axvline(budget, color="gray", linestyle=":", linewidth=1)
     from matplotlib.lines import Line2D
     widths = sorted({e["width_mult"] for e in entries}, reverse=True)
     depths = sorted({e["depth_mult"] for e in entries}, reverse=True)
@@ -50,15 +62,20 @@ def plot_pareto(manifest, path, threads=None):
     handles += [Line2D([], [], color="gray", linestyle="",
                        marker={1.0: "o", 0.75: "s", 0.5: "^"}.get(d, "x"), label=f"m_d {d:.2f}")
                 for d in depths]
+    if searched:
+        handles.append(Line2D([], [], color="black", marker="*", linestyle="",
+                              label="searched"))
     right.legend(handles=handles, fontsize=7, loc="best")
-    ylabel_left = f"dev {metric}" if have_metric else "GFLOPs"
-    ylabel_right = f"dev {metric}" if have_metric else "parameters (M)"
+    label = metric_label or f"dev {metric}"
+    ylabel_left = label if have_metric else "GFLOPs"
+    ylabel_right = label if have_metric else "parameters (M)"
     left.set(xlabel=f"median latency (ms), {threads} thread(s)", ylabel=ylabel_left)
     right.set(xlabel=f"{manifest.get('quantization', '')} .tflite size (MB)", ylabel=ylabel_right)
     for axis in (left, right):
         axis.grid(alpha=0.3)
     task = manifest.get("task") or "model"
-    fig.suptitle(f"DynaBERT cells on LiteRT: {task}, seq {manifest.get('seq_len')}"
+    what = "cells and searched sub-networks" if searched else "cells"
+    fig.suptitle(f"DynaBERT {what} on LiteRT: {task}, seq {manifest.get('seq_len')}"
                  + ("" if have_metric else " (no dev metrics: cost only)"))
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -1,4 +1,7 @@
-"""mobile.evolution (the search) on synthetic fitness and latency; no model involved."""
+"""mobile.search: the evolutionary search (synthetic fitness and latency), the dev halves and
+the Pareto plot of found configurations."""
+
+import os
 
 import numpy as np
 import pytest
@@ -88,3 +91,63 @@ def test_search_sizes_and_impossible_budget_raise():
         evolution.evolve(SPACE, size, LATENCY.predict_one, 0.2)
     with pytest.raises(ValueError, match="bad search sizes"):
         evolution.evolve(SPACE, size, LATENCY.predict_one, 2.0, population=2, parents=3)
+
+
+# --------------------------------------------------------------------------- dev halves
+
+@pytest.fixture(scope="module")
+def tiny_workdir(tmp_path_factory):
+    from tests.test_mobile_export import make_workdir
+
+    return make_workdir(str(tmp_path_factory.mktemp("search_work")))
+
+
+def test_dev_halves_split_batch_and_score(tiny_workdir):
+    from dynabert_tf.io import checkpoint
+    from dynabert_tf.tasks import metrics as metrics_lib
+    from mobile import dev_halves
+
+    vocab = os.path.join(tiny_workdir, "final", "vocab.txt")
+    search, report = dev_halves.split_dev("rt_polarity", vocab, seq_len=32, seed=0,
+                                          batch_size=100)
+    assert (len(search), len(report)) == (527, 527)  # the 1,054 rt_polarity dev sentences
+    assert not set(search.indices) & set(report.indices)
+    again = dev_halves.split_dev("rt_polarity", vocab, seq_len=32, seed=0, batch_size=100)[0]
+    np.testing.assert_array_equal(again.indices, search.indices)
+    lengths = [batch["padding_mask"].numpy().sum(1) for batch in search.batches]
+    for batch, length in zip(search.batches, lengths):  # padded to the batch's longest
+        assert batch["token_ids"].shape[1] == length.max() <= 32
+    assert all(a.max() <= b.min() for a, b in zip(lengths, lengths[1:]))  # sorted by length
+
+    model = checkpoint.load_task_model(os.path.join(tiny_workdir, "final"))
+    config = layerwise.LayerwiseConfig((1, 3), (2, 4), (32, 64))
+    logits = dev_halves.predict(model, config, report)
+    first = np.asarray(model(report.batches[0], subnetwork=config))
+    np.testing.assert_allclose(logits[:len(first)], first, atol=1e-6)
+    accuracy = dev_halves.metric("rt_polarity", logits, report.labels, "accuracy")
+    assert accuracy == metrics_lib.compute_metrics("rt_polarity", logits,
+                                                   report.labels)["accuracy"]
+    noise = dev_halves.bootstrap("rt_polarity", "accuracy", report.labels, logits, logits,
+                                 samples=200)
+    binomial = np.sqrt(accuracy * (1 - accuracy) / len(report))
+    assert noise["difference_std"] == 0 and abs(noise["std"][0] - binomial) < 0.3 * binomial
+
+
+def test_pareto_draws_searched_configurations(tmp_path):
+    from mobile import pareto
+
+    timing = lambda ms: {"1": {"median": ms}}
+    cells = [{"cell": "w1.00_d1.00", "width_mult": 1.0, "depth_mult": 1.0, "bytes": 2e6,
+              "flops": 1e9, "params": 1e6, "latency_ms": timing(4.0),
+              "metrics": {"accuracy": 0.86}},
+             {"cell": "w0.25_d0.50", "width_mult": 0.25, "depth_mult": 0.5, "bytes": 1e6,
+              "flops": 1e8, "params": 5e5, "latency_ms": timing(1.0),
+              "metrics": {"accuracy": 0.80}}]
+    searched = [{"cell": "mix_l0.2_h6.3_n768.384", "label": "S1 (≤2 ms)", "bytes": 1.5e6,
+                 "flops": 4e8, "params": 7e5, "latency_ms": timing(1.9),
+                 "metrics": {"accuracy": 0.84}}]
+    manifest = {"task": "rt_polarity", "seq_len": 128, "primary_metric": "accuracy",
+                "quantization": "dynamic_range", "cells": cells}
+    path = pareto.plot_pareto(manifest, str(tmp_path / "p.png"), 1, searched, [2.0],
+                              "dev accuracy, report half")
+    assert os.path.getsize(path) > 1000

@@ -1,0 +1,113 @@
+"""LiteRT latencies of per-layer sub-networks, measured once and cached: the latency model's data.
+
+Each configuration is extracted and exported by the path the grid cells take
+(`mobile.export.export_layerwise`: the kept heads, neurons and layers only, static seq_len,
+builtin ops) to `DIR/tflite/{config.name}.tflite`, then every file still untimed is timed by
+`mobile.benchmark.time_files` (batch 1, XNNPACK, median of `runs` calls spread over `rounds`
+interleaved rounds). Results go to `DIR/measurements.json` after each export and after the
+timing, so a killed run keeps what it measured; a later run with the same settings adds to it.
+
+    configs = [*grid_configs, *latency_measure.sample_configs(space, 28, seed=0)]
+    entries = latency_measure.measure(model, configs, DIR, settings)
+    entries[config.name]["latency_ms"]["median"]
+"""
+
+import os
+
+import numpy as np
+
+from dynabert_tf.io import files
+from mobile import benchmark as benchmark_lib
+from mobile import cli
+from mobile import export as export_lib
+from mobile.errors import ExportError
+
+MEASUREMENTS = "measurements.json"
+TFLITE_DIR = "tflite"
+
+
+def sample_configs(space, count, seed=0, exclude=()):
+    """`count` distinct random configurations of `space` (`evolution.Space`: random layer
+    subsets, per-layer heads and neurons among the allowed counts), none in `exclude`."""
+    rng = np.random.default_rng(seed)
+    seen = {config.name for config in exclude}
+    configs = []
+    while len(configs) < count:
+        config = space.config(space.random_genome(rng))
+        if config.name not in seen:
+            seen.add(config.name)
+            configs.append(config)
+    return configs
+
+
+def _read(path, settings):
+    """The cached entries of `path`, {} if none; ExportError if they were measured with other
+    settings (model, seq_len, quantization, threads, ...)."""
+    if not os.path.isfile(path):
+        return {}
+    cached = export_lib.read_json_object(path, MEASUREMENTS)
+    differing = [f"{key} {cached.get(key)!r} there, {value!r} now"
+                 for key, value in settings.items() if cached.get(key) != value]
+    if differing:
+        raise ExportError(f"{path} holds measurements with other settings ("
+                          + "; ".join(differing) + "); use another --output_dir")
+    return dict(cached.get("configs") or {})
+
+
+def measure(model, configs, directory, settings, model_id=None, progress=True):
+    """{config name: entry} of `configs`, each exported and timed unless cached.
+
+    Args:
+      model: the trained `DynaBertTaskModel`.
+      configs: `LayerwiseConfig`s.
+      directory: where `tflite/` and `measurements.json` go.
+      settings: {"architecture", "seq_len", "quantization", "threads", "runs", "warmup",
+        "rounds", ...}: how to export and time; a cache with other settings is refused.
+      model_id: recorded as each new entry's `exported_from` (e.g. the weights' sha256).
+    Entry: {"config": to_dict, "file", "bytes", "exported_from", "latency_ms": benchmark
+    summary (median, p90, mean, min, samples), "load_average": before and after the timing
+    run}.
+    """
+    os.makedirs(os.path.join(directory, TFLITE_DIR), exist_ok=True)
+    path = os.path.join(directory, MEASUREMENTS)
+    entries = _read(path, settings)
+
+    def write():
+        files.write_json(path, {**settings, "configs": entries})
+
+    todo = [c for c in configs if c.name not in entries]
+    for config in cli.progress(todo, progress, "export"):
+        file_name = os.path.join(TFLITE_DIR, f"{config.name}.tflite")
+        written = export_lib.export_layerwise(model, config, os.path.join(directory, file_name),
+                                              seq_len=settings["seq_len"],
+                                              quantization=settings["quantization"])
+        entries[config.name] = {"config": config.to_dict(), "file": file_name,
+                                "bytes": written["bytes"], "exported_from": model_id,
+                                "latency_ms": None}
+        write()
+    untimed = [c.name for c in configs if entries[c.name]["latency_ms"] is None]
+    if untimed:
+        timings = time_files({name: os.path.join(directory, entries[name]["file"])
+                              for name in untimed}, settings, progress)
+        for name in untimed:
+            entries[name].update(timings[name])
+        write()
+    return {c.name: entries[c.name] for c in configs}
+
+
+def time_files(paths, settings, progress=True):
+    """{name: {"latency_ms": summary, "load_average": [before, after]}}: the files of
+    `paths` ({name: .tflite path}) timed in one interleaved run (`benchmark.time_files`)."""
+    threads = settings["threads"]
+    before = benchmark_lib.machine_info()["load_average"]
+    bar = benchmark_lib._bar(len(paths) * settings["rounds"], progress, "timing")
+    try:
+        timings = benchmark_lib.time_files(list(paths.values()), [threads], settings["runs"],
+                                           settings["warmup"], settings["rounds"], bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    load = [before, benchmark_lib.machine_info()["load_average"]]
+    return {name: {"latency_ms": timings[path][str(threads)], "load_average": load}
+            for name, path in paths.items()}
+
