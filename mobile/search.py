@@ -2,7 +2,7 @@
 
     python -m mobile.search --model_dir=WORKDIR --output_dir=OUT [--budgets_ms=1.5,2.5,3.5] \
         [--num_measured=28] [--threads=1] [--latency_dir=OUT/latency] [--measure_only] \
-        [--population=10 --parents=4 --mutations=6 --crossovers=2 --generations=3] [--seed=0]
+        [--population=10 --parents=4 --mutations=6 --crossovers=2 --generations=4] [--seed=0]
 
 1. Measure: the grid cells and `--num_measured` random per-layer configurations are exported
    (`mobile.export.export_layerwise`, the grid cells' path; dynamic range, seq 128 by default)
@@ -12,7 +12,8 @@
    held-out relative error is measured on the other 30% (OUT/latency_model.json).
 3. Search: for each budget, `mobile.evolution` maximises the primary dev metric of
    `model(x, subnetwork=config)` on the *search half* of the dev split (`mobile.dev_halves`)
-   subject to predicted latency <= budget; the grid cells within the budget seed it. Default
+   subject to predicted latency <= budget; the grid cells within the budget seed it (hidden
+   states of shared layer prefixes are reused: `dev_halves.PrefixCachedPredictor`). Default
    budgets: a quarter, half and three quarters of the way from the fastest grid cell's
    measured latency to the slowest's. Metrics are cached per configuration (OUT/metrics.json).
 4. Report: the found configurations are exported from the model (OUT/tflite/) and timed
@@ -124,7 +125,7 @@ class MetricCache:
 def run_search(model_dir, output_dir, budgets_ms=(), num_measured=28, latency_dir=None,
                measure_only=False, seq_len=128, quantization="dynamic_range", threads=1,
                runs=50, warmup=5, rounds=5, population=10, parents=4, mutations=6,
-               crossovers=2, generations=3, seed=0, data_dir=None, progress=True):
+               crossovers=2, generations=4, seed=0, data_dir=None, progress=True):
     """Measure, fit, search and report (module doc); returns the search.json dict."""
     from dynabert_tf.elastic import layerwise
     from dynabert_tf.io import checkpoint
@@ -186,8 +187,10 @@ def run_search(model_dir, output_dir, budgets_ms=(), num_measured=28, latency_di
     cache = MetricCache(os.path.join(output_dir, METRICS), {
         "model_sha256": model_id,
         "task": task, "metric": metric, "split_seed": seed, "seq_len": seq_len})
+    forward = {search_half.name: dev_halves.PrefixCachedPredictor(model, search_half),
+               report_half.name: lambda c: dev_halves.predict(model, c, report_half)}
     score = lambda half: lambda config: cache.get(half.name, config, lambda c: dev_halves.metric(
-        task, dev_halves.predict(model, c, half), half.labels, metric))
+        task, forward[half.name](c), half.labels, metric))
     grid_latency = {name: entries[c.name]["latency_ms"]["median"] for name, c in grid.items()}
     budgets = tuple(budgets_ms) or default_budgets(grid_latency.values())
     found = {}
@@ -256,7 +259,7 @@ def _define_flags(flag_values):
     flags.DEFINE_integer("parents", 4, "Candidates kept per generation.", **define)
     flags.DEFINE_integer("mutations", 6, "Mutated children per generation.", **define)
     flags.DEFINE_integer("crossovers", 2, "Crossover children per generation.", **define)
-    flags.DEFINE_integer("generations", 3, "Generations per budget.", **define)
+    flags.DEFINE_integer("generations", 4, "Generations per budget.", **define)
     flags.DEFINE_integer("seed", 0, "Seeds the sampled configurations, the dev halves and the "
                          "search.", **define)
     flags.DEFINE_string("data_dir", None, "Task data (GLUE tasks); built-in tasks need none.",

@@ -112,8 +112,7 @@ def test_dev_halves_split_batch_and_score(tiny_workdir):
                                           batch_size=100)
     assert (len(search), len(report)) == (527, 527)  # the 1,054 rt_polarity dev sentences
     assert not set(search.indices) & set(report.indices)
-    again = dev_halves.split_dev("rt_polarity", vocab, seq_len=32, seed=0, batch_size=100)[0]
-    np.testing.assert_array_equal(again.indices, search.indices)
+    assert set(search.indices) == set(np.random.default_rng(0).permutation(1054)[:527])
     lengths = [batch["padding_mask"].numpy().sum(1) for batch in search.batches]
     for batch, length in zip(search.batches, lengths):  # padded to the batch's longest
         assert batch["token_ids"].shape[1] == length.max() <= 32
@@ -124,6 +123,12 @@ def test_dev_halves_split_batch_and_score(tiny_workdir):
     logits = dev_halves.predict(model, config, report)
     first = np.asarray(model(report.batches[0], subnetwork=config))
     np.testing.assert_allclose(logits[:len(first)], first, atol=1e-6)
+    cached = dev_halves.PrefixCachedPredictor(model, report, max_states=3)
+    np.testing.assert_allclose(cached(config), logits, atol=1e-5)
+    child = layerwise.LayerwiseConfig((1, 3), (2, 2), (32, 64))  # shares layer 1 with config
+    np.testing.assert_allclose(cached(child), dev_halves.predict(model, child, report),
+                               atol=1e-5)
+    assert cached.layers_run == 3 and len(cached.states) == 3
     accuracy = dev_halves.metric("rt_polarity", logits, report.labels, "accuracy")
     assert accuracy == metrics_lib.compute_metrics("rt_polarity", logits,
                                                    report.labels)["accuracy"]
