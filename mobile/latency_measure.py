@@ -5,7 +5,8 @@ Each configuration is extracted and exported by the path the grid cells take
 builtin ops) to `DIR/tflite/{config.name}.tflite`, then every file still untimed is timed by
 `mobile.benchmark.time_files` (batch 1, XNNPACK, median of `runs` calls spread over `rounds`
 interleaved rounds). Results go to `DIR/measurements.json` after each export and after the
-timing, so a killed run keeps what it measured; a later run with the same settings adds to it.
+timing, so a killed run keeps what it measured; a later run with the same export settings
+adds to it, and times again (the files reused) what was timed with other timing settings.
 
     configs = [*grid_configs, *latency_measure.sample_configs(space, 28, seed=0)]
     entries = latency_measure.measure(model, configs, DIR, settings)
@@ -40,17 +41,20 @@ def sample_configs(space, count, seed=0, exclude=()):
     return configs
 
 
-def _read(path, settings):
-    """The cached entries of `path`, {} if none; ExportError if they were measured with other
-    settings (model, seq_len, quantization, threads, ...)."""
+TIMING_KEYS = ("threads", "runs", "warmup", "rounds")
+
+
+def _read(path, identity):
+    """The cached entries of `path`, {} if none; ExportError if its files were exported with
+    other settings (architecture, seq_len, quantization)."""
     if not os.path.isfile(path):
         return {}
     cached = export_lib.read_json_object(path, MEASUREMENTS)
     differing = [f"{key} {cached.get(key)!r} there, {value!r} now"
-                 for key, value in settings.items() if cached.get(key) != value]
+                 for key, value in identity.items() if cached.get(key) != value]
     if differing:
-        raise ExportError(f"{path} holds measurements with other settings ("
-                          + "; ".join(differing) + "); use another --output_dir")
+        raise ExportError(f"{path} holds files exported with other settings ("
+                          + "; ".join(differing) + "); use another --latency_dir")
     return dict(cached.get("configs") or {})
 
 
@@ -61,21 +65,25 @@ def measure(model, configs, directory, settings, model_id=None, progress=True):
       model: the trained `DynaBertTaskModel`.
       configs: `LayerwiseConfig`s.
       directory: where `tflite/` and `measurements.json` go.
-      settings: {"architecture", "seq_len", "quantization", "threads", "runs", "warmup",
-        "rounds", ...}: how to export and time; a cache with other settings is refused.
+      settings: how to export ("architecture", "seq_len", "quantization", ...: a cache of
+        files exported otherwise is refused) and to time (`TIMING_KEYS`: an entry timed
+        otherwise is timed again, its file reused).
       model_id: recorded as each new entry's `exported_from` (e.g. the weights' sha256).
-    Entry: {"config": to_dict, "file", "bytes", "exported_from", "latency_ms": benchmark
-    summary (median, p90, mean, min, samples), "load_average": before and after the timing
-    run}.
+    Entry: {"config": to_dict, "file", "bytes", "exported_from", "timing": the timing
+    settings, "latency_ms": benchmark summary (median, p90, mean, min, samples),
+    "load_average": before and after the timing run}.
     """
     os.makedirs(os.path.join(directory, TFLITE_DIR), exist_ok=True)
     path = os.path.join(directory, MEASUREMENTS)
-    entries = _read(path, settings)
+    identity = {k: v for k, v in settings.items() if k not in TIMING_KEYS}
+    timing = {k: settings[k] for k in TIMING_KEYS}
+    entries = _read(path, identity)
 
     def write():
-        files.write_json(path, {**settings, "configs": entries})
+        files.write_json(path, {**identity, "configs": entries})
 
-    todo = [c for c in configs if c.name not in entries]
+    todo = [c for c in configs if c.name not in entries
+            or not os.path.isfile(os.path.join(directory, entries[c.name]["file"]))]
     for config in cli.progress(todo, progress, "export"):
         file_name = os.path.join(TFLITE_DIR, f"{config.name}.tflite")
         written = export_lib.export_layerwise(model, config, os.path.join(directory, file_name),
@@ -83,14 +91,15 @@ def measure(model, configs, directory, settings, model_id=None, progress=True):
                                               quantization=settings["quantization"])
         entries[config.name] = {"config": config.to_dict(), "file": file_name,
                                 "bytes": written["bytes"], "exported_from": model_id,
-                                "latency_ms": None}
+                                "timing": None, "latency_ms": None}
         write()
-    untimed = [c.name for c in configs if entries[c.name]["latency_ms"] is None]
+    untimed = [c.name for c in configs if entries[c.name].get("timing") != timing
+               or entries[c.name].get("latency_ms") is None]
     if untimed:
         timings = time_files({name: os.path.join(directory, entries[name]["file"])
                               for name in untimed}, settings, progress)
         for name in untimed:
-            entries[name].update(timings[name])
+            entries[name].update(timings[name], timing=timing)
         write()
     return {c.name: entries[c.name] for c in configs}
 

@@ -124,7 +124,7 @@ class MetricCache:
 
 def run_search(model_dir, output_dir, budgets_ms=(), num_measured=28, latency_dir=None,
                measure_only=False, seq_len=128, quantization="dynamic_range", threads=1,
-               runs=50, warmup=5, rounds=5, population=10, parents=4, mutations=6,
+               runs=100, warmup=5, rounds=10, population=10, parents=4, mutations=6,
                crossovers=2, generations=4, seed=0, data_dir=None, progress=True):
     """Measure, fit, search and report (module doc); returns the search.json dict."""
     from dynabert_tf.elastic import layerwise
@@ -252,9 +252,9 @@ def _define_flags(flag_values):
     flags.DEFINE_integer("seq_len", 128, "Static sequence length of the exported files.",
                          **define)
     flags.DEFINE_integer("threads", 1, "LiteRT interpreter threads for every timing.", **define)
-    flags.DEFINE_integer("runs", 50, "Timed calls per file.", **define)
+    flags.DEFINE_integer("runs", 100, "Timed calls per file.", **define)
     flags.DEFINE_integer("warmup", 5, "Untimed calls before each timed block.", **define)
-    flags.DEFINE_integer("rounds", 5, "Interleaved timing rounds.", **define)
+    flags.DEFINE_integer("rounds", 10, "Interleaved timing rounds.", **define)
     flags.DEFINE_integer("population", 10, "First population of each search.", **define)
     flags.DEFINE_integer("parents", 4, "Candidates kept per generation.", **define)
     flags.DEFINE_integer("mutations", 6, "Mutated children per generation.", **define)

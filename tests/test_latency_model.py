@@ -81,3 +81,54 @@ def test_bad_fits_raise_one_line(configs, latencies, message):
 def test_bad_model_file_raises():
     with pytest.raises(ValueError, match="coefficients_ms"):
         latency_model.LatencyModel.from_dict({"coefficients": [1, 2]})
+
+
+# --------------------------------------------------------------------------- measurement cache
+
+def test_measurements_are_cached_and_retimed_only_when_timing_changes(tmp_path, monkeypatch):
+    from dynabert_tf.elastic.layerwise import LayerwiseConfig
+    from mobile import latency_measure
+    from mobile.errors import ExportError
+
+    exported, timed = [], []
+
+    def export(model, config, path, seq_len, quantization):
+        exported.append(config.name)
+        with open(path, "wb") as f:
+            f.write(b"x" * 10)
+        return {"bytes": 10}
+
+    def time_files(paths, settings, progress):
+        timed.append(sorted(paths))
+        return {name: {"latency_ms": {"median": 1.0}, "load_average": None} for name in paths}
+
+    monkeypatch.setattr(latency_measure.export_lib, "export_layerwise", export)
+    monkeypatch.setattr(latency_measure, "time_files", time_files)
+    configs = [LayerwiseConfig((0,), (3,), (384,)), LayerwiseConfig((0, 2), (6, 3), (384, 768))]
+    settings = {"architecture": {"num_layers": 6}, "seq_len": 128, "quantization": "none",
+                "threads": 1, "runs": 10, "warmup": 1, "rounds": 2}
+    entries = latency_measure.measure(None, configs, str(tmp_path), settings, "sha", False)
+    assert sorted(exported) == sorted(c.name for c in configs) and len(timed) == 1
+    assert entries[configs[0].name]["exported_from"] == "sha"
+    latency_measure.measure(None, configs[:1], str(tmp_path), settings, "sha", False)
+    assert len(exported) == 2 and len(timed) == 1  # all cached
+    latency_measure.measure(None, configs, str(tmp_path), {**settings, "runs": 50}, None, False)
+    assert len(exported) == 2 and timed[-1] == sorted(c.name for c in configs)  # re-timed only
+    with pytest.raises(ExportError, match="exported with other settings"):
+        latency_measure.measure(None, configs, str(tmp_path), {**settings, "seq_len": 64})
+
+
+def test_sample_configs_are_distinct_and_skip_excluded():
+    from dynabert_tf.elastic import layerwise
+    from dynabert_tf.models.config import BertConfig
+    from mobile import evolution, latency_measure
+
+    cfg = BertConfig(vocab_size=100, hidden_size=384, num_layers=6, num_heads=12,
+                     intermediate_size=1536)
+    grid = [layerwise.from_cell(cfg, 1.0, 1.0)]
+    space = evolution.Space.from_bert_config(cfg)
+    configs = latency_measure.sample_configs(space, 20, seed=0, exclude=grid)
+    assert len({c.name for c in configs}) == 20 and grid[0] not in configs
+    assert latency_measure.sample_configs(space, 5, seed=0, exclude=grid) == configs[:5]
+    for config in configs:
+        layerwise.check(config, cfg)
