@@ -90,6 +90,16 @@ def softmax_input_steps(path):
             for op in interpreter._get_ops_details() if op["op_name"] == "SOFTMAX"]
 
 
+def fully_connected_weight_types(path):
+    """{output tensor name: weight dtype name} of every FULLY_CONNECTED op of a TFLite file."""
+    interpreter = Interpreter(
+        model_path=path,
+        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    return {tensors[op["outputs"][0]]["name"]: np.dtype(tensors[op["inputs"][1]]["dtype"]).name
+            for op in interpreter._get_ops_details() if op["op_name"] == "FULLY_CONNECTED"}
+
+
 @pytest.mark.parametrize("quantization,max_relative_diff", [
     ("int8", INT8_MAX_RELATIVE_DIFF), ("int16x8", INT16X8_MAX_RELATIVE_DIFF)])
 def test_integer_export_agrees_with_float(tmp_path, quantization, max_relative_diff):
@@ -112,3 +122,9 @@ def test_integer_export_agrees_with_float(tmp_path, quantization, max_relative_d
         # What broke int8: the additive -10000 mask gave the softmax input a step of ~40.
         steps = softmax_input_steps(path)
         assert len(steps) == TINY_DEEP.num_layers and max(steps) < MAX_SOFTMAX_INPUT_STEP, steps
+        # The FFN output projections stay float (INT8_FLOAT_NODES), every other projection int8.
+        weights = fully_connected_weight_types(path)
+        float_ones = sorted(name for name, dtype in weights.items() if dtype == "float32")
+        assert len(float_ones) == TINY_DEEP.num_layers, weights
+        assert all("feedforward" in name and "output_projection" in name for name in float_ones)
+        assert {dtype for name, dtype in weights.items() if name not in float_ones} == {"int8"}

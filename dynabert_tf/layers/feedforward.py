@@ -8,6 +8,9 @@ from dynabert_tf.layers.common import (ACTIVATIONS, TRAINING_ACTIVATIONS, Dropou
                                       initializer, output_projection)
 
 
+OUTPUT_PROJECTION = "output_projection"  # name scope of the [neurons -> hidden] projection
+
+
 @keras.saving.register_keras_serializable(package="dynabert_tf")
 class SliceableFeedForward(keras.layers.Layer):
     """Intermediate dense + activation + output dense + residual + LayerNorm (post-LN).
@@ -56,8 +59,12 @@ class SliceableFeedForward(keras.layers.Layer):
             tf.matmul(tokens, weight_layout.sliced(self, "intermediate_kernel", n),
                       transpose_b=True),
             weight_layout.sliced(self, "intermediate_bias", n)))
-        out = tf.nn.bias_add(output_projection(
-            h, weight_layout.sliced(self, "output_kernel", n), tf.shape(x)[:2]), self.output_bias)
+        # The scope names the op in exported files: full-integer int8 keeps it float
+        # (mobile.tflite.INT8_FLOAT_NODES).
+        with tf.name_scope(OUTPUT_PROJECTION):
+            out = tf.nn.bias_add(output_projection(
+                h, weight_layout.sliced(self, "output_kernel", n), tf.shape(x)[:2]),
+                self.output_bias)
         out = self.layer_norm(tokens + self.dropout(out, training=training), training=training)
         return tf.reshape(out, tf.shape(x))
 

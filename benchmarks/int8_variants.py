@@ -1,0 +1,164 @@
+"""Which parts of a cell must stay float for full-integer int8 to agree with float?
+
+    python benchmarks/int8_variants.py --model_dir=workdirs/demo --cell=w1.00_d1.00 \
+        --calibration_examples=100 --eval_examples=1054 --output=/tmp/int8_variants.json
+
+One calibration (the converter's calibrate-only pass: the slow part) per calibration set,
+then one `mlir_quantize` per variant (seconds): each variant keeps a different set of
+operators or nodes in float. Every variant's file runs in LiteRT on the first
+--eval_examples dev sentences and is compared with the Keras cell: label agreement, accuracy,
+max |d logit|, file size and median latency (1 thread).
+
+Variants (`VARIANTS`): what `mobile.export --quantization=int8` does today
+(`tflite.INT8_FLOAT_OPS` float), plus each layer's FFN output projection float, plus the
+attention matmuls float, plus every projection float (= everything but GELU / softmax), and the
+same calibrated on more, shuffled training sentences (--more_calibration).
+Results: BENCHMARKS.md §5, "Full-integer int8".
+"""
+
+import os
+import re
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+from dynabert_tf.io import files  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model_dir", None, "Workdir or model dir (as mobile.export).")
+flags.DEFINE_string("cell", "w1.00_d1.00", "Grid cell to measure.")
+flags.DEFINE_integer("seq_len", 128, "Sequence length of the exported file.")
+flags.DEFINE_integer("calibration_examples", 100, "Training sentences for calibration.")
+flags.DEFINE_integer("more_calibration", 0, "Also calibrate on this many shuffled training "
+                     "sentences (0: skip).")
+flags.DEFINE_integer("eval_examples", 1054, "Dev sentences compared (first N).")
+flags.DEFINE_list("variants", None, "Subset of variant names (default all).")
+flags.DEFINE_string("output", None, "JSON results file (entries merge; done ones skip).")
+flags.mark_flags_as_required(["model_dir", "output"])
+
+# Name -> (ops kept float, node-name patterns kept float). Node names are the output tensor
+# names of the calibrated model, e.g. ".../transformer_layer_0_1/feedforward_1/MatMul_11" for
+# the FFN output projection (`_quantize` resolves the regular expressions).
+VARIANTS = {
+    "int8_export": ((), ()),
+    "ffn_output_float": ((), (r"feedforward[^/]*/MatMul_1",)),
+    "attention_output_float": ((), (r"attention[^/]*/MatMul_5",)),
+    "attention_matmuls_float": (("BATCH_MATMUL",), ()),
+    "ffn_output_and_attention_matmuls_float": (("BATCH_MATMUL",), (r"feedforward[^/]*/MatMul_1",)),
+    "projections_float": (("FULLY_CONNECTED",), ()),
+}
+
+
+def _calibrated(saved_model_dir, inputs):
+    """The converter's calibrate-only model (calibration statistics recorded, not applied)."""
+    import tensorflow as tf
+    from mobile import tflite as tflite_lib
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    count = len(inputs["token_ids"])
+    converter.representative_dataset = lambda: (
+        {n: inputs[n][i:i + 1] for n in tflite_lib.INPUT_NAMES} for i in range(count))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+                                           tf.lite.OpsSet.TFLITE_BUILTINS]
+    converter._experimental_calibrate_only = True  # pylint: disable=protected-access
+    return converter.convert()
+
+
+def _tensor_names(tflite_bytes):
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(tflite_bytes))
+    return [t.name.decode() for g in model.subgraphs for t in g.tensors]
+
+
+def _quantize(calibrated, float_ops, node_patterns):
+    from tensorflow.lite.python import convert as convert_lib
+    from mobile import tflite as tflite_lib
+
+    nodes = sorted({name for name in _tensor_names(calibrated)
+                    for pattern in node_patterns if re.search(pattern, name)})
+    if node_patterns and not nodes:
+        raise ValueError(f"no tensor name matches any of {node_patterns}")
+    return convert_lib.mlir_quantize(
+        calibrated, denylisted_ops=list(tflite_lib.INT8_FLOAT_OPS) + list(float_ops),
+        denylisted_nodes=nodes), len(nodes)
+
+
+def _measure(tflite_bytes, inputs, labels, reference):
+    from mobile import benchmark
+
+    with tempfile.TemporaryDirectory(prefix="int8-variant-") as tmp:
+        path = os.path.join(tmp, "cell.tflite")
+        files.write_atomic(path, bytes(tflite_bytes))
+        logits = benchmark.tflite_outputs(path, inputs, threads=2)["logits"]
+        latency = benchmark.time_file(path, threads=1, runs=20, warmup=3)
+    predicted = logits.argmax(-1)
+    return {"label_agreement": float(np.mean(predicted == reference.argmax(-1))),
+            "accuracy": float(np.mean(predicted == labels)),
+            "max_abs_logit_diff": float(np.abs(logits - reference).max()),
+            "mb": len(tflite_bytes) / 1e6, "latency_ms_1_thread": latency["median"]}
+
+
+def main(argv):
+    del argv
+    from dynabert_tf.elastic import grid as grid_lib
+    from dynabert_tf.elastic import subnetwork
+    from dynabert_tf.io import checkpoint
+    from mobile import benchmark, export, inputs as inputs_lib, tflite as tflite_lib
+
+    results = files.read_json(FLAGS.output, "results") if os.path.isfile(FLAGS.output) else {}
+    model_path, _ = export.resolve_model_dir(FLAGS.model_dir)
+    model = checkpoint.load_task_model(model_path)
+    width_mult, depth_mult = grid_lib.parse_cell_name(FLAGS.cell)
+    cell = subnetwork.extract_subnetwork(model, width_mult, depth_mult)
+    config = files.read_json(os.path.join(model_path, "config.json"), "config.json")
+    task = config.get("finetuning_task") or "rt_polarity"
+    vocab = os.path.join(model_path, export.VOCAB)
+    dev, labels = inputs_lib.task_inputs(task, "dev", vocab, FLAGS.seq_len, FLAGS.eval_examples)
+    reference = benchmark.keras_outputs(model, dev, width_mult, depth_mult)["logits"]
+    float_accuracy = float(np.mean(reference.argmax(-1) == labels))
+    train, _ = inputs_lib.task_inputs(task, "train", vocab, FLAGS.seq_len, None)
+    calibration_sets = {"first": {k: v[:FLAGS.calibration_examples] for k, v in train.items()}}
+    if FLAGS.more_calibration:
+        order = np.random.default_rng(0).permutation(len(train["token_ids"]))
+        chosen = order[:FLAGS.more_calibration]
+        calibration_sets["shuffled"] = {k: v[chosen] for k, v in train.items()}
+    names = FLAGS.variants or list(VARIANTS)
+    with tempfile.TemporaryDirectory(prefix="int8-variants-") as tmp:
+        saved = tflite_lib.to_saved_model(cell, os.path.join(tmp, "saved_model"), FLAGS.seq_len)
+        for set_name, calibration in calibration_sets.items():
+            # The calibrated model is kept beside --output: a later variant skips calibration.
+            cache = f"{FLAGS.output}.{FLAGS.cell}.{set_name}{len(calibration['token_ids'])}" \
+                    ".calibrated.tflite"
+            started = time.time()
+            if os.path.isfile(cache):
+                with open(cache, "rb") as f:
+                    calibrated = f.read()
+            else:
+                calibrated = _calibrated(saved, calibration)
+                files.write_atomic(cache, calibrated)
+            calibration_s = time.time() - started
+            for name in names:
+                key = f"{FLAGS.cell}/{set_name}{len(calibration['token_ids'])}/{name}"
+                if key in results:
+                    continue
+                quantized, float_nodes = _quantize(calibrated, *VARIANTS[name])
+                results[key] = {**_measure(quantized, dev, labels, reference),
+                                "float_nodes": float_nodes, "float_accuracy": float_accuracy,
+                                "eval_examples": int(len(labels)),
+                                "calibration_s": round(calibration_s, 1),
+                                "load_average": [round(x, 2) for x in os.getloadavg()]}
+                files.write_json(FLAGS.output, results)
+                print(key, {k: results[key][k] for k in
+                            ("label_agreement", "accuracy", "float_accuracy", "mb",
+                             "latency_ms_1_thread")}, flush=True)
+
+
+if __name__ == "__main__":
+    app.run(main)
