@@ -9,10 +9,11 @@ operators or nodes in float. Every variant's file runs in LiteRT on the first
 --eval_examples dev sentences and is compared with the Keras cell: label agreement, accuracy,
 max |d logit|, file size and median latency (1 thread).
 
-Variants (`VARIANTS`): what `mobile.export --quantization=int8` does today
-(`tflite.INT8_FLOAT_OPS` float), plus each layer's FFN output projection float, plus the
-attention matmuls float, plus every projection float (= everything but GELU / softmax), and the
-same calibrated on more, shuffled training sentences (--more_calibration).
+Variants (`VARIANTS`), each with `tflite.INT8_FLOAT_OPS` (LayerNorms, residual adds) float:
+nothing else float (the int8 export before the FFN output projections stayed float), the FFN
+output projections float (`mobile.export --quantization=int8` now), the attention output
+projections, the attention matmuls (scores, context), both, or every projection float; and
+the same calibrated on more, shuffled training sentences (--more_calibration).
 Results: BENCHMARKS.md §5, "Full-integer int8".
 """
 
@@ -28,6 +29,7 @@ import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from dynabert_tf.io import files  # noqa: E402
+from mobile import tflite as tflite_lib  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "Workdir or model dir (as mobile.export).")
@@ -41,15 +43,17 @@ flags.DEFINE_list("variants", None, "Subset of variant names (default all).")
 flags.DEFINE_string("output", None, "JSON results file (entries merge; done ones skip).")
 flags.mark_flags_as_required(["model_dir", "output"])
 
-# Name -> (ops kept float, node-name patterns kept float). Node names are the output tensor
-# names of the calibrated model, e.g. ".../transformer_layer_0_1/feedforward_1/MatMul_11" for
-# the FFN output projection (`_quantize` resolves the regular expressions).
+# Name -> (ops kept float, node-name patterns kept float), each beside
+# `tflite.INT8_FLOAT_OPS`. Node names are the output tensor names of the calibrated model,
+# e.g. ".../transformer_layer_0_1/feedforward_1/output_projection/MatMul"; `_quantize`
+# resolves the regular expressions.
+FFN_OUTPUT = tflite_lib.INT8_FLOAT_NODES
 VARIANTS = {
-    "int8_export": ((), ()),
-    "ffn_output_float": ((), (r"feedforward[^/]*/MatMul_1",)),
+    "layernorm_residual_float": ((), ()),  # the int8 export before INT8_FLOAT_NODES
+    "ffn_output_float": ((), FFN_OUTPUT),  # `mobile.export --quantization=int8`
     "attention_output_float": ((), (r"attention[^/]*/MatMul_5",)),
     "attention_matmuls_float": (("BATCH_MATMUL",), ()),
-    "ffn_output_and_attention_matmuls_float": (("BATCH_MATMUL",), (r"feedforward[^/]*/MatMul_1",)),
+    "ffn_output_and_attention_matmuls_float": (("BATCH_MATMUL",), FFN_OUTPUT),
     "projections_float": (("FULLY_CONNECTED",), ()),
 }
 
@@ -57,7 +61,6 @@ VARIANTS = {
 def _calibrated(saved_model_dir, inputs):
     """The converter's calibrate-only model (calibration statistics recorded, not applied)."""
     import tensorflow as tf
-    from mobile import tflite as tflite_lib
 
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -79,7 +82,6 @@ def _tensor_names(tflite_bytes):
 
 def _quantize(calibrated, float_ops, node_patterns):
     from tensorflow.lite.python import convert as convert_lib
-    from mobile import tflite as tflite_lib
 
     nodes = sorted({name for name in _tensor_names(calibrated)
                     for pattern in node_patterns if re.search(pattern, name)})
@@ -110,7 +112,7 @@ def main(argv):
     from dynabert_tf.elastic import grid as grid_lib
     from dynabert_tf.elastic import subnetwork
     from dynabert_tf.io import checkpoint
-    from mobile import benchmark, export, inputs as inputs_lib, tflite as tflite_lib
+    from mobile import benchmark, export, inputs as inputs_lib
 
     results = files.read_json(FLAGS.output, "results") if os.path.isfile(FLAGS.output) else {}
     model_path, _ = export.resolve_model_dir(FLAGS.model_dir)
