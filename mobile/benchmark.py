@@ -98,17 +98,29 @@ def _timing_inputs(runner):
     return inputs_lib.random_token_inputs(1, seq_len, 100, seed=1)
 
 
-def sample_latencies(path, threads, runs=50, warmup=5, inputs=None, signature=None):
-    """`runs` latencies (ms) of one batch-1 call, after `warmup` untimed calls."""
+# "wall": elapsed time. "thread_cpu": CPU time of the calling thread, which runs the whole
+# inference at threads=1 (XNNPACK without a thread pool): what the call costs when no other
+# process takes the core, so timings on a loaded machine are not inflated by preemption.
+CLOCKS = {"wall": time.perf_counter, "thread_cpu": time.thread_time}
+
+
+def sample_latencies(path, threads, runs=50, warmup=5, inputs=None, signature=None,
+                     clock="wall"):
+    """`runs` latencies (ms) of one batch-1 call, after `warmup` untimed calls, by `clock`
+    (`CLOCKS`; "thread_cpu" only at threads=1)."""
+    if clock not in CLOCKS or (clock == "thread_cpu" and threads != 1):
+        raise ExportError(f"clock must be one of {', '.join(CLOCKS)} (thread_cpu at one "
+                          f"thread only), got {clock!r} at {threads} threads")
+    now = CLOCKS[clock]
     runner = signature_runner(path, threads, signature)
     inputs = _timing_inputs(runner) if inputs is None else inputs
     for _ in range(warmup):
         runner(**inputs)
     times = []
     for _ in range(runs):
-        start = time.perf_counter()
+        start = now()
         runner(**inputs)
-        times.append((time.perf_counter() - start) * 1e3)
+        times.append((now() - start) * 1e3)
     return times
 
 
@@ -123,11 +135,12 @@ def time_file(path, threads, runs=50, warmup=5, inputs=None):
     return summarize(sample_latencies(path, threads, runs, warmup, inputs))
 
 
-def time_files(paths, threads, runs=50, warmup=5, rounds=5, progress=None):
+def time_files(paths, threads, runs=50, warmup=5, rounds=5, progress=None, clock="wall"):
     """{path: {str(t): summary}}: the runs of each (file, threads) spread over `rounds`
     interleaved rounds (every file once per round), so a change in background load hits all
     files alike instead of whichever file was being timed. An item of `paths` may be a
-    (path, signature) pair (an elastic file's signature); the result is keyed by the items."""
+    (path, signature) pair (an elastic file's signature); the result is keyed by the items.
+    `clock`: see `sample_latencies`."""
     per_round = max(1, -(-runs // rounds))
     samples = {p: {t: [] for t in threads} for p in paths}
     for _ in range(rounds):
@@ -135,7 +148,7 @@ def time_files(paths, threads, runs=50, warmup=5, rounds=5, progress=None):
             file_path, signature = _target(path)
             for t in threads:
                 samples[path][t] += sample_latencies(file_path, t, per_round, warmup,
-                                                     signature=signature)
+                                                     signature=signature, clock=clock)
             if progress is not None:
                 progress.update(1)
     return {p: {str(t): summarize(samples[p][t]) for t in threads} for p in paths}

@@ -41,7 +41,7 @@ def sample_configs(space, count, seed=0, exclude=()):
     return configs
 
 
-TIMING_KEYS = ("threads", "runs", "warmup", "rounds")
+TIMING_KEYS = ("threads", "runs", "warmup", "rounds", "clock")
 
 
 def _read(path, identity):
@@ -76,7 +76,7 @@ def measure(model, configs, directory, settings, model_id=None, progress=True):
     os.makedirs(os.path.join(directory, TFLITE_DIR), exist_ok=True)
     path = os.path.join(directory, MEASUREMENTS)
     identity = {k: v for k, v in settings.items() if k not in TIMING_KEYS}
-    timing = {k: settings[k] for k in TIMING_KEYS}
+    timing = {k: settings.get(k, "wall" if k == "clock" else None) for k in TIMING_KEYS}
     entries = _read(path, identity)
 
     def write():
@@ -112,7 +112,8 @@ def time_files(paths, settings, progress=True):
     bar = benchmark_lib._bar(len(paths) * settings["rounds"], progress, "timing")
     try:
         timings = benchmark_lib.time_files(list(paths.values()), [threads], settings["runs"],
-                                           settings["warmup"], settings["rounds"], bar)
+                                           settings["warmup"], settings["rounds"], bar,
+                                           settings.get("clock", "wall"))
     finally:
         if bar is not None:
             bar.close()

@@ -1,8 +1,9 @@
 """Per-layer sub-networks beyond the 12 grid cells, found under LiteRT latency budgets (HAT).
 
     python -m mobile.search --model_dir=WORKDIR --output_dir=OUT [--budgets_ms=1.5,2.5,3.5] \
-        [--num_measured=28] [--threads=1] [--latency_dir=OUT/latency] [--measure_only] \
-        [--population=10 --parents=4 --mutations=6 --crossovers=2 --generations=4] [--seed=0]
+        [--num_measured=28] [--threads=1] [--clock=wall|thread_cpu] [--measure_only] \
+        [--latency_dir=OUT/latency] [--population=10 --parents=4 --mutations=6 \
+        --crossovers=2 --generations=4] [--seed=0]
 
 1. Measure: the grid cells and `--num_measured` random per-layer configurations are exported
    (`mobile.export.export_layerwise`, the grid cells' path; dynamic range, seq 128 by default)
@@ -78,7 +79,8 @@ def measurement_settings(model, args):
     return {"architecture": {k: shape[k] for k in ARCHITECTURE_KEYS},
             "num_outputs": model.num_outputs, "seq_len": args["seq_len"],
             "quantization": args["quantization"], "threads": args["threads"],
-            "runs": args["runs"], "warmup": args["warmup"], "rounds": args["rounds"]}
+            "runs": args["runs"], "warmup": args["warmup"], "rounds": args["rounds"],
+            "clock": args["clock"]}
 
 
 def fit_latency(entries, grid_names, sampled_names, seed=0):
@@ -125,7 +127,8 @@ class MetricCache:
 def run_search(model_dir, output_dir, budgets_ms=(), num_measured=28, latency_dir=None,
                measure_only=False, seq_len=128, quantization="dynamic_range", threads=1,
                runs=100, warmup=5, rounds=10, population=10, parents=4, mutations=6,
-               crossovers=2, generations=4, seed=0, data_dir=None, progress=True):
+               crossovers=2, generations=4, seed=0, data_dir=None, progress=True,
+               clock="wall"):
     """Measure, fit, search and report (module doc); returns the search.json dict."""
     from dynabert_tf.elastic import layerwise
     from dynabert_tf.io import checkpoint
@@ -153,8 +156,11 @@ def run_search(model_dir, output_dir, budgets_ms=(), num_measured=28, latency_di
     cfg = model.bert_config
     space = evolution.Space.from_bert_config(cfg)
     os.makedirs(output_dir, exist_ok=True)
+    if clock not in ("wall", "thread_cpu") or (clock == "thread_cpu" and threads != 1):
+        raise ExportError(f"--clock must be wall or thread_cpu (at --threads=1), got "
+                          f"{clock!r} at {threads} threads")
     args = dict(seq_len=seq_len, quantization=quantization, threads=threads, runs=runs,
-                warmup=warmup, rounds=rounds)
+                warmup=warmup, rounds=rounds, clock=clock)
 
     # 1. measure
     grid = {grid_lib.cell_name(w, d): layerwise.from_cell(cfg, w, d)
@@ -255,6 +261,9 @@ def _define_flags(flag_values):
     flags.DEFINE_integer("runs", 100, "Timed calls per file.", **define)
     flags.DEFINE_integer("warmup", 5, "Untimed calls before each timed block.", **define)
     flags.DEFINE_integer("rounds", 10, "Interleaved timing rounds.", **define)
+    flags.DEFINE_enum("clock", "wall", ["wall", "thread_cpu"], "wall: elapsed time, as "
+                      "mobile.benchmark; thread_cpu: the inference thread's CPU time (threads=1), "
+                      "what a call costs on an idle core, for a loaded machine.", **define)
     flags.DEFINE_integer("population", 10, "First population of each search.", **define)
     flags.DEFINE_integer("parents", 4, "Candidates kept per generation.", **define)
     flags.DEFINE_integer("mutations", 6, "Mutated children per generation.", **define)
@@ -277,7 +286,7 @@ def main(argv, flags_values):
     result = run_search(f.model_dir, f.output_dir, parse_budgets(f.budgets_ms), f.num_measured,
                         f.latency_dir, f.measure_only, f.seq_len, f.quantization, f.threads,
                         f.runs, f.warmup, f.rounds, f.population, f.parents, f.mutations,
-                        f.crossovers, f.generations, f.seed, f.data_dir)
+                        f.crossovers, f.generations, f.seed, f.data_dir, clock=f.clock)
     print(search_report.format_latency_model(result))
     if not f.measure_only:
         print(search_report.format_table(result))

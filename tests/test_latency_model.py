@@ -132,3 +132,13 @@ def test_sample_configs_are_distinct_and_skip_excluded():
     assert latency_measure.sample_configs(space, 5, seed=0, exclude=grid) == configs[:5]
     for config in configs:
         layerwise.check(config, cfg)
+
+
+def test_thread_cpu_clock_is_for_one_thread_only():
+    from mobile import benchmark
+    from mobile.errors import ExportError
+
+    with pytest.raises(ExportError, match="thread_cpu at one thread only"):
+        benchmark.sample_latencies("unused.tflite", threads=2, clock="thread_cpu")
+    with pytest.raises(ExportError, match="clock must be one of wall, thread_cpu"):
+        benchmark.sample_latencies("unused.tflite", threads=1, clock="cpu")
