@@ -9,10 +9,11 @@ operators or nodes in float. Every variant's file runs in LiteRT on the first
 --eval_examples dev sentences and is compared with the Keras cell: label agreement, accuracy,
 max |d logit|, file size and median latency (1 thread).
 
-Variants (`VARIANTS`), each with `tflite.INT8_FLOAT_OPS` (LayerNorms, residual adds) float:
-nothing else float (the int8 export before the FFN output projections stayed float), the FFN
-output projections float (`mobile.export --quantization=int8` now), the attention output
-projections, the attention matmuls (scores, context), both, or every projection float; and
+Variants (`VARIANTS`), each with the LayerNorms and residual adds float
+(`tflite.LAYERNORM_RESIDUAL_OPS`): nothing else float (the int8 export before this study),
+the FFN output projections, the attention output projections, the attention matmuls (scores,
+context), the FFN output projections and the attention matmuls (`mobile.export
+--quantization=int8` now), or every projection float; and
 the same calibrated on more, shuffled training sentences (--more_calibration).
 Results: BENCHMARKS.md §5, "Full-integer int8".
 """
@@ -44,16 +45,16 @@ flags.DEFINE_string("output", None, "JSON results file (entries merge; done ones
 flags.mark_flags_as_required(["model_dir", "output"])
 
 # Name -> (ops kept float, node-name patterns kept float), each beside
-# `tflite.INT8_FLOAT_OPS`. Node names are the output tensor names of the calibrated model,
-# e.g. ".../transformer_layer_0_1/feedforward_1/output_projection/MatMul"; `_quantize`
+# `tflite.LAYERNORM_RESIDUAL_OPS`. Node names are the output tensor names of the calibrated
+# model, e.g. ".../transformer_layer_0_1/feedforward_1/output_projection/MatMul"; `_quantize`
 # resolves the regular expressions.
 FFN_OUTPUT = tflite_lib.INT8_FLOAT_NODES
 VARIANTS = {
     "layernorm_residual_float": ((), ()),  # the int8 export before INT8_FLOAT_NODES
-    "ffn_output_float": ((), FFN_OUTPUT),  # `mobile.export --quantization=int8`
+    "ffn_output_float": ((), FFN_OUTPUT),
     "attention_output_float": ((), (r"attention[^/]*/MatMul_5",)),
     "attention_matmuls_float": (("BATCH_MATMUL",), ()),
-    "ffn_output_and_attention_matmuls_float": (("BATCH_MATMUL",), FFN_OUTPUT),
+    "ffn_output_and_attention_matmuls_float": (("BATCH_MATMUL",), FFN_OUTPUT),  # the export
     "projections_float": (("FULLY_CONNECTED",), ()),
 }
 
@@ -88,7 +89,7 @@ def _quantize(calibrated, float_ops, node_patterns):
     if node_patterns and not nodes:
         raise ValueError(f"no tensor name matches any of {node_patterns}")
     return convert_lib.mlir_quantize(
-        calibrated, denylisted_ops=list(tflite_lib.INT8_FLOAT_OPS) + list(float_ops),
+        calibrated, denylisted_ops=list(tflite_lib.LAYERNORM_RESIDUAL_OPS) + list(float_ops),
         denylisted_nodes=nodes), len(nodes)
 
 
