@@ -1,13 +1,20 @@
 """The width x depth grid rules, written once (no TensorFlow import).
 
 * width: `num_kept(total, width_mult)` heads / FFN neurons are kept, the leading ones;
-* depth: `kept_layers(num_layers, depth_mult)` lists the layer indices that run.
+* depth: `kept_layers(num_layers, depth_mult)` lists the layer indices that run;
+* hidden size (optional third axis, off by default): `num_kept(hidden_size, hidden_mult)`
+  leading units of the residual stream are kept.
+
+A cell is a tuple (width_mult, depth_mult), or (width_mult, depth_mult, hidden_mult) when
+hidden_mult != 1 (`cell_key`): with the hidden axis off every cell, name and file is the
+two-multiplier one. `cell_mults` reads either form as three multipliers.
 """
 
 import math
 
 WIDTH_MULTS = (1.0, 0.75, 0.5, 0.25)
 DEPTH_MULTS = (1.0, 0.75, 0.5)
+HIDDEN_MULTS = (1.0,)
 
 
 def check_multiplier(name, value):
@@ -37,28 +44,48 @@ def kept_layers(num_layers, depth_mult):
                  for i in range(depth))
 
 
-def cell_name(width_mult, depth_mult):
-    """File/json name of a grid cell, e.g. `w0.50_d0.75`."""
-    return f"w{width_mult:.2f}_d{depth_mult:.2f}"
+def cell_key(width_mult, depth_mult, hidden_mult=1.0):
+    """The cell tuple: (width_mult, depth_mult), with hidden_mult appended when it is not 1."""
+    if hidden_mult == 1.0:
+        return (width_mult, depth_mult)
+    return (width_mult, depth_mult, hidden_mult)
+
+
+def cell_mults(cell):
+    """(width_mult, depth_mult, hidden_mult) of a cell tuple of two or three multipliers."""
+    if len(cell) not in (2, 3):
+        raise ValueError(f"a cell is (width_mult, depth_mult[, hidden_mult]), got {cell!r}")
+    return (*cell, 1.0) if len(cell) == 2 else tuple(cell)
+
+
+def cell_name(width_mult, depth_mult, hidden_mult=1.0):
+    """File/json name of a grid cell, e.g. `w0.50_d0.75`; `w0.50_d0.75_h0.75` when the
+    hidden size is cut too."""
+    name = f"w{width_mult:.2f}_d{depth_mult:.2f}"
+    return name if hidden_mult == 1.0 else f"{name}_h{hidden_mult:.2f}"
 
 
 def parse_cell_name(name):
-    """Inverse of `cell_name`: 'w0.50_d0.75' -> (0.5, 0.75)."""
+    """Inverse of `cell_name`: 'w0.50_d0.75' -> (0.5, 0.75); 'w0.50_d0.75_h0.75' ->
+    (0.5, 0.75, 0.75)."""
     try:
-        w_part, d_part = name.split("_")
-        if not (w_part.startswith("w") and d_part.startswith("d")):
+        parts = name.split("_")
+        if len(parts) not in (2, 3) or [p[:1] for p in parts] != ["w", "d", "h"][:len(parts)]:
             raise ValueError
-        width_mult, depth_mult = float(w_part[1:]), float(d_part[1:])
-    except ValueError:
-        raise ValueError(f"bad cell name {name!r}; expected like 'w0.50_d0.75'") from None
-    return check_multiplier("width_mult", width_mult), check_multiplier("depth_mult", depth_mult)
+        mults = [float(part[1:]) for part in parts]
+    except (ValueError, AttributeError):
+        raise ValueError(f"bad cell name {name!r}; expected like 'w0.50_d0.75' or "
+                         f"'w0.50_d0.75_h0.75'") from None
+    return cell_key(*(check_multiplier(f"{axis}_mult", value) for axis, value in
+                      zip(("width", "depth", "hidden"), mults)))
 
 
-def grid(width_mults=WIDTH_MULTS, depth_mults=DEPTH_MULTS):
-    """All (width_mult, depth_mult) cells, largest first: depth-major, then width."""
-    for value in (*width_mults, *depth_mults):
+def grid(width_mults=WIDTH_MULTS, depth_mults=DEPTH_MULTS, hidden_mults=HIDDEN_MULTS):
+    """All cells (`cell_key`), largest first: hidden-major, then depth, then width."""
+    for value in (*width_mults, *depth_mults, *hidden_mults):
         check_multiplier("multiplier", value)
-    return [(w, d) for d in sorted(depth_mults, reverse=True)
+    return [cell_key(w, d, h) for h in sorted(hidden_mults, reverse=True)
+            for d in sorted(depth_mults, reverse=True)
             for w in sorted(width_mults, reverse=True)]
 
 

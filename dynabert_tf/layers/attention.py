@@ -30,10 +30,13 @@ class SliceableSelfAttention(keras.layers.Layer):
     Weights, heads first (`width_axes`), so `num_heads` keeps a leading slice:
       query/key/value kernel [heads, head_dim, hidden] (output-major), bias [heads, head_dim]
       output kernel [heads, head_dim, hidden], bias [hidden]
+    The hidden axes (`hidden_axes`) are last, so `hidden_units` keeps a leading slice too.
     """
 
     width_axes = {"query_kernel": 0, "query_bias": 0, "key_kernel": 0, "key_bias": 0,
                   "value_kernel": 0, "value_bias": 0, "output_kernel": 0}
+    hidden_axes = {"query_kernel": (2,), "key_kernel": (2,), "value_kernel": (2,),
+                   "output_kernel": (2,), "output_bias": (0,), "gamma": (0,), "beta": (0,)}
 
     def __init__(self, hidden_size, num_heads, attention_dropout, hidden_dropout,
                  layer_norm_epsilon, head_dim=None, **kwargs):
@@ -64,18 +67,18 @@ class SliceableSelfAttention(keras.layers.Layer):
         self.layer_norm.build((None, None, self.hidden_size))
         self.built = True
 
-    def _project(self, tokens, name, num_heads, batch_shape):
+    def _project(self, tokens, name, num_heads, batch_shape, hidden):
         """tokens [batch * seq, hidden] -> [batch, num_heads, seq, head_dim] (query/key/value)."""
-        kernel = weight_layout.sliced(self, f"{name}_kernel", num_heads)
+        kernel = weight_layout.sliced(self, f"{name}_kernel", num_heads, hidden)
         bias = weight_layout.sliced(self, f"{name}_bias", num_heads)
         width = num_heads * self.head_dim
-        out = tf.nn.bias_add(tf.matmul(tokens, tf.reshape(kernel, (width, self.hidden_size)),
+        out = tf.nn.bias_add(tf.matmul(tokens, tf.reshape(kernel, (width, hidden)),
                                        transpose_b=True), tf.reshape(bias, (width,)))
         out = tf.reshape(out, tf.concat([batch_shape, [num_heads, self.head_dim]], 0))
         return tf.transpose(out, (0, 2, 1, 3))
 
     def call(self, x, attention_bias, num_heads=None, head_mask=None, training=None,
-             return_qkv=False):
+             return_qkv=False, hidden_units=None):
         """Attends with the leading `num_heads` heads.
 
         The projections are 2-D matmuls over all batch * seq tokens: their weight gradients
@@ -83,21 +86,24 @@ class SliceableSelfAttention(keras.layers.Layer):
         [batch, seq, hidden] input costs in TensorFlow).
 
         Args:
-          x: [batch, seq, hidden].
+          x: [batch, seq, hidden_units].
           attention_bias: [batch, 1, 1, seq], 0 for tokens, a large negative for padding.
           num_heads: Python int, heads kept (default all).
           head_mask: optional [num_heads] multiplier of each head's context (importance).
           return_qkv: Python bool; also return the projections the layer computed anyway
             (for relation distillation; off, nothing is added to the graph).
+          hidden_units: Python int, leading hidden units kept (default all): the kernels'
+            hidden axes, the output bias and the LayerNorm are cut to them.
         Returns:
-          ([batch, seq, hidden], attention probabilities [batch, num_heads, seq, seq]), and
+          ([batch, seq, hidden_units], attention probabilities [batch, num_heads, seq, seq]), and
           with return_qkv a third item {"query", "key", "value"}: each [batch, num_heads,
           seq, head_dim], biases added, the query not yet scaled.
         """
         n = self.num_heads if num_heads is None else num_heads
+        hidden = self.hidden_size if hidden_units is None else hidden_units
         batch_shape = tf.shape(x)[:2]
-        tokens = tf.reshape(x, (-1, self.hidden_size))
-        query, key, value = (self._project(tokens, name, n, batch_shape)
+        tokens = tf.reshape(x, (-1, hidden))
+        query, key, value = (self._project(tokens, name, n, batch_shape, hidden)
                              for name in ("query", "key", "value"))
         scores = tf.matmul(query * (self.head_dim ** -0.5), key, transpose_b=True)
         probs = ops.softmax(mask_scores(scores, attention_bias), axis=-1)
@@ -105,12 +111,13 @@ class SliceableSelfAttention(keras.layers.Layer):
         if head_mask is not None:
             context = context * ops.reshape(head_mask[:n], (1, n, 1, 1))
         context = tf.reshape(tf.transpose(context, (0, 2, 1, 3)), (-1, n * self.head_dim))
-        kernel = weight_layout.sliced(self, "output_kernel", n)
+        kernel = weight_layout.sliced(self, "output_kernel", n, hidden)
         out = tf.nn.bias_add(output_projection(
-            context, tf.reshape(kernel, (n * self.head_dim, self.hidden_size)), batch_shape),
-            self.output_bias)
+            context, tf.reshape(kernel, (n * self.head_dim, hidden)), batch_shape),
+            self.output_bias if hidden == self.hidden_size
+            else weight_layout.sliced(self, "output_bias", None, hidden))
         out = self.layer_norm(tokens + self.output_dropout(out, training=training),
-                              training=training)
+                              training=training, units=hidden)
         if return_qkv:
             return tf.reshape(out, tf.shape(x)), probs, {"query": query, "key": key,
                                                          "value": value}

@@ -105,13 +105,19 @@ class LayerNorm(keras.layers.LayerNormalization):
     with `training=True` it runs `layer_norm`, whose backward pass is cheaper. Inference and
     export run `layer_norm_inference` (the same function as Keras' op to float round-off)."""
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, units=None):
+        """inputs [..., units]: `units` (Python int, default all) is the number of leading
+        hidden units kept (hidden-size elasticity): statistics over them, gamma[:units] and
+        beta[:units]."""
         if isinstance(inputs, keras.KerasTensor):
             return super().call(inputs)
         x = tf.convert_to_tensor(inputs, self.compute_dtype)
         normalize = layer_norm if training else layer_norm_inference
-        return normalize(x, tf.convert_to_tensor(self.gamma, x.dtype),
-                         tf.convert_to_tensor(self.beta, x.dtype), self.epsilon)
+        gamma, beta = self.gamma, self.beta
+        if units is not None and units < gamma.shape[0]:
+            gamma, beta = gamma[:units], beta[:units]
+        return normalize(x, tf.convert_to_tensor(gamma, x.dtype),
+                         tf.convert_to_tensor(beta, x.dtype), self.epsilon)
 
 
 def layer_norm_inference(x, gamma, beta, epsilon):

@@ -13,7 +13,11 @@ class Embeddings(keras.layers.Layer):
 
     `position_offset`: index of the first position's embedding row (0 for BERT; RoBERTa's
     rows 0 and 1 belong to its padding index, so its first token uses row 2).
+    Tables [rows, hidden] and the LayerNorm have their hidden units last (`hidden_axes`).
     """
+
+    hidden_axes = {"token_embeddings": (1,), "position_embeddings": (1,),
+                   "segment_embeddings": (1,), "gamma": (0,), "beta": (0,)}
 
     def __init__(self, vocab_size, hidden_size, max_position_embeddings, type_vocab_size,
                  dropout, layer_norm_epsilon, position_offset=0, **kwargs):
@@ -41,8 +45,9 @@ class Embeddings(keras.layers.Layer):
         self.layer_norm.build((None, None, self.hidden_size))
         self.built = True
 
-    def call(self, token_ids, segment_ids, training=None):
-        """token_ids, segment_ids: int [batch, seq] -> [batch, seq, hidden]."""
+    def call(self, token_ids, segment_ids, training=None, hidden_units=None):
+        """token_ids, segment_ids: int [batch, seq] -> [batch, seq, hidden_units] (Python int,
+        the leading hidden units kept; default all: the rows are gathered, then cut)."""
         seq_len = ops.shape(token_ids)[1]
         start = self.position_offset
         # tf.gather, not ops.take: take's wrap-around of negative ids adds int32 arithmetic
@@ -50,7 +55,10 @@ class Embeddings(keras.layers.Layer):
         x = (tf.gather(self.token_embeddings, token_ids)
              + tf.gather(self.segment_embeddings, segment_ids)
              + ops.expand_dims(self.position_embeddings[start:start + seq_len], 0))
-        return self.dropout(self.layer_norm(x, training=training), training=training)
+        if hidden_units is not None and hidden_units < self.hidden_size:
+            x = x[..., :hidden_units]
+        return self.dropout(self.layer_norm(x, training=training, units=hidden_units),
+                            training=training)
 
     def get_config(self):
         return {**super().get_config(), "vocab_size": self.vocab_size,

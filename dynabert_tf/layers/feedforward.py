@@ -18,9 +18,12 @@ class SliceableFeedForward(keras.layers.Layer):
     Weights, neurons first (`width_axes`), so `num_neurons` keeps a leading slice:
       intermediate kernel [intermediate, hidden] (output-major), bias [intermediate]
       output kernel [intermediate, hidden], bias [hidden]
+    The hidden axes (`hidden_axes`) are last, so `hidden_units` keeps a leading slice too.
     """
 
     width_axes = {"intermediate_kernel": 0, "intermediate_bias": 0, "output_kernel": 0}
+    hidden_axes = {"intermediate_kernel": (1,), "output_kernel": (1,), "output_bias": (0,),
+                   "gamma": (0,), "beta": (0,)}
 
     def __init__(self, hidden_size, intermediate_size, hidden_act, hidden_dropout,
                  layer_norm_epsilon, **kwargs):
@@ -47,25 +50,29 @@ class SliceableFeedForward(keras.layers.Layer):
         self.layer_norm.build((None, None, self.hidden_size))
         self.built = True
 
-    def call(self, x, num_neurons=None, training=None):
-        """x: [batch, seq, hidden]; keeps the leading `num_neurons` (Python int) neurons.
+    def call(self, x, num_neurons=None, training=None, hidden_units=None):
+        """x: [batch, seq, hidden_units]; keeps the leading `num_neurons` neurons and the
+        leading `hidden_units` hidden units (Python ints, default all).
 
         2-D matmuls over all batch * seq tokens (one matmul per weight gradient)."""
         n = self.intermediate_size if num_neurons is None else num_neurons
-        tokens = tf.reshape(x, (-1, self.hidden_size))
+        hidden = self.hidden_size if hidden_units is None else hidden_units
+        tokens = tf.reshape(x, (-1, hidden))
         activation = (TRAINING_ACTIVATIONS.get(self.hidden_act, self.activation) if training
                       else self.activation)
         h = activation(tf.nn.bias_add(
-            tf.matmul(tokens, weight_layout.sliced(self, "intermediate_kernel", n),
+            tf.matmul(tokens, weight_layout.sliced(self, "intermediate_kernel", n, hidden),
                       transpose_b=True),
             weight_layout.sliced(self, "intermediate_bias", n)))
         # The scope names the op in exported files: full-integer int8 keeps it float
         # (mobile.tflite.INT8_FLOAT_NODES).
         with tf.name_scope(OUTPUT_PROJECTION):
             out = tf.nn.bias_add(output_projection(
-                h, weight_layout.sliced(self, "output_kernel", n), tf.shape(x)[:2]),
-                self.output_bias)
-        out = self.layer_norm(tokens + self.dropout(out, training=training), training=training)
+                h, weight_layout.sliced(self, "output_kernel", n, hidden), tf.shape(x)[:2]),
+                self.output_bias if hidden == self.hidden_size
+                else weight_layout.sliced(self, "output_bias", None, hidden))
+        out = self.layer_norm(tokens + self.dropout(out, training=training), training=training,
+                              units=hidden)
         return tf.reshape(out, tf.shape(x))
 
     def get_config(self):

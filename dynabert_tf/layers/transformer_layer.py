@@ -30,13 +30,15 @@ class TransformerLayer(keras.layers.Layer):
         self.built = True
 
     def call(self, x, attention_bias, num_heads=None, num_neurons=None, head_mask=None,
-             training=None, return_qkv=False):
+             training=None, return_qkv=False, hidden_units=None):
         """x: [batch, seq, hidden] -> ([batch, seq, hidden], probs [batch, heads, seq, seq]),
-        plus the attention's {"query", "key", "value"} with return_qkv (see the attention)."""
+        plus the attention's {"query", "key", "value"} with return_qkv (see the attention);
+        hidden = `hidden_units` (Python int, the leading units kept; default all)."""
         x, probs, *qkv = self.attention(x, attention_bias, num_heads=num_heads,
                                         head_mask=head_mask, training=training,
-                                        return_qkv=return_qkv)
-        return (self.feedforward(x, num_neurons=num_neurons, training=training), probs, *qkv)
+                                        return_qkv=return_qkv, hidden_units=hidden_units)
+        return (self.feedforward(x, num_neurons=num_neurons, training=training,
+                                 hidden_units=hidden_units), probs, *qkv)
 
     def get_config(self):
         return {**super().get_config(), **self._config}

@@ -7,6 +7,10 @@
 
 `inputs` is a dict of int32 [batch, seq] tensors: `token_ids`, `segment_ids`, `padding_mask`
 (1 for tokens, 0 for padding), the names keras-hub uses.
+
+An optional third multiplier, `hidden_mult`, keeps the leading `grid.num_kept(hidden_size,
+hidden_mult)` units of the residual stream: embedding columns, every kernel's hidden axis,
+output biases, LayerNorms (statistics over the kept units) and the pooler; head_dim stays.
 """
 
 import keras
@@ -14,6 +18,7 @@ from keras import ops
 
 from dynabert_tf.elastic import grid as grid_lib
 from dynabert_tf.elastic import layerwise
+from dynabert_tf.layers import weight_layout
 from dynabert_tf.layers.embeddings import Embeddings
 from dynabert_tf.layers.transformer_layer import TransformerLayer
 from dynabert_tf.models import config as model_config
@@ -76,8 +81,9 @@ class DynaBertBackbone(keras.Model):
         return super().__call__(*args, **kwargs)
 
     def call(self, inputs, width_mult=1.0, depth_mult=1.0, head_mask=None, training=None,
-             return_qkv=False, subnetwork=None):
-        """Runs the (width_mult, depth_mult) sub-network, or the per-layer `subnetwork`.
+             return_qkv=False, subnetwork=None, hidden_mult=1.0):
+        """Runs the (width_mult, depth_mult[, hidden_mult]) sub-network, or the per-layer
+        `subnetwork`.
 
         Args:
           inputs: dict of int [batch, seq] `token_ids`, `segment_ids`, `padding_mask`.
@@ -89,6 +95,8 @@ class DynaBertBackbone(keras.Model):
           subnetwork: optional `elastic.layerwise.LayerwiseConfig` run instead of a grid
             cell (width_mult and depth_mult then stay at their defaults); each kept layer's
             `attention_probs` has that layer's own head count.
+          hidden_mult: Python float in (0, 1]; keeps the leading `grid.num_kept(hidden_size,
+            hidden_mult)` hidden units (below, `hidden` is that count).
         Returns:
           dict: `sequence_output` [batch, seq, hidden], `pooled_output` [batch, hidden],
           `hidden_states` (embeddings, then each kept layer's output, each [batch, seq, hidden])
@@ -101,18 +109,26 @@ class DynaBertBackbone(keras.Model):
             return self.call_subnetwork(inputs, subnetwork, head_mask=head_mask,
                                         training=training, return_qkv=return_qkv)
         return self.call_depths(inputs, width_mult, (depth_mult,), head_mask=head_mask,
-                                training=training, return_qkv=return_qkv)[depth_mult]
+                                training=training, return_qkv=return_qkv,
+                                hidden_mult=hidden_mult)[depth_mult]
 
     def call_depths(self, inputs, width_mult=1.0, depth_mults=(1.0,), head_mask=None,
-                    training=None, return_qkv=False):
-        """{depth_mult: the dict `call(inputs, width_mult, depth_mult)` returns}, one width
-        (see `call_grid`)."""
+                    training=None, return_qkv=False, hidden_mult=1.0):
+        """{depth_mult: the dict `call(inputs, width_mult, depth_mult, hidden_mult=...)`
+        returns}, one width (see `call_grid`)."""
         grid = self.call_grid(inputs, (width_mult,), depth_mults, head_mask=head_mask,
-                              training=training, return_qkv=return_qkv)
-        return {depth_mult: grid[(width_mult, depth_mult)] for depth_mult in depth_mults}
+                              training=training, return_qkv=return_qkv,
+                              hidden_mults=(hidden_mult,))
+        return {depth_mult: grid[grid_lib.cell_key(width_mult, depth_mult, hidden_mult)]
+                for depth_mult in depth_mults}
 
-    def embed(self, inputs, training=None):
-        """The part of every cell that depends on neither width nor depth.
+    def num_hidden(self, hidden_mult):
+        """Hidden units kept at `hidden_mult` (Python int)."""
+        return grid_lib.num_kept(self.bert_config.hidden_size, hidden_mult)
+
+    def embed(self, inputs, training=None, hidden_mult=1.0):
+        """The part of every cell that depends on neither width nor depth (it depends on the
+        hidden size: `hidden_mult` as `call`'s).
 
         Returns:
           {"embeddings": [batch, seq, hidden] (LayerNorm and dropout applied),
@@ -121,13 +137,14 @@ class DynaBertBackbone(keras.Model):
         """
         mask = ops.cast(inputs["padding_mask"], self.compute_dtype)
         return {"embeddings": self.embeddings(inputs["token_ids"], inputs["segment_ids"],
-                                              training=training),
+                                              training=training,
+                                              hidden_units=self.num_hidden(hidden_mult)),
                 "attention_bias": (1.0 - mask[:, None, None, :]) * -10000.0,
                 "padding_mask": mask}
 
     def call_grid(self, inputs, width_mults=(1.0,), depth_mults=(1.0,), head_mask=None,
-                  training=None, embedded=None, return_qkv=False):
-        """Runs every (width, depth) cell, computing each shared computation once.
+                  training=None, embedded=None, return_qkv=False, hidden_mults=(1.0,)):
+        """Runs every (width, depth[, hidden]) cell, computing each shared computation once.
 
         The embeddings (with their LayerNorm and dropout) and the attention bias do not depend
         on width or depth: they are computed once for all cells. Within a width, a layer
@@ -142,19 +159,29 @@ class DynaBertBackbone(keras.Model):
           inputs: as `call`.
           width_mults, depth_mults: Python floats in (0, 1].
           head_mask, training, return_qkv: as `call`.
-          embedded: optional `embed(inputs, training)` computed beforehand (by a caller that
-            differentiates the widths one at a time); `inputs` is then not read.
+          embedded: optional `embed(inputs, training, hidden_mult)` computed beforehand (by a
+            caller that differentiates the widths one at a time); `inputs` is then not read,
+            and `hidden_mults` must then hold that one hidden_mult.
+          hidden_mults: Python floats in (0, 1]; each hidden size embeds once (the embedding
+            LayerNorm runs over the kept units).
         Returns:
-          {(width_mult, depth_mult): the dict `call(inputs, width_mult, depth_mult)` returns},
-          widths-major in the order given.
+          {cell: the dict `call(inputs, width_mult, depth_mult, hidden_mult=...)` returns},
+          keyed by `grid.cell_key(width_mult, depth_mult, hidden_mult)` ((width_mult,
+          depth_mult) at hidden_mult 1), hidden-major, then widths, in the order given.
         """
-        if embedded is None:
-            embedded = self.embed(inputs, training=training)
+        if embedded is not None and len(hidden_mults) != 1:
+            raise ValueError(f"call_grid: `embedded` is one hidden size's, got hidden_mults "
+                             f"{tuple(hidden_mults)}")
         results = {}
-        for width_mult in width_mults:
-            by_depth = self._run_depths(embedded, width_mult, depth_mults, head_mask,
-                                        training, return_qkv)
-            results.update({(width_mult, d): out for d, out in by_depth.items()})
+        for hidden_mult in hidden_mults:
+            grid_lib.check_multiplier("hidden_mult", hidden_mult)
+            at_hidden = embedded if embedded is not None else self.embed(
+                inputs, training=training, hidden_mult=hidden_mult)
+            for width_mult in width_mults:
+                by_depth = self._run_depths(at_hidden, width_mult, depth_mults, head_mask,
+                                            training, return_qkv, hidden_mult)
+                results.update({grid_lib.cell_key(width_mult, d, hidden_mult): out
+                                for d, out in by_depth.items()})
         return results
 
     def call_subnetwork(self, inputs, subnetwork, head_mask=None, training=None,
@@ -179,19 +206,31 @@ class DynaBertBackbone(keras.Model):
     def _outputs(self, embedded, hidden_states, attention_probs, qkv, return_qkv):
         """The output dict of one sub-network from its layers' outputs."""
         x = hidden_states[-1]
-        outputs = {"sequence_output": x, "pooled_output": self.pooler(x[:, 0]),
+        outputs = {"sequence_output": x, "pooled_output": self._pool(x[:, 0]),
                    "hidden_states": hidden_states, "attention_probs": attention_probs}
         if return_qkv:
             outputs["last_layer_qkv"] = {**qkv[0], "padding_mask": embedded["padding_mask"]}
         return outputs
 
-    def _run_depths(self, embedded, width_mult, depth_mults, head_mask, training, return_qkv):
+    def _pool(self, first_token):
+        """The pooler on [batch, hidden] first-token states (leading hidden units kept)."""
+        hidden = first_token.shape[-1]
+        if hidden == self.bert_config.hidden_size:
+            return self.pooler(first_token)
+        kernel, bias = (weight_layout.sliced(self.pooler, name, None, hidden,
+                                             weight_layout.POOLER_HIDDEN_AXES)
+                        for name in ("kernel", "bias"))
+        return ops.tanh(ops.matmul(first_token, kernel) + bias)
+
+    def _run_depths(self, embedded, width_mult, depth_mults, head_mask, training, return_qkv,
+                    hidden_mult=1.0):
         """{depth_mult: outputs} at one width from `embed`'s dict, leading layers shared."""
         attention_bias = embedded["attention_bias"]
         cfg = self.bert_config
         num_heads = [grid_lib.num_kept(n, width_mult) for n in cfg.heads_per_layer]
         num_neurons = [grid_lib.num_kept(n, width_mult)
                        for n in cfg.intermediate_sizes_per_layer]
+        hidden_units = self.num_hidden(hidden_mult)
         layer_outputs = {}  # layer indices run so far -> (output, probs[, q/k/v])
         results = {}
         for depth_mult in depth_mults:
@@ -204,7 +243,7 @@ class DynaBertBackbone(keras.Model):
                     layer_outputs[prefix] = self.transformer_layers[i](
                         x, attention_bias, num_heads=num_heads[i], num_neurons=num_neurons[i],
                         head_mask=None if head_mask is None else head_mask[i],
-                        training=training, return_qkv=return_qkv)
+                        training=training, return_qkv=return_qkv, hidden_units=hidden_units)
                 x, probs, *qkv = layer_outputs[prefix]
                 hidden_states.append(x)
                 attention_probs.append(probs)
@@ -224,16 +263,18 @@ class DynaBertBackbone(keras.Model):
 
 
 def check_cell_arguments(kwargs, bert_config=None):
-    """A one-line ValueError for a `width_mult` / `depth_mult` call argument outside (0, 1],
-    a `subnetwork` given with either, or a `subnetwork` that does not fit `bert_config`,
-    raised before Keras' `__call__` would wrap it in its multi-line call report."""
-    for name in ("width_mult", "depth_mult"):
+    """A one-line ValueError for a `width_mult` / `depth_mult` / `hidden_mult` call argument
+    outside (0, 1], a `subnetwork` given with any, or a `subnetwork` that does not fit
+    `bert_config`, raised before Keras' `__call__` would wrap it in its multi-line call
+    report."""
+    for name in ("width_mult", "depth_mult", "hidden_mult"):
         grid_lib.check_multiplier(name, kwargs.get(name, 1.0))
     if kwargs.get("subnetwork") is None:
         return
-    given = [name for name in ("width_mult", "depth_mult") if kwargs.get(name, 1.0) != 1.0]
+    given = [name for name in ("width_mult", "depth_mult", "hidden_mult")
+             if kwargs.get(name, 1.0) != 1.0]
     if given:
-        raise ValueError(f"give either subnetwork or width_mult/depth_mult, not both "
+        raise ValueError(f"give either subnetwork or width_mult/depth_mult/hidden_mult, not both "
                          f"(got subnetwork and {' and '.join(given)})")
     if bert_config is not None:
         layerwise.check(kwargs["subnetwork"], bert_config)

@@ -12,6 +12,7 @@ with `return_dict=True` it also returns the backbone's outputs, for distillation
 
 import keras
 
+from dynabert_tf.elastic import grid as grid_lib
 from dynabert_tf.models import backbone as backbone_lib
 from dynabert_tf.tasks import heads as heads_lib
 
@@ -42,17 +43,18 @@ class DynaBertTaskModel(keras.Model):
         return super().__call__(*args, **kwargs)
 
     def call(self, inputs, width_mult=1.0, depth_mult=1.0, head_mask=None, training=None,
-             return_dict=False, return_qkv=False, subnetwork=None):
+             return_dict=False, return_qkv=False, subnetwork=None, hidden_mult=1.0):
         """inputs as the backbone's -> the head's output (see the module doc); `return_qkv`
         adds the backbone's `last_layer_qkv` to the `return_dict` outputs; `subnetwork` (an
         `elastic.layerwise.LayerwiseConfig`) runs that per-layer sub-network instead of a
-        grid cell."""
+        grid cell; `hidden_mult` as the backbone's (the head reads the kept hidden units)."""
         if subnetwork is not None:
             outputs = self.call_subnetwork(inputs, subnetwork, head_mask=head_mask,
                                            training=training, return_qkv=return_qkv)
         else:
             outputs = self.call_depths(inputs, width_mult, (depth_mult,), head_mask=head_mask,
-                                       training=training, return_qkv=return_qkv)[depth_mult]
+                                       training=training, return_qkv=return_qkv,
+                                       hidden_mult=hidden_mult)[depth_mult]
         if return_dict:
             return outputs
         if len(self.head.output_names) == 1:
@@ -60,14 +62,16 @@ class DynaBertTaskModel(keras.Model):
         return {name: outputs[name] for name in self.head.output_names}
 
     def call_depths(self, inputs, width_mult=1.0, depth_mults=(1.0,), head_mask=None,
-                    training=None, return_qkv=False):
+                    training=None, return_qkv=False, hidden_mult=1.0):
         """{depth_mult: backbone outputs + head outputs}, leading layers shared.
 
         See `DynaBertBackbone.call_grid`; each depth gets the head on its own outputs.
         """
         grid = self.call_grid(inputs, (width_mult,), depth_mults, head_mask=head_mask,
-                              training=training, return_qkv=return_qkv)
-        return {depth_mult: grid[(width_mult, depth_mult)] for depth_mult in depth_mults}
+                              training=training, return_qkv=return_qkv,
+                              hidden_mults=(hidden_mult,))
+        return {depth_mult: grid[grid_lib.cell_key(width_mult, depth_mult, hidden_mult)]
+                for depth_mult in depth_mults}
 
     def call_subnetwork(self, inputs, subnetwork, head_mask=None, training=None,
                         embedded=None, return_qkv=False):
@@ -79,13 +83,15 @@ class DynaBertTaskModel(keras.Model):
         return {**outputs, **self.head(outputs, training=training)}
 
     def call_grid(self, inputs, width_mults=(1.0,), depth_mults=(1.0,), head_mask=None,
-                  training=None, embedded=None, return_qkv=False):
-        """{(width_mult, depth_mult): backbone outputs + head outputs}: embeddings once, leading
+                  training=None, embedded=None, return_qkv=False, hidden_mults=(1.0,)):
+        """{cell: backbone outputs + head outputs}: embeddings once per hidden size, leading
         layers shared within a width (`DynaBertBackbone.call_grid`, which also explains
-        `embedded` and `return_qkv`); each cell gets the head on its own outputs."""
+        `embedded`, `return_qkv`, `hidden_mults` and the cell keys); each cell gets the head
+        on its own outputs."""
         grid = self.backbone.call_grid(inputs, width_mults=width_mults, depth_mults=depth_mults,
                                        head_mask=head_mask, training=training,
-                                       embedded=embedded, return_qkv=return_qkv)
+                                       embedded=embedded, return_qkv=return_qkv,
+                                       hidden_mults=hidden_mults)
         return {cell: {**outputs, **self.head(outputs, training=training)}
                 for cell, outputs in grid.items()}
 

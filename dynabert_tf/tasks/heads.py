@@ -18,6 +18,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from dynabert_tf.layers import weight_layout
 from dynabert_tf.layers.common import initializer
 
 
@@ -62,6 +63,16 @@ class TaskHead(keras.layers.Layer):
         self.dense.build((None, hidden_size))
         self.built = True
 
+    def _apply_dense(self, x):
+        """The dense layer on x [..., hidden]; a sub-network of a smaller hidden size (its
+        static last dimension) uses the kernel's leading input rows."""
+        hidden = x.shape[-1]
+        if hidden is None or hidden == self.dense.kernel.shape[0]:
+            return self.dense(x)
+        kernel = weight_layout.sliced(self.dense, "kernel", None, hidden,
+                                      weight_layout.HEAD_HIDDEN_AXES)
+        return ops.matmul(x, kernel) + self.dense.bias
+
     def importance_loss(self, outputs, labels):
         """The loss whose gradients score heads and neurons (rewiring): the label loss."""
         return self.label_loss(outputs, labels)
@@ -99,7 +110,7 @@ class PooledHead(TaskHead):
 
     def call(self, backbone_outputs, training=None):
         pooled = self.dropout(backbone_outputs["pooled_output"], training=training)
-        return {"logits": self.dense(pooled)}
+        return {"logits": self._apply_dense(pooled)}
 
 
 @keras.saving.register_keras_serializable(package="dynabert_tf")
@@ -176,7 +187,7 @@ class SpanHead(TaskHead):
 
     def call(self, backbone_outputs, training=None):
         sequence = self.dropout(backbone_outputs["sequence_output"], training=training)
-        logits = self.dense(sequence)
+        logits = self._apply_dense(sequence)
         return {"start_logits": logits[..., 0], "end_logits": logits[..., 1]}
 
     def label_loss(self, outputs, labels):
