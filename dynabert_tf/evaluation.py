@@ -6,6 +6,10 @@ The grid json (`WORKDIR/eval_grid.json`) looks like
      "cells": {"w1.00_d1.00": {"width_mult": 1.0, "depth_mult": 1.0,
                                "metrics": {"accuracy": 0.87}, "test_metrics": {...},
                                "params": 22713216, "flops": 2898264064}, ...}}
+
+With hidden-size elasticity on, a cell at hidden_mult != 1 is named `w0.50_d0.75_h0.75` and
+its entry adds "hidden_mult" and "hidden_size" (the kept units); cells at hidden_mult 1 are
+written exactly as without it.
 """
 
 import dataclasses
@@ -43,14 +47,14 @@ class EvalSet:
             task, outputs["logits"], labels))
 
 
-def cell_forward(model, width_mult=1.0, depth_mult=1.0):
+def cell_forward(model, width_mult=1.0, depth_mult=1.0, hidden_mult=1.0):
     """One traced inference function of a cell, for inputs of any batch size and length:
     features -> {output name: tensor}."""
     names = model.head.output_names
 
     def forward(features):
         outputs = model(features, width_mult=width_mult, depth_mult=depth_mult,
-                        training=False, return_dict=True)
+                        training=False, return_dict=True, hidden_mult=hidden_mult)
         return {name: outputs[name] for name in names}
 
     return tf.function(forward, input_signature=[FEATURE_SPEC])
@@ -81,23 +85,31 @@ def evaluate_cell(model, eval_sets, width_mult=1.0, depth_mult=1.0, forward=None
 
 
 def evaluate_grid(model, dev_sets, cells, seq_len=128, test_sets=None, progress=None):
-    """Evaluates every (width_mult, depth_mult) in `cells`; returns the `cells` dict of the grid
-    json. `test_sets` (labelled test splits, when the task has them) adds `test_metrics`."""
+    """Evaluates every cell ((width_mult, depth_mult[, hidden_mult]), `grid.cell_key`) in
+    `cells`; returns the `cells` dict of the grid json. `test_sets` (labelled test splits,
+    when the task has them) adds `test_metrics`."""
     cfg, num_outputs = model.bert_config, model.num_outputs
     grid = {}
-    for width_mult, depth_mult in cells:
-        forward = cell_forward(model, width_mult, depth_mult)  # traced once per cell
-        entry = {
-            "width_mult": width_mult, "depth_mult": depth_mult,
+    for cell in cells:
+        width_mult, depth_mult, hidden_mult = grid_lib.cell_mults(cell)
+        forward = cell_forward(model, width_mult, depth_mult, hidden_mult)  # traced per cell
+        entry = {"width_mult": width_mult, "depth_mult": depth_mult}
+        if hidden_mult != 1.0:
+            entry.update(hidden_mult=hidden_mult,
+                         hidden_size=cost.kept_hidden(cfg, hidden_mult))
+        entry.update({
             "metrics": evaluate_cell(model, dev_sets, forward=forward),
-            "params": cost.count_params(cfg, width_mult, depth_mult, num_outputs),
-            "flops": cost.count_flops(cfg, width_mult, depth_mult, seq_len, num_outputs),
-        }
+            "params": cost.count_params(cfg, width_mult, depth_mult, num_outputs,
+                                        hidden_mult=hidden_mult),
+            "flops": cost.count_flops(cfg, width_mult, depth_mult, seq_len, num_outputs,
+                                      hidden_mult=hidden_mult),
+        })
         if test_sets:
             entry["test_metrics"] = evaluate_cell(model, test_sets, forward=forward)
-        grid[grid_lib.cell_name(width_mult, depth_mult)] = entry
+        name = grid_lib.cell_name(width_mult, depth_mult, hidden_mult)
+        grid[name] = entry
         if progress is not None:
-            progress(grid_lib.cell_name(width_mult, depth_mult), entry)
+            progress(name, entry)
     return grid
 
 
@@ -115,17 +127,22 @@ def read_grid(path):
 
 
 def format_table(grid, metric, key="metrics"):
-    """The paper's Table 1 layout: rows width_mult, columns depth_mult, one metric."""
+    """The paper's Table 1 layout: rows width_mult, columns depth_mult, one metric; with
+    hidden-size cells, one such block per hidden_mult (largest first), each headed by it."""
     cells = grid["cells"]
     widths = sorted({c["width_mult"] for c in cells.values()}, reverse=True)
     depths = sorted({c["depth_mult"] for c in cells.values()}, reverse=True)
-    lines = [f"{key.replace('_', ' ')}: {metric}",
-             "m_w \\ m_d " + "".join(f"{d:>9.2f}" for d in depths)]
-    for w in widths:
-        row = []
-        for d in depths:
-            cell = cells.get(grid_lib.cell_name(w, d))
-            row.append(f"{100 * cell[key][metric]:>9.2f}" if cell and key in cell else
-                       f"{'-':>9}")
-        lines.append(f"{w:<10.2f}" + "".join(row))
+    hiddens = sorted({c.get("hidden_mult", 1.0) for c in cells.values()}, reverse=True)
+    lines = [f"{key.replace('_', ' ')}: {metric}"]
+    for h in hiddens:
+        if hiddens != [1.0]:
+            lines.append(f"m_h = {h:.2f}")
+        lines.append("m_w \\ m_d " + "".join(f"{d:>9.2f}" for d in depths))
+        for w in widths:
+            row = []
+            for d in depths:
+                cell = cells.get(grid_lib.cell_name(w, d, h))
+                row.append(f"{100 * cell[key][metric]:>9.2f}" if cell and key in cell else
+                           f"{'-':>9}")
+            lines.append(f"{w:<10.2f}" + "".join(row))
     return "\n".join(lines)

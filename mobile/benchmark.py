@@ -163,13 +163,13 @@ def tflite_outputs(path, inputs, threads=2, signature=None):
     return {name: np.concatenate([row[name] for row in rows]) for name in rows[0]}
 
 
-def keras_outputs(model, inputs, width_mult, depth_mult, batch_size=32):
+def keras_outputs(model, inputs, width_mult, depth_mult, batch_size=32, hidden_mult=1.0):
     """{output name: [n, ...]} of the dynamic Keras model at a cell."""
     import tensorflow as tf
 
     from dynabert_tf.evaluation import cell_forward
 
-    forward = cell_forward(model, width_mult, depth_mult)  # {output name: tensor}
+    forward = cell_forward(model, width_mult, depth_mult, hidden_mult)  # {name: tensor}
     count = len(inputs[tflite_lib.INPUT_NAMES[0]])
     batches = [forward({k: tf.constant(inputs[k][i:i + batch_size])
                         for k in tflite_lib.INPUT_NAMES}) for i in range(0, count, batch_size)]
@@ -247,7 +247,8 @@ def benchmark_dir(tflite_dir, threads=(1, 2), runs=50, warmup=5, parity_model_di
                   "latency_ms": latencies[target]}
         if model is not None:
             reference = keras_outputs(model, parity_data, entry["width_mult"],
-                                     entry["depth_mult"])
+                                     entry["depth_mult"],
+                                     hidden_mult=entry.get("hidden_mult", 1.0))
             result["parity"] = parity(path, reference, parity_data, signature)
         results.append(result)
 

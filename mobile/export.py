@@ -24,6 +24,11 @@ them back.
 named by the cell (`w0.50_d0.75`), plus `{cell}_s{L}` per --seq_buckets length L, with the
 weights stored once. Its manifest entries name the file and their `signature`; `seq_buckets`
 maps each length to its signature. Quantization: dynamic_range, float16 or none.
+
+A model trained with hidden-size cells (`--hidden_mults`) has cells (w, d, h) named
+`w0.50_d0.75_h0.75` in its eval grid: per_cell exports them like the others (the extracted
+cell has hidden_size = the kept units), their manifest entries adding `hidden_mult` and
+`hidden_size`; --format=elastic takes only cells at hidden_mult 1.
 """
 
 import hashlib
@@ -86,9 +91,11 @@ def read_eval_grid(model_dir, workdir=None):
             cells = grid.get("cells") or {}
             if not isinstance(cells, dict) or not all(
                     isinstance(c, dict) and _is_multiplier(c.get("width_mult"))
-                    and _is_multiplier(c.get("depth_mult")) for c in cells.values()):
+                    and _is_multiplier(c.get("depth_mult"))
+                    and _is_multiplier(c.get("hidden_mult", 1.0)) for c in cells.values()):
                 raise ExportError(f"{path}: 'cells' must map cell names to entries with "
-                                  f"width_mult and depth_mult in (0, 1]")
+                                  f"width_mult and depth_mult (and optional hidden_mult) in "
+                                  f"(0, 1]")
             return grid
     return None
 
@@ -98,20 +105,24 @@ def _is_multiplier(value):
 
 
 def grid_cells(eval_grid=None):
-    """The cells a model has: those of its eval grid when known, else the standard grid."""
+    """The cells a model has (`grid.cell_key` tuples): those of its eval grid when known,
+    else the standard grid."""
     if eval_grid and eval_grid.get("cells"):
-        cells = [(float(c["width_mult"]), float(c["depth_mult"]))
+        cells = [grid_lib.cell_key(float(c["width_mult"]), float(c["depth_mult"]),
+                                   float(c.get("hidden_mult", 1.0)))
                  for c in eval_grid["cells"].values()]
-        return sorted(cells, key=lambda wd: (-wd[1], -wd[0]))
+        return sorted(cells, key=lambda cell: tuple(
+            -m for m in reversed(grid_lib.cell_mults(cell))))
     return grid_lib.grid()
 
 
 def parse_cells(spec, available):
-    """'all' or 'w0.50_d0.75,w1.00_d1.00' -> [(w, d), ...] in grid order; ExportError if bad."""
+    """'all' or 'w0.50_d0.75,w1.00_d1.00' -> [(w, d), ...] in grid order ((w, d, h) for a
+    hidden-size cell such as 'w0.50_d0.75_h0.75'); ExportError if bad."""
     spec = (spec or "all").strip()
     if spec == "all":
         return list(available)
-    names = {grid_lib.cell_name(w, d): (w, d) for w, d in available}
+    names = {grid_lib.cell_name(*cell): cell for cell in available}
     chosen = []
     for name in (part.strip() for part in spec.split(",")):
         try:
@@ -120,7 +131,7 @@ def parse_cells(spec, available):
             parsed = None
         if parsed is None or grid_lib.cell_name(*parsed) != name:
             raise ExportError(f"bad cell name {name!r} in --cells; expected 'all' or names "
-                              f"like 'w0.50_d0.75'")
+                              f"like 'w0.50_d0.75' (or 'w0.50_d0.75_h0.75')")
         if name not in names:
             raise ExportError(f"cell {name} is not in the model's grid: {', '.join(names)}")
         chosen.append(names[name])
@@ -274,15 +285,20 @@ def export_model(model_dir, output_dir, quantization="dynamic_range", seq_len=12
     }
     flops_full = cost.count_flops(cfg, 1.0, 1.0, seq_len, num_classes)
 
-    def cell_entry(width_mult, depth_mult, file_name):
+    def cell_entry(cell, file_name):
+        width_mult, depth_mult, hidden_mult = grid_lib.cell_mults(cell)
         layers, heads, neurons = cost.cell_dims(cfg, width_mult, depth_mult)
-        name = grid_lib.cell_name(width_mult, depth_mult)
-        flops = cost.count_flops(cfg, width_mult, depth_mult, seq_len, num_classes)
+        name = grid_lib.cell_name(*cell)
+        flops = cost.count_flops(cfg, width_mult, depth_mult, seq_len, num_classes,
+                                 hidden_mult=hidden_mult)
         path = os.path.join(output_dir, file_name)
-        return {"cell": name, "width_mult": width_mult, "depth_mult": depth_mult,
+        hidden = ({"hidden_mult": hidden_mult, "hidden_size": cost.kept_hidden(cfg, hidden_mult)}
+                  if hidden_mult != 1.0 else {})
+        return {"cell": name, "width_mult": width_mult, "depth_mult": depth_mult, **hidden,
                 "file": file_name, "quantization": quantization,
                 "bytes": os.path.getsize(path), "sha256": _sha256(path),
-                "params": cost.count_params(cfg, width_mult, depth_mult, num_classes),
+                "params": cost.count_params(cfg, width_mult, depth_mult, num_classes,
+                                            hidden_mult=hidden_mult),
                 "flops": flops, "flops_ratio": flops / flops_full, "seq_len": seq_len,
                 "num_layers": layers, "num_heads": heads, "intermediate_size": neurons,
                 "metrics": (grid_entries.get(name) or {}).get("metrics")}
@@ -290,6 +306,10 @@ def export_model(model_dir, output_dir, quantization="dynamic_range", seq_len=12
     if export_format == "elastic":
         if not chosen:
             raise ExportError("--format=elastic needs at least one cell")
+        hidden_cells = [grid_lib.cell_name(*cell) for cell in chosen if len(cell) == 3]
+        if hidden_cells:
+            raise ExportError(f"--format=elastic takes cells at hidden_mult 1 only, got "
+                              f"{', '.join(hidden_cells)}; export them with --format=per_cell")
         manifest.update(signature=None, seq_buckets=list(buckets))
         info = {"format": "elastic", "task": task, "labels": labels, "seq_len": seq_len,
                 "seq_buckets": list(buckets), "quantization": quantization,
@@ -307,7 +327,7 @@ def export_model(model_dir, output_dir, quantization="dynamic_range", seq_len=12
         entries.clear()  # the file was written anew: only its signatures
         for width_mult, depth_mult in chosen:
             name = grid_lib.cell_name(width_mult, depth_mult)
-            entry = cell_entry(width_mult, depth_mult, elastic_lib.FILE_NAME)
+            entry = cell_entry((width_mult, depth_mult), elastic_lib.FILE_NAME)
             entry.update(signature=name, inputs=signatures[name]["inputs"],
                          outputs=signatures[name]["outputs"], ops=written["ops"],
                          seq_buckets={str(length): elastic_lib.signature_name(
@@ -321,17 +341,19 @@ def export_model(model_dir, output_dir, quantization="dynamic_range", seq_len=12
                            for k, v in signatures.items()}}]
 
     def write_manifest():
-        order = {grid_lib.cell_name(w, d): i for i, (w, d) in enumerate(available)}
+        order = {grid_lib.cell_name(*cell): i for i, cell in enumerate(available)}
         manifest["cells"] = sorted(entries.values(), key=lambda e: order.get(e["cell"], 1e9))
         files.write_json(os.path.join(output_dir, MANIFEST), manifest)
 
     bar = cli.progress(chosen if export_format == "per_cell" else [], progress)
     try:
-        for width_mult, depth_mult in bar:
-            name = grid_lib.cell_name(width_mult, depth_mult)
+        for cell in bar:
+            width_mult, depth_mult, hidden_mult = grid_lib.cell_mults(cell)
+            name = grid_lib.cell_name(*cell)
             if hasattr(bar, "set_postfix_str"):
                 bar.set_postfix_str(name)
             info = {"cell": name, "width_mult": width_mult, "depth_mult": depth_mult,
+                    **({"hidden_mult": hidden_mult} if hidden_mult != 1.0 else {}),
                     "task": task, "labels": labels, "seq_len": seq_len,
                     "quantization": quantization,
                     "inputs": list(tflite_lib.INPUT_NAMES),
@@ -343,8 +365,8 @@ def export_model(model_dir, output_dir, quantization="dynamic_range", seq_len=12
             file_name = f"{name}.tflite"
             written = export_cell(model, width_mult, depth_mult,
                                   os.path.join(output_dir, file_name), seq_len, quantization,
-                                  representative, metadata)
-            entries[name] = {**cell_entry(width_mult, depth_mult, file_name),
+                                  representative, metadata, hidden_mult)
+            entries[name] = {**cell_entry(cell, file_name),
                              "inputs": written["inputs"], "outputs": written["outputs"],
                              "ops": written["ops"]}
             write_manifest()
@@ -358,11 +380,12 @@ def export_model(model_dir, output_dir, quantization="dynamic_range", seq_len=12
 
 def format_summary(manifest):
     metric = manifest.get("primary_metric")
-    lines = [f"{'cell':<12}{'bytes':>12}{'params':>12}{'GFLOPs':>9}"
+    width = max([12, *(len(e["cell"]) + 1 for e in manifest["cells"])])
+    lines = [f"{'cell':<{width}}{'bytes':>12}{'params':>12}{'GFLOPs':>9}"
              + (f"{metric:>10}" if metric else "")]
     for e in manifest["cells"]:
         value = (e.get("metrics") or {}).get(metric) if metric else None
-        lines.append(f"{e['cell']:<12}{e['bytes']:>12,}{e['params']:>12,}"
+        lines.append(f"{e['cell']:<{width}}{e['bytes']:>12,}{e['params']:>12,}"
                      f"{e['flops'] / 1e9:>9.3f}"
                      + ((f"{value:>10.4f}" if value is not None else f"{'-':>10}")
                         if metric else ""))

@@ -41,12 +41,15 @@ def write_tflite(standalone, path, seq_len=128, quantization="dynamic_range",
 
 
 def export_cell(model, width_mult, depth_mult, path, seq_len=128,
-                quantization="dynamic_range", representative_inputs=None, metadata=None):
-    """Extracts the (width_mult, depth_mult) cell and writes it (`write_tflite`)."""
+                quantization="dynamic_range", representative_inputs=None, metadata=None,
+                hidden_mult=1.0):
+    """Extracts the (width_mult, depth_mult[, hidden_mult]) cell and writes it
+    (`write_tflite`)."""
     from dynabert_tf.elastic import subnetwork
 
-    return write_tflite(subnetwork.extract_subnetwork(model, width_mult, depth_mult), path,
-                        seq_len, quantization, representative_inputs, metadata)
+    return write_tflite(subnetwork.extract_subnetwork(model, width_mult, depth_mult,
+                                                      hidden_mult),
+                        path, seq_len, quantization, representative_inputs, metadata)
 
 
 def export_layerwise(model, config, path, seq_len=128, quantization="dynamic_range",

@@ -77,6 +77,11 @@ class Settings:
                                   flag="width_mult_list", item=float)
     depth_mults: tuple = _setting(grid_lib.DEPTH_MULTS, "Depth multipliers.",
                                   flag="depth_mult_list", item=float)
+    hidden_mults: tuple = _setting(
+        grid_lib.HIDDEN_MULTS, "Hidden-size multipliers (off: 1.0 only). Others add a third "
+        "grid axis: the leading hidden units of the residual stream, rewired by importance, "
+        "trained with every width in stage width and every cell after it, evaluated and "
+        "exported as cells named w.._d.._h...", item=float)
     width_lambdas: tuple = _setting((1.0, 0.1), "Stage 1 loss weights (lambda1 logits, "
                                     "lambda2 hidden states).", item=float)
     width_depth_lambdas: tuple = _setting((1.0, 1.0), "Stage 2 loss weights.", item=float)
@@ -195,7 +200,7 @@ class Settings:
         if not self.stages:
             raise ValueError(f"stages is empty; name at least one of {', '.join(STAGES)}")
         for name, flag in (("width_mults", "width_mult_list"),
-                           ("depth_mults", "depth_mult_list")):
+                           ("depth_mults", "depth_mult_list"), ("hidden_mults", "hidden_mults")):
             values = getattr(self, name)
             if not values:
                 raise ValueError(f"{flag} is empty; give at least one multiplier in (0, 1]")
@@ -232,6 +237,7 @@ class Settings:
         self._check_minilm()
         self._check_augment()
         self._check_ablations()
+        self._check_hidden()
         bounds = self.bucket_boundaries
         if any(b < 1 for b in bounds) or list(bounds) != sorted(set(bounds)):
             raise ValueError(f"bucket_boundaries must be increasing positive lengths, got "
@@ -306,6 +312,23 @@ class Settings:
         elif "depth" in self.stages:
             raise ValueError("stage depth (DynaBERT_D) runs with --first_stage=depth")
 
+    def _check_hidden(self):
+        """--hidden_mults runs with the paper's stage 1 only (one ValueError line)."""
+        if not self.hidden_on:
+            return
+        for flag, on in (("width_teacher=inplace", self.width_teacher == "inplace"),
+                         ("width_sampling=universal", self.width_sampling == "universal"),
+                         ("progressive_rewiring", self.progressive_rewiring),
+                         ("first_stage=depth", self.first_stage == "depth")):
+            if on:
+                raise ValueError(f"--hidden_mults trains the hidden sizes in the paper's stage "
+                                 f"width; it cannot run with --{flag}")
+
+    @property
+    def hidden_on(self):
+        """Whether the hidden size is a grid axis (a hidden multiplier other than 1)."""
+        return any(h != 1.0 for h in self.hidden_mults)
+
     @property
     def pipeline(self):
         """The stages to run, in pipeline order: `stages`, with 'augment' added under
@@ -332,7 +355,7 @@ class Settings:
 
     @property
     def grid(self):
-        return grid_lib.grid(self.width_mults, self.depth_mults)
+        return grid_lib.grid(self.width_mults, self.depth_mults, self.hidden_mults)
 
     def resolved_checkpoint(self):
         """The init checkpoint's directory (a named asset such as `minilm_l6`, or a path)."""

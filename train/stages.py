@@ -148,7 +148,8 @@ def run_rewire(settings, data, runtime):
         _save(model, settings, data, "rewire", runtime)
         return {"rewired": False}
     before = _dev_metrics(model, data)
-    importance = rewiring.compute_importance(model, data.importance_dataset())
+    importance = rewiring.compute_importance(model, data.importance_dataset(),
+                                             hidden=settings.hidden_on)
     rewiring.rewire(model, importance)
     if runtime.is_chief:
         rewiring.save_importance(os.path.join(settings.stage_dir("rewire"), "importance.npz"),
@@ -173,10 +174,11 @@ def _train_grid(settings, data, runtime, stage, student_from, teacher_from, widt
         lambda_logits=lambdas[0], lambda_hidden=lambdas[1],
         teacher_width=teacher_width, distill_objective=settings.distill_objective,
         lambda_relation=settings.lambda_relation, relation_heads=settings.relation_heads or None,
-        relations=settings.minilm_relations, trainer_class=_trainer_class(settings, stage))
+        relations=settings.minilm_relations, trainer_class=_trainer_class(settings, stage),
+        hidden_mults=settings.hidden_mults)
     steps = _fit(trainer, settings, data, runtime, settings.stage_dir(stage), epochs)
     _save(student, settings, data, stage, runtime)
-    return {"steps": steps, "cells_trained": len(widths) * len(depths),
+    return {"steps": steps, "cells_trained": len(trainer.cells),
             "dev_full": _dev_metrics(student, data)}
 
 
@@ -282,8 +284,9 @@ def run_separate(settings, data, runtime):
     checkpoint (or, with --separate_init=teacher, sliced out of the un-rewired teacher) and
     fine-tuned alone on the labels. Writes WORKDIR/eval_grid_separate.json."""
     cells = {}
-    for index, (width_mult, depth_mult) in enumerate(settings.grid):
-        name = grid_lib.cell_name(width_mult, depth_mult)
+    for index, cell in enumerate(settings.grid):
+        width_mult, depth_mult, hidden_mult = grid_lib.cell_mults(cell)
+        name = grid_lib.cell_name(*cell)
         cell_dir = os.path.join(settings.stage_dir("separate"), name)
         done = os.path.join(cell_dir, STAGE_FILE)
         if os.path.isfile(done):
@@ -292,9 +295,10 @@ def run_separate(settings, data, runtime):
         print(f"[separate] {name}")
         student = _separate_start(settings, data, runtime, index)
         trainer = _grid_trainer(runtime, student, None, width_mults=(width_mult,),
-                                depth_mults=(depth_mult,), loss_mode="labels")
+                                depth_mults=(depth_mult,), loss_mode="labels",
+                                hidden_mults=(hidden_mult,))
         _fit(trainer, settings, data, runtime, cell_dir, settings.separate_epochs)
-        cells[name] = evaluation.evaluate_grid(student, data.dev_sets, [(width_mult, depth_mult)],
+        cells[name] = evaluation.evaluate_grid(student, data.dev_sets, [cell],
                                                settings.max_seq_length,
                                                test_sets=data.test_sets)[name]
         if runtime.is_chief:

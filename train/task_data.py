@@ -68,6 +68,8 @@ class TaskData:
                     "dynabert": {"stage": stage,
                                  "width_mults": list(self.settings.width_mults),
                                  "depth_mults": list(self.settings.depth_mults)}}
+        if self.settings.hidden_on:
+            metadata["dynabert"]["hidden_mults"] = list(self.settings.hidden_mults)
         if self.task.head_kind == "classification":
             metadata["id2label"] = {str(i): name for i, name in enumerate(self.task.label_names)}
             metadata["label2id"] = {name: i for i, name in enumerate(self.task.label_names)}

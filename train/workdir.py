@@ -60,6 +60,8 @@ def identity(settings, inputs):
             "copies": settings.aug_copies,
             "mlm_checkpoint": settings.aug_mlm_checkpoint
             and os.path.realpath(settings.aug_mlm_checkpoint)}}
+    if settings.hidden_on:  # recorded only when on: a run without it keeps its run.json
+        values["hidden_mult_list"] = sorted(settings.hidden_mults)
     return json.loads(json.dumps(values))  # as run.json reads back
 
 
@@ -147,7 +149,8 @@ def _from_stage_config(config):
     recorded = {"task": config.get("finetuning_task"),
                 "max_seq_length": config.get("max_seq_length")}
     grid = config.get("dynabert") or {}
-    for key, flag in (("width_mults", "width_mult_list"), ("depth_mults", "depth_mult_list")):
+    for key, flag in (("width_mults", "width_mult_list"), ("depth_mults", "depth_mult_list"),
+                      ("hidden_mults", "hidden_mult_list")):
         if key in grid:
             recorded[flag] = sorted(grid[key])
     try:

@@ -11,6 +11,12 @@ distils DynaBERT_W into widths x depths (1, .75, .5), the teacher run at the stu
 (`teacher_width="same"`, lambda_hidden 1.0); `loss_mode="labels"` trains every cell on the
 labels with no teacher (the final fine-tune, or a no-distillation baseline).
 
+Hidden-size elasticity (`hidden_mults`, default (1.0,): off): every (width, depth) cell is
+also trained at each hidden_mult; a cell at hidden_mult != 1 is keyed (w, d, h)
+(`grid.cell_key`). Its hidden states [batch, seq, kept units] are matched to the SAME
+leading units of the teacher's (after hidden rewiring, the most important ones); with
+teacher_width="same" the teacher runs at the student's width and hidden size.
+
 What one step computes, per batch:
   * the teacher (frozen, training=False, full depth) once per teacher width, outside the tape;
   * the student at every cell in one shared forward (`DynaBertTaskModel.call_grid`): the
@@ -21,6 +27,8 @@ What one step computes, per batch:
     the official code accumulates: one backward pass per width, widths in turn (peak memory
     of one width, not of the grid), summed; one optimizer update.
 """
+
+import functools
 
 import keras
 import tensorflow as tf
@@ -60,21 +68,24 @@ class GridTrainer(keras.Model):
       relation_heads: MiniLM relation heads R (default: the teacher's attention heads); must
         divide every width's query/key/value columns (`relations.py` explains the choice).
       relations: relation names (`relations.RELATIONS`), default MiniLMv2's qq, kk, vv.
+      hidden_mults: hidden-size multipliers (module doc); (1.0,) trains as without them.
     """
 
     def __init__(self, student, teacher=None, width_mults=(1.0,), depth_mults=(1.0,),
                  loss_mode="distill", lambda_logits=1.0, lambda_hidden=0.1,
                  teacher_width="same", share_depth_prefix=True,
                  track_cell_losses=False, distill_objective="dynabert", lambda_relation=1.0,
-                 relation_heads=None, relations=relations_lib.MINILM_V2, **kwargs):
+                 relation_heads=None, relations=relations_lib.MINILM_V2, hidden_mults=(1.0,),
+                 **kwargs):
         super().__init__(**kwargs)
         if loss_mode not in LOSS_MODES:
             raise ValueError(f"unknown loss_mode {loss_mode!r}; expected one of {LOSS_MODES}")
         if teacher_width not in TEACHER_WIDTHS:
             raise ValueError(f"unknown teacher_width {teacher_width!r}; "
                              f"expected one of {TEACHER_WIDTHS}")
-        if not width_mults or not depth_mults:
-            raise ValueError("width_mults and depth_mults must each hold at least one value")
+        if not width_mults or not depth_mults or not hidden_mults:
+            raise ValueError("width_mults, depth_mults and hidden_mults must each hold at "
+                             "least one value")
         if loss_mode == "distill":
             losses.check_lambdas(lambda_logits, lambda_hidden, distill_objective,
                                  lambda_relation)
@@ -96,12 +107,15 @@ class GridTrainer(keras.Model):
                                          for w in width_mults}, reverse=True))
         self.depth_mults = tuple(sorted({grid_lib.check_multiplier("depth_mult", d)
                                          for d in depth_mults}, reverse=True))
+        self.hidden_mults = tuple(sorted({grid_lib.check_multiplier("hidden_mult", h)
+                                          for h in hidden_mults}, reverse=True))
         self.loss_mode = loss_mode
         self.lambda_logits = lambda_logits
         self.lambda_hidden = lambda_hidden
         self.teacher_width = teacher_width
         self.share_depth_prefix = share_depth_prefix
-        self.cells = [(w, d) for w in self.width_mults for d in self.depth_mults]
+        self.cells = [grid_lib.cell_key(w, d, h) for h in self.hidden_mults
+                      for w in self.width_mults for d in self.depth_mults]
         self.distill_objective = distill_objective
         self.lambda_relation = lambda_relation
         self.relations = relations_lib.check_relations(relations)
@@ -132,35 +146,45 @@ class GridTrainer(keras.Model):
         """Widths the teacher runs at in one step: each student width, or only 1.0."""
         return self.width_mults if self.teacher_width == "same" else (1.0,)
 
+    def _teacher_keys(self):
+        """(width_mult, hidden_mult) pairs the teacher runs at in one step."""
+        hiddens = self.hidden_mults if self.teacher_width == "same" else (1.0,)
+        return [(w, h) for h in hiddens for w in self.teacher_widths()]
+
     def teacher_outputs(self, features):
-        """{teacher width: teacher head outputs + hidden states at full depth}, gradient-free."""
+        """{(teacher width, teacher hidden_mult): teacher head outputs + hidden states at full
+        depth}, gradient-free."""
         keep = (*self.teacher.head.output_names, "hidden_states",
                 *("last_layer_qkv",) * self.needs_qkv)
         outputs = {}
-        for width_mult in self.teacher_widths():
+        for width_mult, hidden_mult in self._teacher_keys():
             out = self.teacher(features, width_mult=width_mult, depth_mult=1.0, training=False,
-                               return_dict=True, return_qkv=self.needs_qkv)
-            outputs[width_mult] = tf.nest.map_structure(tf.stop_gradient,
-                                                        {name: out[name] for name in keep})
+                               return_dict=True, return_qkv=self.needs_qkv,
+                               hidden_mult=hidden_mult)
+            outputs[(width_mult, hidden_mult)] = tf.nest.map_structure(
+                tf.stop_gradient, {name: out[name] for name in keep})
         return outputs
 
-    def _teacher_for(self, width_mult, depth_mult, teacher_outputs):
-        """The entry of `teacher_outputs` that cell (width_mult, depth_mult) learns from
-        (`distillation/variants.py` overrides it with `teacher_outputs`)."""
-        return teacher_outputs[width_mult if self.teacher_width == "same" else 1.0]
+    def _teacher_for(self, width_mult, depth_mult, teacher_outputs, hidden_mult=1.0):
+        """The entry of `teacher_outputs` that cell (width_mult, depth_mult, hidden_mult)
+        learns from (`distillation/variants.py` overrides it with `teacher_outputs`)."""
+        if self.teacher_width == "same":
+            return teacher_outputs[(width_mult, hidden_mult)]
+        return teacher_outputs[(1.0, 1.0)]
 
     def _student_outputs(self, features, training):
         """{cell: student outputs} for every cell."""
         if self.share_depth_prefix:
             return self.student.call_grid(features, width_mults=self.width_mults,
                                           depth_mults=self.depth_mults, training=training,
-                                          return_qkv=self.needs_qkv)
-        return {(w, d): self.student(features, width_mult=w, depth_mult=d, training=training,
-                                     return_dict=True, return_qkv=self.needs_qkv)
-                for w, d in self.cells}
+                                          return_qkv=self.needs_qkv,
+                                          hidden_mults=self.hidden_mults)
+        return {cell: self.student(features, width_mult=w, depth_mult=d, training=training,
+                                   return_dict=True, return_qkv=self.needs_qkv, hidden_mult=h)
+                for cell in self.cells for w, d, h in [grid_lib.cell_mults(cell)]}
 
     def cell_losses(self, features, labels, teacher_outputs=None, training=True):
-        """{(width_mult, depth_mult): scalar loss} for every cell, widths-major, largest first.
+        """{cell: scalar loss} for every cell (`grid.cell_key`), widths-major, largest first.
 
         Args:
           features: dict of int [batch, seq] inputs.
@@ -176,12 +200,14 @@ class GridTrainer(keras.Model):
         head = self.student.head
         mse_cache = {}  # cells sharing a layer (or the embeddings) share its MSE term
         result = {}
-        for (width_mult, depth_mult), out in outputs.items():
+        for cell, out in outputs.items():
             if self.loss_mode == "labels":
-                result[(width_mult, depth_mult)] = head.label_loss(out, labels)
+                result[cell] = head.label_loss(out, labels)
                 continue
-            teacher_out = self._teacher_for(width_mult, depth_mult, teacher_outputs)
-            result[(width_mult, depth_mult)] = losses.distillation_loss(
+            width_mult, depth_mult, hidden_mult = grid_lib.cell_mults(cell)
+            teacher_out = self._teacher_for(width_mult, depth_mult, teacher_outputs,
+                                            hidden_mult)
+            result[cell] = losses.distillation_loss(
                 head, out, teacher_out, depth_mult, num_layers, self.lambda_logits,
                 self.lambda_hidden, mse_cache=mse_cache, objective=self.distill_objective,
                 lambda_relation=self.lambda_relation, relation_heads=self.relation_heads,
@@ -198,16 +224,26 @@ class GridTrainer(keras.Model):
         teacher_outputs = self.teacher_outputs(features) if self.teacher is not None else None
         variables = self.student.trainable_variables
         if self.share_depth_prefix:
-            return self._gradients_width_by_width(
-                features, self.width_mults, lambda width_mult, width_input: self._width_gradients(
-                    width_mult, features, labels, teacher_outputs, width_input))
+            results = [self._gradients_width_by_width(
+                features, self.width_mults,
+                lambda width_mult, width_input, hidden_mult=hidden_mult: self._width_gradients(
+                    width_mult, features, labels, teacher_outputs, width_input, hidden_mult),
+                hidden_mult) for hidden_mult in self.hidden_mults]
+            if len(results) == 1:
+                return results[0]
+            return (tf.add_n([total for total, _, _ in results]),
+                    [functools.reduce(_accumulate, per_variable)
+                     for per_variable in zip(*(gradients for _, gradients, _ in results))],
+                    {cell: loss for _, _, per_cell in results for cell, loss in per_cell.items()})
         with tf.GradientTape() as tape:
             per_cell = self.cell_losses(features, labels, teacher_outputs, training=True)
             total = tf.add_n(list(per_cell.values()))
         return total, tape.gradient(total, variables), per_cell
 
-    def _width_gradients(self, width_mult, features, labels, teacher_outputs, width_input):
-        """One width's forward and backward on `width_input` (the output of `backbone.embed`).
+    def _width_gradients(self, width_mult, features, labels, teacher_outputs, width_input,
+                         hidden_mult=1.0):
+        """One width's forward and backward on `width_input` (the output of `backbone.embed`
+        at `hidden_mult`).
 
         Returns:
           (loss summed over its depths, [gradient per trainable variable or None], gradient
@@ -219,14 +255,14 @@ class GridTrainer(keras.Model):
             width_losses = self._losses_of(
                 self.student.call_grid(features, (width_mult,), self.depth_mults,
                                        training=True, embedded=width_input,
-                                       return_qkv=self.needs_qkv),
+                                       return_qkv=self.needs_qkv, hidden_mults=(hidden_mult,)),
                 labels, teacher_outputs)
             total = tf.add_n(list(width_losses.values()))
         *gradients, to_embeddings = tape.gradient(total, [*variables, width_input["embeddings"]])
-        return total, gradients, to_embeddings, [width_losses[(width_mult, d)]
-                                                 for d in self.depth_mults]
+        return total, gradients, to_embeddings, [
+            width_losses[grid_lib.cell_key(width_mult, d, hidden_mult)] for d in self.depth_mults]
 
-    def _gradients_width_by_width(self, features, width_keys, run_width):
+    def _gradients_width_by_width(self, features, width_keys, run_width, hidden_mult=1.0):
         """Embeddings once; then each width's forward and backward in turn, the next width
         waiting for the last one's gradients, so that only one width's activations are held
         at a time (one backward pass through the whole grid would hold all of them; the
@@ -237,13 +273,15 @@ class GridTrainer(keras.Model):
           width_keys: one key per width run this step, in order (a width multiplier, or a
             sampled width's slot).
           run_width: (key, width_input) -> `_width_gradients`' four results.
+          hidden_mult: the hidden size every width of this call runs at (embedded at it).
         Returns:
           (sum of the losses, gradients matching `student.trainable_variables`,
-          {(key, depth_mult): loss}).
+          {`grid.cell_key(key, depth_mult, hidden_mult)`: loss}).
         """
         variables = self.student.trainable_variables
         with tf.GradientTape() as embedding_tape:
-            embedded = self.student.backbone.embed(features, training=True)
+            embedded = self.student.backbone.embed(features, training=True,
+                                                   hidden_mult=hidden_mult)
         per_cell, gradients, embedding_gradient, previous = {}, [None] * len(variables), None, []
         for key in width_keys:
             with tf.control_dependencies(previous):
@@ -251,7 +289,8 @@ class GridTrainer(keras.Model):
             total, width_gradients, to_embeddings, per_depth = run_width(key, width_input)
             gradients = list(map(_accumulate, gradients, width_gradients))
             embedding_gradient = _accumulate(embedding_gradient, to_embeddings)
-            per_cell.update({(key, d): loss for d, loss in zip(self.depth_mults, per_depth)})
+            per_cell.update({grid_lib.cell_key(key, d, hidden_mult): loss
+                             for d, loss in zip(self.depth_mults, per_depth)})
             previous = [total, *(g for g in width_gradients if g is not None)]
         from_embeddings = embedding_tape.gradient(embedded["embeddings"], variables,
                                                   output_gradients=embedding_gradient)

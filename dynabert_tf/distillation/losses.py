@@ -43,6 +43,8 @@ def hidden_mse(student_states, teacher_states, cache=None):
       student_states, teacher_states: equally long sequences of [batch, seq, hidden].
       cache: optional dict shared by several calls: a (student, teacher) pair of the very
         same tensor objects is computed once (grid cells sharing a layer's output).
+      A student state of fewer hidden units than its teacher's (hidden-size elasticity) is
+      matched to the teacher's same leading units.
     Returns:
       scalar. Each pair's MSE averages over ALL batch * seq * hidden positions, padding
       included, exactly as the official DynaBERT code (`nn.MSELoss()`).
@@ -56,7 +58,9 @@ def hidden_mse(student_states, teacher_states, cache=None):
     for s, t in zip(student_states, teacher_states):
         key = (id(s), id(t))
         if key not in cache:  # the tensors are kept with the value so their ids stay unique
-            cache[key] = (s, t, mean_squared_error(s, t))
+            kept = s.shape[-1]
+            target = t if kept == t.shape[-1] else t[..., :kept]
+            cache[key] = (s, t, mean_squared_error(s, target))
         total = total + cache[key][2]
     return total
 

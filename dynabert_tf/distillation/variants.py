@@ -224,5 +224,5 @@ class DepthTeacherGridTrainer(GridTrainer):
         return {d: _at_full_depth(_targets(self.teacher.head, out), num_layers, d)
                 for d, out in by_depth.items()}
 
-    def _teacher_for(self, width_mult, depth_mult, teacher_outputs):
+    def _teacher_for(self, width_mult, depth_mult, teacher_outputs, hidden_mult=1.0):
         return teacher_outputs[depth_mult]
