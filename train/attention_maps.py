@@ -89,6 +89,9 @@ def select_cells(hf_config, spec):
         except ValueError:
             raise ValueError(f"--cells: bad cell name {name!r}; expected 'all' or names like "
                              f"w0.50_d0.75") from None
+        if len(cells[-1]) == 3:
+            raise ValueError(f"--cells: {name} is a hidden-size cell; attention maps are "
+                             f"drawn for cells at hidden_mult 1 (names like w0.50_d0.75)")
     return cells
 
 
