@@ -163,8 +163,8 @@ def run_search(model_dir, output_dir, budgets_ms=(), num_measured=28, latency_di
                 warmup=warmup, rounds=rounds, clock=clock)
 
     # 1. measure
-    grid = {grid_lib.cell_name(w, d): layerwise.from_cell(cfg, w, d)
-            for w, d in export_lib.grid_cells(eval_grid)}
+    grid = {grid_lib.cell_name(*cell): layerwise.from_cell(cfg, *cell)  # full hidden size
+            for cell in export_lib.grid_cells(eval_grid) if len(cell) == 2}
     sampled = latency_measure.sample_configs(space, num_measured, seed, grid.values())
     latency_dir = latency_dir or os.path.join(output_dir, "latency")
     weights = os.path.join(model_path, "model.safetensors")
