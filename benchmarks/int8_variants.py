@@ -7,7 +7,8 @@ One calibration (the converter's calibrate-only pass: the slow part) per calibra
 then one `mlir_quantize` per variant (seconds): each variant keeps a different set of
 operators or nodes in float. Every variant's file runs in LiteRT on the first
 --eval_examples dev sentences and is compared with the Keras cell: label agreement, accuracy,
-max |d logit|, file size and median latency (1 thread).
+max |d logit| and file size; the files of one run (with the cell's dynamic-range file, for
+scale) are then timed together in interleaved rounds (1 thread).
 
 Variants (`VARIANTS`), each with the LayerNorms and residual adds float
 (`tflite.LAYERNORM_RESIDUAL_OPS`): nothing else float (the int8 export before this study),
@@ -41,6 +42,8 @@ flags.DEFINE_integer("more_calibration", 0, "Also calibrate on this many shuffle
                      "sentences (0: skip).")
 flags.DEFINE_integer("eval_examples", 1054, "Dev sentences compared (first N).")
 flags.DEFINE_list("variants", None, "Subset of variant names (default all).")
+flags.DEFINE_integer("runs", 30, "Timed calls per file (1 thread), spread over --rounds.")
+flags.DEFINE_integer("rounds", 5, "Interleaved timing rounds (every file once per round).")
 flags.DEFINE_string("output", None, "JSON results file (entries merge; done ones skip).")
 flags.mark_flags_as_required(["model_dir", "output"])
 
@@ -93,19 +96,15 @@ def _quantize(calibrated, float_ops, node_patterns):
         denylisted_nodes=nodes), len(nodes)
 
 
-def _measure(tflite_bytes, inputs, labels, reference):
+def _measure(path, inputs, labels, reference):
     from mobile import benchmark
 
-    with tempfile.TemporaryDirectory(prefix="int8-variant-") as tmp:
-        path = os.path.join(tmp, "cell.tflite")
-        files.write_atomic(path, bytes(tflite_bytes))
-        logits = benchmark.tflite_outputs(path, inputs, threads=2)["logits"]
-        latency = benchmark.time_file(path, threads=1, runs=20, warmup=3)
+    logits = benchmark.tflite_outputs(path, inputs, threads=2)["logits"]
     predicted = logits.argmax(-1)
     return {"label_agreement": float(np.mean(predicted == reference.argmax(-1))),
             "accuracy": float(np.mean(predicted == labels)),
             "max_abs_logit_diff": float(np.abs(logits - reference).max()),
-            "mb": len(tflite_bytes) / 1e6, "latency_ms_1_thread": latency["median"]}
+            "mb": os.path.getsize(path) / 1e6}
 
 
 def main(argv):
@@ -135,10 +134,14 @@ def main(argv):
     names = FLAGS.variants or list(VARIANTS)
     with tempfile.TemporaryDirectory(prefix="int8-variants-") as tmp:
         saved = tflite_lib.to_saved_model(cell, os.path.join(tmp, "saved_model"), FLAGS.seq_len)
+        made = {}  # result key -> this run's file of it, timed together at the end
+        made[f"{FLAGS.cell}/dynamic_range"] = os.path.join(tmp, "dynamic_range.tflite")
+        files.write_atomic(made[f"{FLAGS.cell}/dynamic_range"], bytes(
+            tflite_lib.convert_saved_model(saved, "dynamic_range")))  # the CPU default
         for set_name, calibration in calibration_sets.items():
             # The calibrated model is kept beside --output: a later variant skips calibration.
-            cache = f"{FLAGS.output}.{FLAGS.cell}.{set_name}{len(calibration['token_ids'])}" \
-                    ".calibrated.tflite"
+            tag = f"{set_name}{len(calibration['token_ids'])}"
+            cache = f"{FLAGS.output}.{FLAGS.cell}.{tag}.calibrated.tflite"
             started = time.time()
             if os.path.isfile(cache):
                 with open(cache, "rb") as f:
@@ -146,22 +149,34 @@ def main(argv):
             else:
                 calibrated = _calibrated(saved, calibration)
                 files.write_atomic(cache, calibrated)
-            calibration_s = time.time() - started
             for name in names:
-                key = f"{FLAGS.cell}/{set_name}{len(calibration['token_ids'])}/{name}"
-                if key in results:
-                    continue
+                key = f"{FLAGS.cell}/{tag}/{name}"
                 quantized, float_nodes = _quantize(calibrated, *VARIANTS[name])
-                results[key] = {**_measure(quantized, dev, labels, reference),
-                                "float_nodes": float_nodes, "float_accuracy": float_accuracy,
-                                "eval_examples": int(len(labels)),
-                                "calibration_s": round(calibration_s, 1),
-                                "load_average": [round(x, 2) for x in os.getloadavg()]}
+                made[key] = os.path.join(tmp, f"{tag}_{name}.tflite")
+                files.write_atomic(made[key], bytes(quantized))
+                results.setdefault(key, {"float_nodes": float_nodes,
+                                         "calibration_s": round(time.time() - started, 1)})
+        for key, path in made.items():
+            if "accuracy" not in results.setdefault(key, {}):
+                results[key].update(_measure(path, dev, labels, reference),
+                                    float_accuracy=float_accuracy,
+                                    eval_examples=int(len(labels)))
                 files.write_json(FLAGS.output, results)
                 print(key, {k: results[key][k] for k in
-                            ("label_agreement", "accuracy", "float_accuracy", "mb",
-                             "latency_ms_1_thread")}, flush=True)
-
+                            ("label_agreement", "accuracy", "float_accuracy", "mb")}, flush=True)
+        # Latency: every file of this run in interleaved rounds, so background load hits all.
+        load = [round(x, 2) for x in os.getloadavg()]
+        paths = list(made.values())
+        wall = benchmark.time_files(paths, [1], FLAGS.runs, 3, FLAGS.rounds)
+        cpu = benchmark.time_files(paths, [1], FLAGS.runs, 3, FLAGS.rounds, clock="thread_cpu")
+        for key, path in made.items():
+            results[key].update(latency_ms_1_thread=wall[path]["1"]["median"],
+                                cpu_ms_1_thread=cpu[path]["1"]["median"],
+                                timed_with=sorted(made), load_average=load)
+        files.write_json(FLAGS.output, results)
+        for key in made:
+            print(key, f"wall {results[key]['latency_ms_1_thread']:.1f} ms, "
+                  f"cpu {results[key]['cpu_ms_1_thread']:.1f} ms", flush=True)
 
 if __name__ == "__main__":
     app.run(main)
