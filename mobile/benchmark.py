@@ -343,10 +343,7 @@ def _define_flags(flag_values):
 
 def main(argv, flags_values):
     fail = cli.fail
-    if len(argv) > 1:
-        fail(f"unexpected arguments: {' '.join(argv[1:])}")
-    if not flags_values.tflite_dir:
-        fail("--tflite_dir is required")
+    cli.check_arguments(argv, flags_values, "tflite_dir")
     try:
         threads = [int(t) for t in flags_values.threads]
     except ValueError:

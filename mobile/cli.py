@@ -21,6 +21,15 @@ def fail(message):
     errors.fail(message)
 
 
+def check_arguments(argv, flags_values, *required):
+    """One error line for positional arguments, or for a `required` flag left empty."""
+    if len(argv) > 1:
+        fail(f"unexpected arguments: {' '.join(argv[1:])}")
+    for name in required:
+        if not getattr(flags_values, name):
+            fail(f"--{name} is required")
+
+
 def progress(items, enabled, desc="export"):
     """`items`, wrapped in a tqdm bar when `enabled`, tqdm is installed and stderr is a
     terminal."""

@@ -424,12 +424,7 @@ def _define_flags(flag_values):
 
 
 def main(argv, flags_values):
-    if len(argv) > 1:
-        cli.fail(f"unexpected arguments: {' '.join(argv[1:])}")
-    if not flags_values.model_dir:
-        cli.fail("--model_dir is required")
-    if not flags_values.output_dir:
-        cli.fail("--output_dir is required")
+    cli.check_arguments(argv, flags_values, "model_dir", "output_dir")
     manifest = export_model(flags_values.model_dir, flags_values.output_dir,
                             flags_values.quantization, flags_values.seq_len,
                             flags_values.cells, flags_values.representative_examples,

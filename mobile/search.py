@@ -276,12 +276,7 @@ def _define_flags(flag_values):
 
 
 def main(argv, flags_values):
-    if len(argv) > 1:
-        cli.fail(f"unexpected arguments: {' '.join(argv[1:])}")
-    if not flags_values.model_dir:
-        cli.fail("--model_dir is required")
-    if not flags_values.output_dir:
-        cli.fail("--output_dir is required")
+    cli.check_arguments(argv, flags_values, "model_dir", "output_dir")
     f = flags_values
     result = run_search(f.model_dir, f.output_dir, parse_budgets(f.budgets_ms), f.num_measured,
                         f.latency_dir, f.measure_only, f.seq_len, f.quantization, f.threads,

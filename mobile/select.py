@@ -45,11 +45,8 @@ def describe(entry, manifest_path, metric, threads):
 
 
 def main(argv, flags_values):
-    if len(argv) > 1:
-        cli.fail(f"unexpected arguments: {' '.join(argv[1:])}")
+    cli.check_arguments(argv, flags_values, "manifest")
     path = flags_values.manifest
-    if not path:
-        cli.fail("--manifest is required")
     if os.path.isdir(path):
         path = os.path.join(path, "manifest.json")
     if not os.path.isfile(path):

@@ -28,6 +28,17 @@ def tiny_classifier(num_classes=2, config=TINY, dropout=None):
                                  dropout=0.1 if dropout is None else dropout)
 
 
+def tiny_classifier_with_offsets(num_classes=3, config=TINY_DEEP, seed=0):
+    """A tiny classifier whose biases and LayerNorm offsets are non-zero (N(0, 0.1)), so a
+    mis-sliced bias shows in its outputs."""
+    model = tiny_classifier(num_classes=num_classes, config=config)
+    rng = np.random.default_rng(seed)
+    for variable in model.weights:
+        if "bias" in variable.path or "beta" in variable.path:
+            variable.assign(rng.normal(0, 0.1, variable.shape).astype("float32"))
+    return model
+
+
 def random_inputs(batch_size=3, seq_len=7, vocab_size=TINY.vocab_size, seed=0, pad_last=2):
     """Random token inputs; the last `pad_last` positions of the first example are padding."""
     rng = np.random.default_rng(seed)

@@ -14,7 +14,8 @@ from dynabert_tf.elastic.layerwise import LayerwiseConfig
 from dynabert_tf.elastic.subnetwork import extract_layerwise, extract_subnetwork
 from dynabert_tf.models.config import BertConfig
 from dynabert_tf.models.task_model import DynaBertTaskModel
-from tests.helpers import TINY_DEEP, random_inputs, tiny_classifier
+from tests.helpers import (TINY_DEEP, random_inputs, tiny_classifier,
+                           tiny_classifier_with_offsets)
 
 MINILM = BertConfig(hidden_size=384, num_layers=6, num_heads=12, intermediate_size=1536)
 BERT_BASE = BertConfig()
@@ -24,13 +25,7 @@ MIXED = LayerwiseConfig(layers=(0, 1, 3), heads=(4, 1, 3), neurons=(16, 64, 48))
 
 @pytest.fixture(scope="module")
 def parent():
-    model = tiny_classifier(num_classes=3, config=TINY_DEEP)
-    # Non-zero biases and LayerNorm offsets, so a mis-sliced bias would show.
-    rng = np.random.default_rng(0)
-    for variable in model.weights:
-        if "bias" in variable.path or "beta" in variable.path:
-            variable.assign(rng.normal(0, 0.1, variable.shape).astype("float32"))
-    return model
+    return tiny_classifier_with_offsets()
 
 
 def test_name_and_dict_round_trip():

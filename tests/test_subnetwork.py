@@ -10,18 +10,13 @@ from dynabert_tf.elastic import grid as grid_lib
 from dynabert_tf.elastic import cost
 from dynabert_tf.models.config import BertConfig
 from dynabert_tf.elastic.subnetwork import cell_config, extract_subnetwork
-from tests.helpers import TINY, TINY_DEEP, random_inputs, tiny_classifier
+from tests.helpers import (TINY, TINY_DEEP, random_inputs, tiny_classifier,
+                           tiny_classifier_with_offsets)
 
 
 @pytest.fixture(scope="module")
 def parent():
-    model = tiny_classifier(num_classes=3, config=TINY_DEEP)
-    # Non-zero biases and LayerNorm offsets, so a mis-sliced bias would show.
-    rng = np.random.default_rng(0)
-    for variable in model.weights:
-        if "bias" in variable.path or "beta" in variable.path:
-            variable.assign(rng.normal(0, 0.1, variable.shape).astype("float32"))
-    return model
+    return tiny_classifier_with_offsets()
 
 
 @pytest.mark.parametrize("width_mult,depth_mult", grid_lib.grid())
