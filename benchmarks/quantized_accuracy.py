@@ -23,7 +23,9 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("tflite_dir", None, "Directory written by mobile.export (per-cell files).")
 flags.DEFINE_string("model_dir", None, "The workdir or model dir the files were exported from.")
 flags.DEFINE_integer("examples", None, "First N dev sentences (default all).")
-flags.DEFINE_string("output", None, "JSON results file (.md written beside it).")
+flags.DEFINE_list("cells", None, "Only these cells (default every cell of the manifest).")
+flags.DEFINE_string("output", None, "JSON results file (.md written beside it); cells already "
+                    "in it are kept and not measured again.")
 flags.mark_flags_as_required(["tflite_dir", "model_dir", "output"])
 
 
@@ -38,8 +40,13 @@ def main(argv):
     dev, labels = inputs_lib.task_inputs(manifest["task"], "dev",
                                          os.path.join(model_path, export.VOCAB),
                                          manifest["seq_len"], FLAGS.examples)
-    rows = []
+    done = (files.read_json(FLAGS.output, "results")["cells"]
+            if os.path.isfile(FLAGS.output) else [])
+    rows = list(done)
     for entry in manifest["cells"]:
+        if (FLAGS.cells and entry["cell"] not in FLAGS.cells) or \
+                entry["cell"] in {r["cell"] for r in done}:
+            continue
         path = os.path.join(FLAGS.tflite_dir, entry["file"])
         got = benchmark.tflite_outputs(path, dev)["logits"].argmax(-1)
         want = benchmark.keras_outputs(model, dev, entry["width_mult"],
@@ -49,6 +56,9 @@ def main(argv):
                      "accuracy": float(np.mean(got == labels)),
                      "float_accuracy": float(np.mean(want == labels))})
         print(rows[-1], flush=True)
+        files.write_json(FLAGS.output, {"cells": rows})  # a stopped run keeps what it measured
+    order = {e["cell"]: i for i, e in enumerate(manifest["cells"])}
+    rows.sort(key=lambda r: order.get(r["cell"], len(order)))
     result = {"tflite_dir": os.path.abspath(FLAGS.tflite_dir),
               "quantization": manifest.get("quantization"), "task": manifest["task"],
               "examples": int(len(labels)), "cells": rows}
