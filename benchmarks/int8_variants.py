@@ -20,7 +20,6 @@ Results: BENCHMARKS.md §5, "Full-integer int8".
 """
 
 import os
-import re
 import sys
 import tempfile
 import time
@@ -77,23 +76,12 @@ def _calibrated(saved_model_dir, inputs):
     return converter.convert()
 
 
-def _tensor_names(tflite_bytes):
-    from tensorflow.lite.tools import flatbuffer_utils
-
-    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(tflite_bytes))
-    return [t.name.decode() for g in model.subgraphs for t in g.tensors]
-
-
 def _quantize(calibrated, float_ops, node_patterns):
-    from tensorflow.lite.python import convert as convert_lib
-
-    nodes = sorted({name for name in _tensor_names(calibrated)
-                    for pattern in node_patterns if re.search(pattern, name)})
-    if node_patterns and not nodes:
-        raise ValueError(f"no tensor name matches any of {node_patterns}")
-    return convert_lib.mlir_quantize(
-        calibrated, denylisted_ops=list(tflite_lib.LAYERNORM_RESIDUAL_OPS) + list(float_ops),
-        denylisted_nodes=nodes), len(nodes)
+    """(int8 bytes, how many nodes the patterns kept float)."""
+    nodes = tflite_lib.float_nodes(calibrated, node_patterns) if node_patterns else []
+    return tflite_lib.quantize_calibrated(
+        calibrated, tflite_lib.LAYERNORM_RESIDUAL_OPS + tuple(float_ops), node_patterns), \
+        len(nodes)
 
 
 def _measure(path, inputs, labels, reference):

@@ -114,14 +114,10 @@ def convert_saved_model(saved_model_dir, quantization, representative_inputs=Non
     try:
         if quantization != "int8":
             return converter.convert()
-        # Calibrate, then quantize all but INT8_FLOAT_OPS: what TFLite's QuantizationDebugger
-        # does for selective quantization (`get_nondebug_quantized_model`).
-        from tensorflow.lite.python import convert as convert_lib
-
+        # Calibrate, then quantize all but INT8_FLOAT_OPS / INT8_FLOAT_NODES: what TFLite's
+        # QuantizationDebugger does for selective quantization (`get_nondebug_quantized_model`).
         converter._experimental_calibrate_only = True  # pylint: disable=protected-access
-        calibrated = converter.convert()
-        return convert_lib.mlir_quantize(calibrated, denylisted_ops=list(INT8_FLOAT_OPS),
-                                         denylisted_nodes=float_nodes(calibrated))
+        return quantize_calibrated(converter.convert())
     except ConverterError as e:
         flex = _flex_ops_in(str(e))
         if flex:
@@ -129,6 +125,16 @@ def convert_saved_model(saved_model_dir, quantization, representative_inputs=Non
                               f"(no SELECT_TF_OPS allowed): {', '.join(flex)}") from None
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ExportError(f"TFLite conversion failed: {first}") from None
+
+
+def quantize_calibrated(calibrated, float_ops=INT8_FLOAT_OPS, float_node_patterns=INT8_FLOAT_NODES):
+    """int8 TFLite bytes from a calibrate-only conversion, keeping `float_ops` (op names) and
+    the nodes `float_node_patterns` match (`float_nodes`) in float."""
+    from tensorflow.lite.python import convert as convert_lib
+
+    nodes = float_nodes(calibrated, float_node_patterns) if float_node_patterns else []
+    return convert_lib.mlir_quantize(calibrated, denylisted_ops=list(float_ops),
+                                     denylisted_nodes=nodes)
 
 
 def float_nodes(tflite_bytes, patterns=INT8_FLOAT_NODES):
