@@ -64,6 +64,14 @@ class Space:
         return tuple((bool(k), int(rng.choice(self.head_choices)),
                       int(rng.choice(self.neuron_choices))) for k in kept)
 
+    def random_genome_of_depth(self, rng, depth):
+        """A genome keeping `depth` layers drawn uniformly, widths drawn uniformly."""
+        if not 1 <= depth <= self.num_layers:
+            raise ValueError(f"depth must be in 1..{self.num_layers}, got {depth}")
+        kept = set(rng.choice(self.num_layers, size=depth, replace=False).tolist())
+        return tuple((i in kept, int(rng.choice(self.head_choices)),
+                      int(rng.choice(self.neuron_choices))) for i in range(self.num_layers))
+
     def genome(self, config):
         """The genome of a configuration; a dropped layer's genes are the full widths."""
         dims = dict(zip(config.layers, zip(config.heads, config.neurons)))

@@ -28,13 +28,18 @@ TFLITE_DIR = "tflite"
 
 
 def sample_configs(space, count, seed=0, exclude=()):
-    """`count` distinct random configurations of `space` (`evolution.Space`: random layer
-    subsets, per-layer heads and neurons among the allowed counts), none in `exclude`."""
+    """`count` distinct random configurations of `space` (`evolution.Space`: per-layer heads
+    and neurons among the allowed counts), none in `exclude`. The number of kept layers
+    cycles through 1..num_layers, so shallow networks, which the search reaches under tight
+    budgets, are as well covered as deep ones (a uniform draw per layer rarely keeps one)."""
     rng = np.random.default_rng(seed)
     seen = {config.name for config in exclude}
     configs = []
+    draws = 0
     while len(configs) < count:
-        config = space.config(space.random_genome(rng))
+        depth = 1 + draws % space.num_layers
+        draws += 1
+        config = space.config(space.random_genome_of_depth(rng, depth))
         if config.name not in seen:
             seen.add(config.name)
             configs.append(config)

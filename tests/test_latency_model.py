@@ -130,6 +130,8 @@ def test_sample_configs_are_distinct_and_skip_excluded():
     configs = latency_measure.sample_configs(space, 20, seed=0, exclude=grid)
     assert len({c.name for c in configs}) == 20 and grid[0] not in configs
     assert latency_measure.sample_configs(space, 5, seed=0, exclude=grid) == configs[:5]
+    depths = [len(c.layers) for c in configs]
+    assert all(depths.count(d) >= 3 for d in range(1, 7)), depths  # shallow ones covered too
     for config in configs:
         layerwise.check(config, cfg)
 
