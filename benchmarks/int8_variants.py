@@ -13,9 +13,11 @@ scale) are then timed together in interleaved rounds (1 thread).
 Variants (`VARIANTS`), each with the LayerNorms and residual adds float
 (`tflite.LAYERNORM_RESIDUAL_OPS`): nothing else float (the int8 export before this study),
 the FFN output projections, the attention output projections, the attention matmuls (scores,
-context), the FFN output projections and the attention matmuls (`mobile.export
---quantization=int8` now), or every projection float; and
-the same calibrated on more, shuffled training sentences (--more_calibration).
+context), the FFN output projections and the attention matmuls, or every projection float;
+the FFN output projections and attention matmuls float plus the FFN's GELU, the attention
+output projections, both, or the GELU and the attention softmax (`mobile.export
+--quantization=int8` now); and the same calibrated on more, shuffled training sentences
+(--more_calibration).
 Results: BENCHMARKS.md §5, "Full-integer int8".
 """
 
@@ -56,8 +58,17 @@ VARIANTS = {
     "ffn_output_float": ((), FFN_OUTPUT),
     "attention_output_float": ((), (r"attention[^/]*/MatMul_5",)),
     "attention_matmuls_float": (("BATCH_MATMUL",), ()),
-    "ffn_output_and_attention_matmuls_float": (("BATCH_MATMUL",), FFN_OUTPUT),  # the export
+    "ffn_output_and_attention_matmuls_float": (("BATCH_MATMUL",), FFN_OUTPUT),
     "projections_float": (("FULLY_CONNECTED",), ()),
+    # the FFN's GELU: its int8 output range is set by the few large activations that feed
+    # the (float) output projection
+    "ffn_gelu_output_and_attention_matmuls_float": (("BATCH_MATMUL", "GELU"), FFN_OUTPUT),
+    "ffn_output_attention_output_and_matmuls_float": (
+        ("BATCH_MATMUL",), FFN_OUTPUT + (r"attention[^/]*/MatMul_5",)),
+    "ffn_gelu_output_attention_output_and_matmuls_float": (
+        ("BATCH_MATMUL", "GELU"), FFN_OUTPUT + (r"attention[^/]*/MatMul_5",)),
+    "ffn_gelu_output_softmax_and_matmuls_float": (("BATCH_MATMUL", "GELU", "SOFTMAX"),
+                                                  FFN_OUTPUT),  # the export (INT8_FLOAT_OPS)
 }
 
 

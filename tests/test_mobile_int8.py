@@ -10,6 +10,7 @@ from ai_edge_litert.interpreter import Interpreter, OpResolverType
 from dynabert_tf.layers import attention
 from mobile import export as export_lib
 from mobile import inputs as inputs_lib
+from mobile import tflite as tflite_lib
 from tests.helpers import TINY_DEEP, random_inputs, tiny_classifier
 
 SEQ_LEN = 16
@@ -86,8 +87,9 @@ def softmax_input_steps(path):
         experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     interpreter.allocate_tensors()
     tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
-    return [float(tensors[op["inputs"][0]]["quantization_parameters"]["scales"][0])
-            for op in interpreter._get_ops_details() if op["op_name"] == "SOFTMAX"]
+    scales = [tensors[op["inputs"][0]]["quantization_parameters"]["scales"]
+              for op in interpreter._get_ops_details() if op["op_name"] == "SOFTMAX"]
+    return [float(s[0]) if len(s) else None for s in scales]  # None: a float input
 
 
 def fully_connected_weight_types(path):
@@ -119,12 +121,22 @@ def test_integer_export_agrees_with_float(tmp_path, quantization, max_relative_d
     assert np.mean(got.argmax(-1) == expected.argmax(-1)) >= MIN_AGREEMENT
     assert np.abs(got - expected).max() <= max_relative_diff * scale
     if quantization == "int8":
-        # What broke int8: the additive -10000 mask gave the softmax input a step of ~40.
-        steps = softmax_input_steps(path)
-        assert len(steps) == TINY_DEEP.num_layers and max(steps) < MAX_SOFTMAX_INPUT_STEP, steps
+        # SOFTMAX stays float (INT8_FLOAT_OPS): its input has no quantization step.
+        assert softmax_input_steps(path) == [None] * TINY_DEEP.num_layers
         # The FFN output projections stay float (INT8_FLOAT_NODES), every other projection int8.
         weights = fully_connected_weight_types(path)
         float_ones = sorted(name for name, dtype in weights.items() if dtype == "float32")
         assert len(float_ones) == TINY_DEEP.num_layers, weights
         assert all("feedforward" in name and "output_projection" in name for name in float_ones)
         assert {dtype for name, dtype in weights.items() if name not in float_ones} == {"int8"}
+
+
+def test_int8_softmax_input_step_is_small_with_the_mask(tmp_path, monkeypatch):
+    """With SOFTMAX quantized too (as an int8-only accelerator runs it), the mask keeps its
+    input's range to the scores' own: the additive -10000 mask gave a step of ~40 here."""
+    monkeypatch.setattr(tflite_lib, "INT8_FLOAT_OPS", tflite_lib.LAYERNORM_RESIDUAL_OPS)
+    representative = inputs_lib.random_token_inputs(32, SEQ_LEN, TINY_DEEP.vocab_size, seed=5)
+    path = str(tmp_path / "cell.tflite")
+    export_lib.export_cell(peaked_model(), 1.0, 1.0, path, SEQ_LEN, "int8", representative)
+    steps = softmax_input_steps(path)
+    assert len(steps) == TINY_DEEP.num_layers and max(steps) < MAX_SOFTMAX_INPUT_STEP, steps
