@@ -13,6 +13,9 @@ metrics (nothing is selected on test):
   dynabert_augment      the same, stages width and width_depth on the original plus
                         --aug_copies TinyBERT-augmented copies of each example (the paper's
                         "distillation and DA"; the teacher stays on the original data)
+  dynabert_more_epochs  dynabert with width and width_depth trained (1 + --aug_copies)
+                        epochs: dynabert_augment's step count on the original data only
+                        (does augmentation help through its text or its extra steps?)
   separate              each cell started from the pretrained checkpoint (its leading heads,
                         neurons, layers) and fine-tuned alone on labels (Table 3)
   vanilla               no rewiring, no distillation (label loss in both stages)
@@ -62,10 +65,21 @@ import scipy.stats  # noqa: E402
 from dynabert_tf.io import files  # noqa: E402
 
 _PIPELINE = ("rewire", "width", "width_depth", "evaluate")
+
+
+def _augment_step_count(base):
+    """dynabert_augment sees (1 + aug_copies) x the examples: as many epochs of the originals."""
+    copies = 1 + base.aug_copies
+    return {"width_epochs": base.width_epochs * copies,
+            "width_depth_epochs": base.width_depth_epochs * copies}
+
+
+# method: (settings overrides, or a function of the base settings that returns them; stages)
 METHODS = {
     "dynabert": ({}, _PIPELINE),
     "dynabert_augment": ({"augment": True}, ("rewire", "augment", "width", "width_depth",
                                              "evaluate")),  # aug_copies: --aug_copies
+    "dynabert_more_epochs": (_augment_step_count, _PIPELINE),
     "separate": ({}, ("separate",)),
     "vanilla": ({"rewiring": False, "distillation": False}, _PIPELINE),
     "no_rewiring": ({"rewiring": False}, _PIPELINE),
@@ -86,6 +100,8 @@ CLAIMS = [
     ("distillation with augmentation beats label-only training (Tables 3, 4)",
      "dynabert_augment", "no_distillation", "beats"),
     ("augmentation helps distillation (Table 4)", "dynabert_augment", "dynabert", "beats"),
+    ("augmentation helps beyond its extra steps", "dynabert_augment", "dynabert_more_epochs",
+     "beats"),
     ("DynaBERT_w before DynaBERT beats direct distillation (Table 5)", "dynabert", "direct",
      "beats"),
     ("DynaBERT beats vanilla training", "dynabert", "vanilla", "beats"),
@@ -124,15 +140,23 @@ def _mark_copy(stage_file, src):
     files.write_json(stage_file, summary)
 
 
+def method_settings(base, method):
+    """(the settings a method trains with, its stages)."""
+    overrides, stages = METHODS[method]
+    if callable(overrides):
+        overrides = overrides(base)
+    return dataclasses.replace(base, **overrides), stages
+
+
 def run_method(base, task, seed, method, root):
     """Trains one method for (task, seed); reuses the teacher (and rewiring when identical)."""
     from train.stages import is_complete, run_stages
     from train import task_data
 
-    overrides, stages = METHODS[method]
+    settings, stages = method_settings(base, method)
     teacher_dir = os.path.join(root, task, f"seed{seed}", "teacher_run")
     workdir = os.path.join(root, task, f"seed{seed}", method)
-    settings = dataclasses.replace(base, task=task, seed=seed, workdir=workdir, **overrides)
+    settings = dataclasses.replace(settings, task=task, seed=seed, workdir=workdir)
     data = task_data.load(settings)
     run_stages(dataclasses.replace(settings, workdir=teacher_dir), data, ["teacher"])
     os.makedirs(workdir, exist_ok=True)

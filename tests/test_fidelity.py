@@ -102,8 +102,9 @@ def test_ablation_methods_are_flags_of_the_one_pipeline(monkeypatch):
                   "universal": ("width", variants.SlimmableGridTrainer),
                   "progressive_rewiring": ("width", stages.distill.GridTrainer),
                   "dynabert": ("width", stages.distill.GridTrainer)}
-    for method, (overrides, method_stages) in fidelity.METHODS.items():
-        settings = dataclasses.replace(base, stages=method_stages, **overrides)  # valid flags
+    for method in fidelity.METHODS:
+        settings, method_stages = fidelity.method_settings(base, method)  # valid flags
+        settings = dataclasses.replace(settings, stages=method_stages)
         assert settings.pipeline == list(method_stages), method  # runs as listed, in order
         if method in trainer_of:
             stage, trainer_class = trainer_of[method]
@@ -113,6 +114,17 @@ def test_ablation_methods_are_flags_of_the_one_pipeline(monkeypatch):
     assert dataclasses.replace(base, **fidelity.METHODS["progressive_rewiring"][0]) \
         .progressive_rewiring
     assert "depth" in fidelity.METHODS["depth_first"][1]
+
+
+def test_more_epochs_matches_the_augmented_step_count(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    base = dataclasses.replace(fidelity._settings(os.path.join("configs", "fidelity.flags")),
+                               aug_copies=2)
+    longer, _ = fidelity.method_settings(base, "dynabert_more_epochs")
+    augmented, _ = fidelity.method_settings(base, "dynabert_augment")
+    assert (longer.width_epochs, longer.width_depth_epochs) == (3, 3)  # 1 + 2 copies
+    assert not longer.augment and augmented.augment
+    assert (augmented.width_epochs, augmented.width_depth_epochs) == (1, 1)
 
 
 def _grid(value):
