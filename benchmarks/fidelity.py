@@ -16,6 +16,9 @@ metrics (nothing is selected on test):
   dynabert_more_epochs  dynabert with width and width_depth trained (1 + --aug_copies)
                         epochs: dynabert_augment's step count on the original data only
                         (does augmentation help through its text or its extra steps?)
+  no_distillation_more_epochs
+                        no_distillation for as many epochs: label-only training at
+                        dynabert_augment's step count (its fair label-only baseline)
   separate              each cell started from the pretrained checkpoint (its leading heads,
                         neurons, layers) and fine-tuned alone on labels (Table 3)
   vanilla               no rewiring, no distillation (label loss in both stages)
@@ -74,12 +77,17 @@ def _augment_step_count(base):
             "width_depth_epochs": base.width_depth_epochs * copies}
 
 
+def _label_only_augment_step_count(base):
+    return {**_augment_step_count(base), "distillation": False}
+
+
 # method: (settings overrides, or a function of the base settings that returns them; stages)
 METHODS = {
     "dynabert": ({}, _PIPELINE),
     "dynabert_augment": ({"augment": True}, ("rewire", "augment", "width", "width_depth",
                                              "evaluate")),  # aug_copies: --aug_copies
     "dynabert_more_epochs": (_augment_step_count, _PIPELINE),
+    "no_distillation_more_epochs": (_label_only_augment_step_count, _PIPELINE),
     "separate": ({}, ("separate",)),
     "vanilla": ({"rewiring": False, "distillation": False}, _PIPELINE),
     "no_rewiring": ({"rewiring": False}, _PIPELINE),
@@ -102,6 +110,10 @@ CLAIMS = [
     ("augmentation helps distillation (Table 4)", "dynabert_augment", "dynabert", "beats"),
     ("augmentation helps beyond its extra steps", "dynabert_augment", "dynabert_more_epochs",
      "beats"),
+    ("distillation with augmentation beats label-only training of as many steps",
+     "dynabert_augment", "no_distillation_more_epochs", "beats"),
+    ("distillation helps at the augmented step count", "dynabert_more_epochs",
+     "no_distillation_more_epochs", "beats"),
     ("DynaBERT_w before DynaBERT beats direct distillation (Table 5)", "dynabert", "direct",
      "beats"),
     ("DynaBERT beats vanilla training", "dynabert", "vanilla", "beats"),

@@ -121,9 +121,12 @@ def test_more_epochs_matches_the_augmented_step_count(monkeypatch):
     base = dataclasses.replace(fidelity._settings(os.path.join("configs", "fidelity.flags")),
                                aug_copies=2)
     longer, _ = fidelity.method_settings(base, "dynabert_more_epochs")
+    label_only, _ = fidelity.method_settings(base, "no_distillation_more_epochs")
     augmented, _ = fidelity.method_settings(base, "dynabert_augment")
     assert (longer.width_epochs, longer.width_depth_epochs) == (3, 3)  # 1 + 2 copies
-    assert not longer.augment and augmented.augment
+    assert (label_only.width_epochs, label_only.width_depth_epochs) == (3, 3)
+    assert longer.distillation and not label_only.distillation
+    assert not longer.augment and not label_only.augment and augmented.augment
     assert (augmented.width_epochs, augmented.width_depth_epochs) == (1, 1)
 
 
