@@ -14,9 +14,10 @@ $(STAMP): requirements.txt setup.py
 	touch $(STAMP)
 
 # Two workers (the end-to-end tests are single-threaded subprocess runs); a file's tests stay
-# on one worker, so its module-scoped runs happen once.
+# on one worker, so its module-scoped runs happen once. Files keep the order conftest.py gives
+# them (the end-to-end ones first), not xdist's most-tests-first.
 test: $(STAMP)
-	$(PY) -m pytest -q -n 2 --dist=loadfile tests
+	$(PY) -m pytest -q -n 2 --dist=loadfile --no-loadscope-reorder tests
 
 smoke: $(STAMP)
 	$(PY) -m train.run --flagfile=configs/smoke.flags --workdir=workdirs/smoke

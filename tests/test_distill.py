@@ -1,3 +1,4 @@
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -223,3 +224,33 @@ def test_bad_arguments_raise_clear_errors():
     with pytest.raises(ValueError, match=r"width_mult must be in \(0, 1\]"):
         GridTrainer(student, teacher, width_mults=(1.0, 1.5))
     assert not teacher.trainable
+
+
+@pytest.mark.parametrize("loss_mode", ["labels", "distill"])
+def test_span_head_trains_as_a_traced_graph(loss_mode):
+    """The span head through GridTrainer.fit in graph mode (the SQuAD smoke run is eager):
+    answers at tokens 1..3 for the label loss, a random span teacher for distillation."""
+    student = DynaBertTaskModel(tiny_backbone(TINY, dropout=0.0), heads.SpanHead())
+    teacher = DynaBertTaskModel(tiny_backbone(TINY), heads.SpanHead())
+    features = random_inputs(32, 6, seed=3, pad_last=0)
+    positions = {"start_positions": np.full(32, 1, "int32"),
+                 "end_positions": np.full(32, 3, "int32")}
+    trainer = GridTrainer(student, teacher if loss_mode == "distill" else None,
+                          width_mults=(1.0, 0.5), depth_mults=(1.0, 0.5), loss_mode=loss_mode)
+    trainer.compile(optimizer=optimization.create_optimizer(3e-3, total_steps=40,
+                                                            warmup_proportion=0.0))
+    assert not trainer.run_eagerly and not tf.config.functions_run_eagerly()
+
+    def gap():  # what the loss can still lower: label cross-entropy or KL to the teacher
+        student_logits = student(features, width_mult=0.5, depth_mult=0.5)
+        if loss_mode == "labels":
+            return float(student.head.label_loss(student_logits, positions))
+        teacher_logits = teacher(features)
+        return sum(float(np.mean(keras.losses.kl_divergence(
+            tf.nn.softmax(teacher_logits[name]), tf.nn.softmax(student_logits[name]))))
+            for name in ("start_logits", "end_logits"))
+
+    before = gap()
+    trainer.fit(tf.data.Dataset.from_tensor_slices((features, positions)).batch(8), epochs=10,
+                verbose=0)
+    assert gap() < 0.3 * before

@@ -27,7 +27,10 @@ def _run(module, *args):
 @pytest.fixture(scope="module")
 def squad_workdir(tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("squad"))
-    _run("train.run", "--flagfile=configs/smoke_squad.flags", f"--workdir={workdir}")
+    # Eager (no tracing: 4x faster); the span head trains traced in test_distill.py, and
+    # SQuAD's eager tokenizer calls are what --run_eagerly users run.
+    _run("train.run", "--flagfile=configs/smoke_squad.flags", f"--workdir={workdir}",
+         "--run_eagerly")
     return workdir
 
 

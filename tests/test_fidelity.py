@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from benchmarks import fidelity
 
@@ -17,11 +18,12 @@ E2E_METHODS = ("dynabert", "separate", "vanilla", "no_rewiring", "no_distillatio
 
 
 def _smoke_report(root, out):
-    # The smoke config with tf.functions run eagerly: tracing would dominate these one-step
-    # stages (graph mode is covered by test_train.py's smoke run).
+    # The smoke config with tf.functions run eagerly (tracing would dominate these few-step
+    # stages; graph mode is covered by test_train.py's smoke run), on two batches.
     flagfile = os.path.join(os.path.dirname(root), "smoke_eager.flags")
     with open(flagfile, "w") as f:
-        f.write(f"--flagfile={os.path.join(ROOT, 'configs', 'smoke.flags')}\n--run_eagerly\n")
+        f.write(f"--flagfile={os.path.join(ROOT, 'configs', 'smoke.flags')}\n--run_eagerly\n"
+                "--max_train_examples=32\n--max_eval_examples=32\n")
     result = subprocess.run(
         [sys.executable, "benchmarks/fidelity.py", f"--root={root}",
          f"--flagfile={flagfile}", "--tasks=rt_polarity", "--seeds=1",
@@ -33,6 +35,7 @@ def _smoke_report(root, out):
     return result.stdout
 
 
+@pytest.mark.slow
 def test_report_pipeline_on_the_smoke_config(tmp_path):
     out = tmp_path / "report"
     assert "] done in" in _smoke_report(tmp_path / "runs", out)  # its stages trained

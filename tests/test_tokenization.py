@@ -81,6 +81,22 @@ def test_runs_inside_tf_data(encoder):
     assert _ids(features)[0][:4] == [101, 7592, 2088, 102]
 
 
+def test_eager_calls_under_run_eagerly_return_tensors(vocab_path):
+    """--run_eagerly sets run_functions_eagerly(True); keras-hub called eagerly returns Python
+    lists, so the encoder still runs its tokenizer traced (SQuAD calls `tokenize` eagerly)."""
+    encoder = BertInputEncoder(vocab_path, max_seq_length=16)  # nothing traced yet
+    tf.config.run_functions_eagerly(True)
+    try:
+        pieces = encoder.tokenize(tf.constant(["hello world", "good movie!"]))
+        features = encoder(["hello world"], ["good movie"])
+        assert tf.config.functions_run_eagerly()  # restored
+    finally:
+        tf.config.run_functions_eagerly(False)
+    assert isinstance(pieces, tf.RaggedTensor)
+    assert pieces.to_list() == [[7592, 2088], [2204, 3185, 999]]
+    assert _ids(features)[0][:7] == [101, 7592, 2088, 102, 2204, 3185, 102]
+
+
 def test_bad_arguments(vocab_path, tmp_path):
     with pytest.raises(FileNotFoundError, match="no vocabulary file at .*missing.txt"):
         BertInputEncoder(str(tmp_path / "missing.txt"), 16)

@@ -38,6 +38,7 @@ def smoke_workdir(tmp_path_factory):
     return workdir, result.stdout
 
 
+@pytest.mark.slow
 def test_all_stages_leave_a_twelve_cell_grid(smoke_workdir):
     workdir, _ = smoke_workdir
     grid = json.load(open(os.path.join(workdir, "eval_grid.json")))
@@ -62,6 +63,7 @@ def test_all_stages_leave_a_twelve_cell_grid(smoke_workdir):
     assert os.listdir(os.path.join(workdir, "width_depth", "logs"))
 
 
+@pytest.mark.slow
 def test_augment_stage_feeds_width_and_width_depth(smoke_workdir):
     workdir, stdout = smoke_workdir
     assert "nearest words by cosine of the model's input embeddings" in stdout
@@ -80,11 +82,13 @@ def test_augment_stage_feeds_width_and_width_depth(smoke_workdir):
     assert json.load(open(os.path.join(workdir, "run.json")))["augment"]["copies"] == 2
 
 
+@pytest.mark.slow
 def test_prints_the_grid_table(smoke_workdir):
     _, stdout = smoke_workdir
     assert "m_w \\ m_d" in stdout and "kept " in stdout
 
 
+@pytest.mark.slow
 def test_rerun_skips_complete_stages(smoke_workdir):
     workdir, _ = smoke_workdir
     before = os.path.getmtime(os.path.join(workdir, "width", "model.safetensors"))
@@ -115,11 +119,13 @@ def _copy_stages(source, target, stages):
                         ignore=shutil.ignore_patterns("checkpoints", "logs"))
 
 
+@pytest.mark.slow
 def test_killed_width_depth_stage_resumes_bit_exact(smoke_workdir, tmp_path):
     """SIGKILL mid-stage through the CLI, re-run the command: the weights equal an
     uninterrupted run's exactly (data order, dropout seeds and optimizer state restored)."""
     source, _ = smoke_workdir
-    args = (*SMOKE, "--stages=width_depth", "--checkpoint_every=1")
+    # Eager (a third of the traced time); test_loop.py resumes traced training bit-exact.
+    args = (*SMOKE, "--stages=width_depth", "--checkpoint_every=1", "--run_eagerly")
     unbroken, killed = str(tmp_path / "unbroken"), str(tmp_path / "killed")
     for workdir in (unbroken, killed):
         _copy_stages(source, workdir, ("teacher", "rewire", "augment", "width"))

@@ -13,6 +13,8 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from dynabert_tf.models import input_encoder
+
 _ENCODE_CHUNK = 4096  # texts per tokenizer call
 
 
@@ -46,15 +48,9 @@ def encode(examples, encoder):
     texts = {"text_a": [example.text_a for example in examples]}
     if pairs.pop():
         texts["text_b"] = [example.text_b for example in examples]
-    # Tokenizing runs as a traced graph even under --run_eagerly: keras-hub tokenizers called
-    # eagerly return Python lists, and RoBERTa's BPE needs autograph to be traced at all.
-    eager = tf.config.functions_run_eagerly()
-    tf.config.run_functions_eagerly(False)
-    try:
+    with input_encoder.traced_functions():  # the map too, under --run_eagerly
         chunks = list(tf.data.Dataset.from_tensor_slices(texts).batch(_ENCODE_CHUNK).map(
             lambda batch: encoder.encode_unpadded(batch["text_a"], batch.get("text_b"))))
-    finally:
-        tf.config.run_functions_eagerly(eager)
     features = {name: tf.concat([chunk[name] for chunk in chunks], axis=0)
                 for name in chunks[0]}
     labels = None

@@ -8,7 +8,22 @@ keras-hub tokenizer), `vocabulary` (id -> token), `max_seq_length`, `pad_id` and
     ragged = encoder.encode_unpadded(texts)  # real tokens only, for dynamic padding
 """
 
+import contextlib
+
 import tensorflow as tf
+
+
+@contextlib.contextmanager
+def traced_functions():
+    """Inside, tf.functions run as traced graphs even under `--run_eagerly`
+    (`tf.config.run_functions_eagerly(True)`): keras-hub tokenizers called eagerly return
+    Python lists for ragged outputs, and RoBERTa's BPE needs autograph to be traced at all."""
+    eager = tf.config.functions_run_eagerly()
+    tf.config.run_functions_eagerly(False)
+    try:
+        yield
+    finally:
+        tf.config.run_functions_eagerly(eager)
 
 
 class InputEncoder:
@@ -23,7 +38,8 @@ class InputEncoder:
 
     def tokenize(self, texts):
         """string [batch] -> int32 RaggedTensor [batch, (tokens)], no special tokens added."""
-        return self._tokenize_graph(texts)
+        with traced_functions():
+            return self._tokenize_graph(texts)
 
     def __call__(self, text_a, text_b=None):
         """Packs one segment or two (the special tokens are the subclass's).
@@ -35,9 +51,11 @@ class InputEncoder:
           dict of int32 [batch, max_seq_length] `token_ids`, `segment_ids` and
           `padding_mask` (1 for tokens, 0 for padding).
         """
-        if text_b is None:
-            return self._pack_one_graph(self._tokenize_graph(text_a))
-        return self._pack_pair_graph(self._tokenize_graph(text_a), self._tokenize_graph(text_b))
+        with traced_functions():
+            if text_b is None:
+                return self._pack_one_graph(self._tokenize_graph(text_a))
+            return self._pack_pair_graph(self._tokenize_graph(text_a),
+                                         self._tokenize_graph(text_b))
 
     def encode_unpadded(self, text_a, text_b=None):
         """Like `__call__`, but each row keeps only its real tokens (for dynamic padding).
