@@ -70,7 +70,7 @@ def test_squad_cells_export_with_two_outputs_that_run_in_litert(squad_workdir, t
 @pytest.mark.slow
 def test_roberta_smoke_writes_a_twelve_cell_grid(tmp_path):
     workdir = str(tmp_path / "roberta")
-    # Eager (no tracing): the backbone's graph path is the BERT smoke runs' own code.
+    # Eager (no tracing): the backbone's graph path is the BERT smoke run's own code.
     _run("train.run", "--flagfile=configs/smoke_roberta.flags", f"--workdir={workdir}",
          "--run_eagerly")
     with open(os.path.join(workdir, "eval_grid.json")) as f:
