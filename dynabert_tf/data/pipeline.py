@@ -48,7 +48,9 @@ def encode(examples, encoder):
     texts = {"text_a": [example.text_a for example in examples]}
     if pairs.pop():
         texts["text_b"] = [example.text_b for example in examples]
-    with input_encoder.traced_functions():  # the map too, under --run_eagerly
+    # The encoder traces its own calls; eager mode is off here too, or under --run_eagerly tf.data
+    # warns that the eager option does not apply to its map function.
+    with input_encoder.traced_functions():
         chunks = list(tf.data.Dataset.from_tensor_slices(texts).batch(_ENCODE_CHUNK).map(
             lambda batch: encoder.encode_unpadded(batch["text_a"], batch.get("text_b"))))
     features = {name: tf.concat([chunk[name] for chunk in chunks], axis=0)
