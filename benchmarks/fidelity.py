@@ -46,6 +46,12 @@ per-cell differences, with critical value 2.
 A seed's model weights and training checkpoints (about 16 GB for both tasks) are deleted
 once that seed is reported; its stage summaries and grids stay, so a re-run still re-reads
 it. `--keep_weights` keeps them (needed to add a method to a finished seed later).
+
+Every finished (task, seed, method) also leaves a small record beside the report,
+OUTPUT_DIR/runs/TASK/seedK/METHOD.json (its grid, its teacher's summary, the settings it
+trained with). A re-run re-reads a record instead of training, so committing the records
+with the report lets a run that takes longer than one machine's life go on from a fresh
+clone, without --root. A record trained with other settings stops the run with one line.
 """
 
 import argparse
@@ -185,6 +191,59 @@ def run_method(base, task, seed, method, root):
     with open(os.path.join(teacher_dir, "teacher", "stage.json")) as f:
         teacher = json.load(f)
     return grid, teacher, len(data.test_examples["test"])
+
+
+# Settings that change how a run is driven or shown, not what it trains.
+_UNRECORDED = ("workdir", "stages", "progress", "verbose", "checkpoint_every", "run_eagerly")
+
+
+def recorded_settings(base, task, seed, method):
+    """The settings (task, seed, method) trains with, as its record stores them."""
+    settings, _ = method_settings(dataclasses.replace(base, task=task, seed=seed), method)
+    values = json.loads(json.dumps(dataclasses.asdict(settings)))  # tuples -> lists
+    return {k: v for k, v in values.items() if k not in _UNRECORDED}
+
+
+def record_path(output_dir, task, seed, method):
+    return os.path.join(output_dir, "runs", task, f"seed{seed}", f"{method}.json")
+
+
+def read_record(path, settings):
+    """(grid, teacher summary, test size) of a finished run's record, or None if there is
+    none; ValueError naming the first differing setting if it trained with other settings."""
+    if not os.path.isfile(path):
+        return None
+    record = files.read_json(path, "fidelity record")
+    differing = sorted(k for k in settings.keys() | record["settings"].keys()
+                       if settings.get(k) != record["settings"].get(k))
+    if differing:
+        k = differing[0]
+        raise ValueError(f"{path} was trained with {k}={record['settings'].get(k)!r}, this run "
+                         f"has {k}={settings.get(k)!r} ({len(differing)} setting(s) differ); "
+                         "delete the record or pick another --output_dir")
+    return record
+
+
+def _stage_seconds(workdir):
+    """Training time of the stages a method ran itself (copied stages count 0 s)."""
+    return sum(files.read_json(path).get("wall_seconds", 0)
+               for path in glob.glob(os.path.join(workdir, "**", "stage.json"), recursive=True))
+
+
+def run_or_reread(args, base, task, seed, method):
+    """A (task, seed, method) record: {grid, teacher, n_test, stage_seconds, settings}; read
+    if it exists, else trained (in a fresh process, see _in_fresh_process) and written."""
+    path = record_path(args.output_dir, task, seed, method)
+    settings = recorded_settings(base, task, seed, method)
+    record = read_record(path, settings)
+    if record is None:
+        grid, teacher, n_test = _in_fresh_process(run_method, base, task, seed, method,
+                                                  args.root)
+        record = {"settings": settings, "grid": grid, "teacher": teacher, "n_test": n_test,
+                  "stage_seconds": _stage_seconds(os.path.join(args.root, task,
+                                                               f"seed{seed}", method))}
+        files.write_json(path, record)
+    return record
 
 
 def prune_weights(seed_dir):
@@ -338,7 +397,15 @@ def plot(rep, task, path):
     plt.close(fig)
 
 
-def write_report(args, base, all_seeds, done, results, teachers, n_tests, start):
+def _training_seconds(records):
+    """(seconds the recorded methods and their teachers trained, records without timing)."""
+    teachers = {(r["settings"]["task"], r["settings"]["seed"]): r["teacher"] for r in records}
+    untimed = sum(r.get("stage_seconds") is None for r in records)
+    return (sum(r.get("stage_seconds") or 0 for r in records)
+            + sum(t.get("wall_seconds", 0) for t in teachers.values()), untimed)
+
+
+def write_report(args, base, all_seeds, done, results, teachers, n_tests, records, start):
     """Report over the first `done` seeds, the ones finished so far (rewritten after each)."""
     from dynabert_tf.data import get_task
 
@@ -352,16 +419,14 @@ def write_report(args, base, all_seeds, done, results, teachers, n_tests, start)
         plot(report["tasks"][task], task, os.path.join(args.output_dir, f"fidelity_{task}.png"))
     report["wall_seconds"] = round(time.time() - start)
     # Training cost even when finished methods were only re-read: every stage's own timing.
-    report["stage_seconds"] = sum(
-        json.load(open(path)).get("wall_seconds", 0)
-        for path in glob.glob(os.path.join(args.root, "**", "stage.json"), recursive=True))
+    report["stage_seconds"], untimed = _training_seconds(records)
     files.write_json(os.path.join(args.output_dir, "fidelity.json"), report)
     examples = base.max_train_examples or "all"
     pending = f" (seeds {all_seeds[done:]} not finished yet)" if all_seeds[done:] else ""
+    untimed = f", {untimed} of {len(records)} runs without timings" if untimed else ""
     header = (f"Command: `python benchmarks/fidelity.py {' '.join(sys.argv[1:])}` — seeds "
-              f"{seeds}{pending}, {examples} training examples per task; the stages under "
-              f"{args.root} took {report['stage_seconds']} s "
-              f"(this call {report['wall_seconds']} s).")
+              f"{seeds}{pending}, {examples} training examples per task; its stages took "
+              f"{report['stage_seconds']} s{untimed} (this call {report['wall_seconds']} s).")
     write_markdown(report, os.path.join(args.output_dir, "fidelity.md"), header)
     return report
 
@@ -411,15 +476,19 @@ def main():
     start = time.time()
     results = {task: {} for task in tasks}
     teachers = {task: [] for task in tasks}
-    n_tests = {}
+    n_tests, records = {}, []
     for done, seed in enumerate(seeds, 1):  # seeds outermost: every finished seed is reported
         for task in tasks:
             for method in methods:
-                grid, teacher, n_tests[task] = _in_fresh_process(
-                    run_method, base, task, seed, method, args.root)
-                results[task].setdefault(method, []).append(grid)
-            teachers[task].append(teacher)
-        write_report(args, base, seeds, done, results, teachers, n_tests, start)
+                try:
+                    record = run_or_reread(args, base, task, seed, method)
+                except ValueError as e:
+                    sys.exit(f"error: {e}")
+                records.append(record)
+                results[task].setdefault(method, []).append(record["grid"])
+                n_tests[task] = record["n_test"]
+            teachers[task].append(record["teacher"])
+        write_report(args, base, seeds, done, results, teachers, n_tests, records, start)
         if not args.keep_weights:
             freed = sum(prune_weights(os.path.join(args.root, task, f"seed{seed}"))
                         for task in tasks)

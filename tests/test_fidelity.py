@@ -58,6 +58,17 @@ def test_report_pipeline_on_the_smoke_config(tmp_path):
     assert "] done in" not in _smoke_report(tmp_path / "runs", out)  # re-read, not retrained
     assert json.load(open(out / "fidelity.json"))["tasks"]["rt_polarity"]["table"] == task["table"]
 
+    # A fresh clone has the committed records but no run directory: still nothing retrains.
+    records = sorted(p.name for p in (out / "runs" / "rt_polarity" / "seed1").iterdir())
+    assert records == sorted(f"{m}.json" for m in E2E_METHODS)
+    assert all(json.load(open(out / "runs" / "rt_polarity" / "seed1" / name))["stage_seconds"]
+               > 0 for name in records)
+    assert "] done in" not in _smoke_report(tmp_path / "fresh_root", out)
+    assert not (tmp_path / "fresh_root").exists()
+    again = json.load(open(out / "fidelity.json"))
+    assert again["tasks"]["rt_polarity"]["table"] == task["table"]
+    assert again["stage_seconds"] == report["stage_seconds"] > 0
+
 
 def test_verdicts_follow_the_numbers():
     assert fidelity.verdict(0.05, 0.01) == "holds"
@@ -117,6 +128,41 @@ def test_ablation_methods_are_flags_of_the_one_pipeline(monkeypatch):
     assert dataclasses.replace(base, **fidelity.METHODS["progressive_rewiring"][0]) \
         .progressive_rewiring
     assert "depth" in fidelity.METHODS["depth_first"][1]
+
+
+def test_a_record_is_reread_only_with_the_settings_it_trained_with(monkeypatch, tmp_path):
+    from dynabert_tf.io import files
+
+    monkeypatch.chdir(ROOT)
+    base = fidelity._settings(os.path.join("configs", "fidelity.flags"))
+    settings = fidelity.recorded_settings(base, "rt_rating", 2, "no_distillation")
+    assert (settings["task"], settings["seed"], settings["distillation"]) == \
+        ("rt_rating", 2, False)
+    assert "workdir" not in settings and "progress" not in settings  # how it ran, not what
+    path = fidelity.record_path(str(tmp_path), "rt_rating", 2, "no_distillation")
+    assert path == str(tmp_path / "runs" / "rt_rating" / "seed2" / "no_distillation.json")
+    assert fidelity.read_record(path, settings) is None
+    files.write_json(path, {"settings": settings, "grid": _grid(0.7), "n_test": 1000,
+                            "teacher": {"test": {"accuracy": 0.8}}, "stage_seconds": 5})
+    assert fidelity.read_record(path, settings)["grid"] == _grid(0.7)
+    quiet = fidelity.recorded_settings(dataclasses.replace(base, progress="0", run_eagerly=True),
+                                       "rt_rating", 2, "no_distillation")
+    assert fidelity.read_record(path, quiet) is not None
+    more = fidelity.recorded_settings(dataclasses.replace(base, max_train_examples=4000),
+                                      "rt_rating", 2, "no_distillation")
+    with pytest.raises(ValueError, match="max_train_examples=2000, this run has "
+                                         "max_train_examples=4000"):
+        fidelity.read_record(path, more)
+
+
+def test_training_time_counts_each_teacher_once():
+    def record(task, seed, seconds):
+        return {"settings": {"task": task, "seed": seed}, "stage_seconds": seconds,
+                "teacher": {"wall_seconds": 100 * seed}}
+
+    records = [record("rt_polarity", 1, 10), record("rt_polarity", 1, 20),
+               record("rt_polarity", 2, None)]
+    assert fidelity._training_seconds(records) == (10 + 20 + 100 + 200, 1)
 
 
 def test_more_epochs_matches_the_augmented_step_count(monkeypatch):
