@@ -208,9 +208,13 @@ def record_path(output_dir, task, seed, method):
     return os.path.join(output_dir, "runs", task, f"seed{seed}", f"{method}.json")
 
 
+class StaleRecord(ValueError):
+    """A record trained with other settings than this run's."""
+
+
 def read_record(path, settings):
-    """(grid, teacher summary, test size) of a finished run's record, or None if there is
-    none; ValueError naming the first differing setting if it trained with other settings."""
+    """A finished run's record, or None if there is none; StaleRecord naming the first
+    differing setting if it trained with other settings."""
     if not os.path.isfile(path):
         return None
     record = files.read_json(path, "fidelity record")
@@ -218,7 +222,7 @@ def read_record(path, settings):
                        if settings.get(k) != record["settings"].get(k))
     if differing:
         k = differing[0]
-        raise ValueError(f"{path} was trained with {k}={record['settings'].get(k)!r}, this run "
+        raise StaleRecord(f"{path} was trained with {k}={record['settings'].get(k)!r}, this run "
                          f"has {k}={settings.get(k)!r} ({len(differing)} setting(s) differ); "
                          "delete the record or pick another --output_dir")
     return record
@@ -482,7 +486,7 @@ def main():
             for method in methods:
                 try:
                     record = run_or_reread(args, base, task, seed, method)
-                except ValueError as e:
+                except StaleRecord as e:
                     sys.exit(f"error: {e}")
                 records.append(record)
                 results[task].setdefault(method, []).append(record["grid"])

@@ -150,9 +150,32 @@ def test_a_record_is_reread_only_with_the_settings_it_trained_with(monkeypatch, 
     assert fidelity.read_record(path, quiet) is not None
     more = fidelity.recorded_settings(dataclasses.replace(base, max_train_examples=4000),
                                       "rt_rating", 2, "no_distillation")
-    with pytest.raises(ValueError, match="max_train_examples=2000, this run has "
+    with pytest.raises(fidelity.StaleRecord, match="max_train_examples=2000, this run has "
                                          "max_train_examples=4000"):
         fidelity.read_record(path, more)
+
+
+def test_a_stale_record_stops_the_run_with_one_line(tmp_path):
+    from dynabert_tf.io import files
+
+    base = fidelity._settings(os.path.join(ROOT, "configs", "fidelity.flags"))
+    settings = fidelity.recorded_settings(base, "rt_polarity", 1, "dynabert")
+    path = fidelity.record_path(str(tmp_path / "out"), "rt_polarity", 1, "dynabert")
+    files.write_json(path, {"settings": {**settings, "learning_rate": 1e-4}, "grid": _grid(0.7),
+                            "teacher": {"test": {"accuracy": 0.8}}, "n_test": 1000,
+                            "stage_seconds": 5})
+    result = subprocess.run(
+        [sys.executable, "benchmarks/fidelity.py", f"--root={tmp_path / 'runs'}",
+         "--tasks=rt_polarity", "--seeds=1", "--methods=dynabert",
+         f"--output_dir={tmp_path / 'out'}"], cwd=ROOT, capture_output=True, text=True,
+        timeout=300)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: {path} was trained with learning_rate=0.0001, this run has "
+        "learning_rate=5e-05 (1 setting(s) differ); delete the record or pick another "
+        "--output_dir")
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "runs").exists()  # nothing trained
 
 
 def test_training_time_counts_each_teacher_once():
