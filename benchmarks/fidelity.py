@@ -208,16 +208,30 @@ def record_path(output_dir, task, seed, method):
     return os.path.join(output_dir, "runs", task, f"seed{seed}", f"{method}.json")
 
 
-class StaleRecord(ValueError):
+_RECORD_KEYS = ("settings", "grid", "teacher", "n_test")
+
+
+class BadRecord(ValueError):
+    """A record this run cannot use: not a record, or (StaleRecord) other settings."""
+
+
+class StaleRecord(BadRecord):
     """A record trained with other settings than this run's."""
 
 
 def read_record(path, settings):
-    """A finished run's record, or None if there is none; StaleRecord naming the first
-    differing setting if it trained with other settings."""
+    """A finished run's record, or None if there is none; BadRecord if it is not one,
+    StaleRecord naming the first differing setting if it trained with other settings."""
     if not os.path.isfile(path):
         return None
-    record = files.read_json(path, "fidelity record")
+    try:
+        record = files.read_json(path, "fidelity record")
+    except ValueError as e:
+        raise BadRecord(f"{e}; delete the record to retrain it") from None
+    missing = [k for k in _RECORD_KEYS if not isinstance(record, dict) or k not in record]
+    if missing:
+        raise BadRecord(f"{path} is not a fidelity record (no {', '.join(missing)}); delete "
+                        "it to retrain it")
     differing = sorted(k for k in settings.keys() | record["settings"].keys()
                        if settings.get(k) != record["settings"].get(k))
     if differing:
@@ -486,7 +500,7 @@ def main():
             for method in methods:
                 try:
                     record = run_or_reread(args, base, task, seed, method)
-                except StaleRecord as e:
+                except BadRecord as e:
                     sys.exit(f"error: {e}")
                 records.append(record)
                 results[task].setdefault(method, []).append(record["grid"])

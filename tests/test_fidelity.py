@@ -178,6 +178,20 @@ def test_a_stale_record_stops_the_run_with_one_line(tmp_path):
     assert not (tmp_path / "runs").exists()  # nothing trained
 
 
+def test_a_malformed_record_is_named_not_trained_over(tmp_path):
+    path = fidelity.record_path(str(tmp_path), "rt_polarity", 1, "dynabert")
+    os.makedirs(os.path.dirname(path))
+    with open(path, "w") as f:
+        f.write("{\"settings\": {")  # cut off mid-write
+    with pytest.raises(fidelity.BadRecord, match=f"{path} is not valid JSON"):
+        fidelity.read_record(path, {})
+    with open(path, "w") as f:
+        f.write('{"settings": {}, "grid": {}}')
+    with pytest.raises(fidelity.BadRecord, match="is not a fidelity record \\(no teacher, n_test\\)"):
+        fidelity.read_record(path, {})
+    assert open(path).read() == '{"settings": {}, "grid": {}}'  # left as it was
+
+
 def test_training_time_counts_each_teacher_once():
     def record(task, seed, seconds):
         return {"settings": {"task": task, "seed": seed}, "stage_seconds": seconds,
