@@ -37,7 +37,7 @@ import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from benchmarks import arm_guest_runner  # noqa: E402
-from dynabert_tf.io import files  # noqa: E402
+from dynabert_tf.core import files  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODE_NAMES = {"none": "float32"}

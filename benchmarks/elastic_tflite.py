@@ -34,7 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from dynabert_tf.io import files  # noqa: E402
+from dynabert_tf.core import files  # noqa: E402
 
 flags.DEFINE_string("per_cell_dir", None, "mobile.export output, --format=per_cell.")
 flags.DEFINE_string("elastic_dir", None, "mobile.export output, --format=elastic.")

@@ -71,7 +71,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 import scipy.stats  # noqa: E402
 
-from dynabert_tf.io import files  # noqa: E402
+from dynabert_tf.core import files  # noqa: E402
 
 _PIPELINE = ("rewire", "width", "width_depth", "evaluate")
 
@@ -322,7 +322,7 @@ def verdict(diff, noise, critical=2.0):
 
 def summarise(results, teachers, metric, n_test):
     """results: {method: [grid per seed]} -> the report dict for one task."""
-    from dynabert_tf.elastic import grid as grid_lib
+    from dynabert_tf.core import grid as grid_lib
 
     cells = [grid_lib.cell_name(w, d) for w, d in grid_lib.grid()
              if grid_lib.cell_name(w, d) in results["dynabert"][0]["cells"]]

@@ -20,7 +20,7 @@ import tensorflow as tf  # noqa: E402
 
 from dynabert_tf.io import assets  # noqa: E402
 from dynabert_tf.io import checkpoint  # noqa: E402
-from dynabert_tf.elastic import grid as grid_lib  # noqa: E402
+from dynabert_tf.core import grid as grid_lib  # noqa: E402
 from dynabert_tf.elastic import cost  # noqa: E402
 from dynabert_tf.elastic.subnetwork import extract_subnetwork  # noqa: E402
 from dynabert_tf.evaluation import cell_forward  # noqa: E402

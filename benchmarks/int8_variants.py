@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from dynabert_tf.io import files  # noqa: E402
+from dynabert_tf.core import files  # noqa: E402
 from mobile import tflite as tflite_lib  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -108,7 +108,7 @@ def _measure(path, inputs, labels, reference):
 
 def main(argv):
     del argv
-    from dynabert_tf.elastic import grid as grid_lib
+    from dynabert_tf.core import grid as grid_lib
     from dynabert_tf.elastic import subnetwork
     from dynabert_tf.io import checkpoint
     from mobile import benchmark, export, inputs as inputs_lib

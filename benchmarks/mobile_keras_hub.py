@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from dynabert_tf.io import files  # noqa: E402
+from dynabert_tf.core import files  # noqa: E402
 
 flags.DEFINE_string("make_workdir", None, "Write a real-size MiniLM workdir here and exit.")
 flags.DEFINE_string("minilm_dir", None, "HF MiniLM dir (default: dynabert_tf.io.assets.minilm_dir()).")

@@ -13,7 +13,7 @@ import dataclasses
 
 import numpy as np
 
-from dynabert_tf.elastic import grid as grid_lib
+from dynabert_tf.core import grid as grid_lib
 
 
 @dataclasses.dataclass

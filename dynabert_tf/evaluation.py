@@ -19,8 +19,8 @@ import numpy as np
 import tensorflow as tf
 
 from dynabert_tf.elastic import cost
-from dynabert_tf.elastic import grid as grid_lib
-from dynabert_tf.io import files
+from dynabert_tf.core import grid as grid_lib
+from dynabert_tf.core import files
 from dynabert_tf.models import config as model_config
 from dynabert_tf.tasks import metrics as metrics_lib
 

@@ -6,7 +6,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from dynabert_tf.elastic import grid as grid_lib  # noqa: E402
+from dynabert_tf.core import grid as grid_lib  # noqa: E402
 
 
 def grid_heatmap(grid, metric, path, key="metrics", title=None):

@@ -32,7 +32,7 @@ import numpy as np
 
 from mobile import cli
 from mobile import export as export_lib
-from dynabert_tf.io import files
+from dynabert_tf.core import files
 from mobile import inputs as inputs_lib
 from mobile import pareto
 from mobile import tflite as tflite_lib

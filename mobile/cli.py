@@ -13,7 +13,7 @@ other program, it runs without absl's global flags:
 import os
 import sys
 
-from dynabert_tf import errors
+from dynabert_tf.core import errors
 
 
 def fail(message):

@@ -24,7 +24,7 @@ bucket gives the same outputs as padded to 128 (padding is masked), at a fractio
 import os
 import tempfile
 
-from dynabert_tf.elastic import grid as grid_lib
+from dynabert_tf.core import grid as grid_lib
 from dynabert_tf.layers.common import rows_outer_output_projections
 from mobile import shared_weights
 from mobile import tflite as tflite_lib
@@ -170,7 +170,7 @@ def export_elastic(model, cells, path, seq_len=128, seq_buckets=(),
        "signatures": {name: {"cell", "width_mult", "depth_mult", "seq_len", "inputs",
        "outputs"}}}.
     """
-    from dynabert_tf.io import files
+    from dynabert_tf.core import files
 
     if sharing not in SHARING:
         raise ExportError(f"unknown weight sharing {sharing!r}; expected one of "

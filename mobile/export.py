@@ -36,10 +36,10 @@ import json
 import logging
 import os
 
-from dynabert_tf.elastic import grid as grid_lib
+from dynabert_tf.core import grid as grid_lib
 from dynabert_tf.elastic import cost
 from mobile import cli
-from dynabert_tf.io import files
+from dynabert_tf.core import files
 from mobile import elastic as elastic_lib
 from mobile import inputs as inputs_lib
 from mobile import tflite as tflite_lib

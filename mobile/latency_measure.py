@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 
-from dynabert_tf.io import files
+from dynabert_tf.core import files
 from mobile import benchmark as benchmark_lib
 from mobile import cli
 from mobile import export as export_lib

@@ -81,7 +81,7 @@ class LatencyModel:
                              f"{', '.join(FEATURES)}") from None
 
     def save(self, path):
-        from dynabert_tf.io import files
+        from dynabert_tf.core import files
 
         files.write_json(path, self.to_dict())
 

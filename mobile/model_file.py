@@ -11,7 +11,7 @@ SavedModel with the `serving_default` signature, TFLite conversion with builtin 
 import os
 import tempfile
 
-from dynabert_tf.io import files
+from dynabert_tf.core import files
 from mobile import tflite as tflite_lib
 
 

@@ -33,8 +33,8 @@ import os
 
 import numpy as np
 
-from dynabert_tf.elastic import grid as grid_lib
-from dynabert_tf.io import files
+from dynabert_tf.core import grid as grid_lib
+from dynabert_tf.core import files
 from mobile import cli
 from mobile import export as export_lib
 from mobile import latency_measure

@@ -18,8 +18,8 @@ import os
 import sys
 
 from dynabert_tf.elastic import cost
-from dynabert_tf.elastic import grid as grid_lib
-from dynabert_tf.io import files
+from dynabert_tf.core import grid as grid_lib
+from dynabert_tf.core import files
 from mobile import cli
 from mobile import export as export_lib
 from mobile import latency_measure

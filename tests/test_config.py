@@ -2,7 +2,7 @@
 
 import pytest
 
-from dynabert_tf.elastic import grid as grid_lib
+from dynabert_tf.core import grid as grid_lib
 from dynabert_tf.models import config as model_config
 
 

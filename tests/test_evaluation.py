@@ -4,7 +4,7 @@ import numpy as np
 import tensorflow as tf
 
 from dynabert_tf import evaluation, plots
-from dynabert_tf.elastic import grid as grid_lib
+from dynabert_tf.core import grid as grid_lib
 from dynabert_tf.elastic import cost
 from dynabert_tf import data
 from tests.helpers import TINY, random_inputs, tiny_classifier

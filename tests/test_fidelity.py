@@ -131,7 +131,7 @@ def test_ablation_methods_are_flags_of_the_one_pipeline(monkeypatch):
 
 
 def test_a_record_is_reread_only_with_the_settings_it_trained_with(monkeypatch, tmp_path):
-    from dynabert_tf.io import files
+    from dynabert_tf.core import files
 
     monkeypatch.chdir(ROOT)
     base = fidelity._settings(os.path.join("configs", "fidelity.flags"))
@@ -156,7 +156,7 @@ def test_a_record_is_reread_only_with_the_settings_it_trained_with(monkeypatch, 
 
 
 def test_a_stale_record_stops_the_run_with_one_line(tmp_path):
-    from dynabert_tf.io import files
+    from dynabert_tf.core import files
 
     base = fidelity._settings(os.path.join(ROOT, "configs", "fidelity.flags"))
     settings = fidelity.recorded_settings(base, "rt_polarity", 1, "dynabert")
@@ -217,7 +217,7 @@ def test_more_epochs_matches_the_augmented_step_count(monkeypatch):
 
 
 def _grid(value):
-    from dynabert_tf.elastic import grid as grid_lib
+    from dynabert_tf.core import grid as grid_lib
 
     return {"cells": {grid_lib.cell_name(w, d): {"test_metrics": {"accuracy": value},
                                                  "flops": 1} for w, d in grid_lib.grid()}}

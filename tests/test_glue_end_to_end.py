@@ -21,7 +21,7 @@ import sys
 
 import pytest
 
-from dynabert_tf.elastic import grid as grid_lib
+from dynabert_tf.core import grid as grid_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURE = os.path.join("tests", "fixtures", "glue")

@@ -10,7 +10,8 @@ from scipy.special import erf
 from dynabert_tf import evaluation
 from dynabert_tf.distillation import losses
 from dynabert_tf.distillation.grid_trainer import GridTrainer
-from dynabert_tf.elastic import cost, grid as grid_lib, rewiring, subnetwork
+from dynabert_tf.core import grid as grid_lib
+from dynabert_tf.elastic import cost, rewiring, subnetwork
 from dynabert_tf.models.task_model import DynaBertTaskModel
 from helpers import TINY, TINY_DEEP, random_inputs, tiny_classifier
 

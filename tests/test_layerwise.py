@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from dynabert_tf.elastic import cost
-from dynabert_tf.elastic import grid as grid_lib
+from dynabert_tf.core import grid as grid_lib
 from dynabert_tf.elastic import layerwise
 from dynabert_tf.elastic.layerwise import LayerwiseConfig
 from dynabert_tf.elastic.subnetwork import extract_layerwise, extract_subnetwork

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ai_edge_litert.interpreter import Interpreter
-from dynabert_tf.elastic import grid as grid_lib
+from dynabert_tf.core import grid as grid_lib
 from mobile import benchmark as benchmark_lib
 from mobile import elastic as elastic_lib
 from mobile import export as export_lib

@@ -11,7 +11,7 @@ import pytest
 
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 from dynabert_tf.io import checkpoint
-from dynabert_tf.elastic import grid as grid_lib
+from dynabert_tf.core import grid as grid_lib
 from dynabert_tf.elastic import cost
 from mobile import export as export_lib
 from mobile import tflite as tflite_lib

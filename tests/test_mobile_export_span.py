@@ -10,7 +10,7 @@ import pytest
 
 from ai_edge_litert.interpreter import Interpreter
 from dynabert_tf.elastic import cost
-from dynabert_tf.elastic import grid as grid_lib
+from dynabert_tf.core import grid as grid_lib
 from dynabert_tf.io import checkpoint
 from dynabert_tf.models.task_model import DynaBertTaskModel
 from dynabert_tf.tasks import heads

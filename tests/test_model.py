@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from dynabert_tf.elastic import grid as grid_lib
+from dynabert_tf.core import grid as grid_lib
 from dynabert_tf.models import config as model_config
 from dynabert_tf.models.task_model import DynaBertTaskModel
 from tests.helpers import TINY, TINY_DEEP, random_inputs, tiny_backbone, tiny_classifier

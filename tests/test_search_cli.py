@@ -6,7 +6,8 @@ import os
 import pytest
 from absl import flags
 
-from dynabert_tf.elastic import cost, grid as grid_lib, layerwise
+from dynabert_tf.core import grid as grid_lib
+from dynabert_tf.elastic import cost, layerwise
 from mobile import cli, latency_model, search
 from tests.helpers import TINY_DEEP
 from tests.test_mobile_export import make_workdir

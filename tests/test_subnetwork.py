@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dynabert_tf.io import checkpoint
-from dynabert_tf.elastic import grid as grid_lib
+from dynabert_tf.core import grid as grid_lib
 from dynabert_tf.elastic import cost
 from dynabert_tf.models.config import BertConfig
 from dynabert_tf.elastic.subnetwork import cell_config, extract_subnetwork

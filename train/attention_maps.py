@@ -23,9 +23,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import flags  # noqa: E402
 
 from dynabert_tf import attention_maps as maps_lib  # noqa: E402
-from dynabert_tf import errors  # noqa: E402
-from dynabert_tf.elastic import grid as grid_lib  # noqa: E402
-from dynabert_tf.io import files  # noqa: E402
+from dynabert_tf.core import errors  # noqa: E402
+from dynabert_tf.core import grid as grid_lib  # noqa: E402
+from dynabert_tf.core import files  # noqa: E402
 from dynabert_tf.models.config import BertConfig  # noqa: E402
 
 

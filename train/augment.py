@@ -25,7 +25,7 @@ import numpy as np
 
 from dynabert_tf.data import augmentation
 from dynabert_tf.data.tasks import Example
-from dynabert_tf.io import files
+from dynabert_tf.core import files
 
 SHARD_EXAMPLES = 256
 TSV, COUNTS, SHARDS = "augmented.tsv", "counts.json", "shards"

@@ -13,11 +13,10 @@ import tempfile
 
 from dynabert_tf import data
 from dynabert_tf.data import squad_json
-from dynabert_tf.elastic import grid as grid_lib
-from dynabert_tf.io import files
+from dynabert_tf.core import grid as grid_lib
+from dynabert_tf.core import files, layout, safetensors_header
 from dynabert_tf.models.config import BertConfig
 
-SAFETENSORS = "model.safetensors"  # as io.checkpoint, which imports TensorFlow
 # The special tokens keras-hub's tokenizers require: BertTokenizer (and its WordPiece
 # out-of-vocabulary token) for a vocab.txt, RobertaTokenizer for a vocab.json.
 _SPECIAL_TOKENS = {False: ("[CLS]", "[SEP]", "[PAD]", "[MASK]", "[UNK]"),
@@ -72,8 +71,8 @@ def check_workdir(path):
 def _check_checkpoint(path, settings):
     """(architecture dict, vocab_size or None) of the init checkpoint's config.json; checks
     max_seq_length fits its position embeddings and that its weights file is readable."""
-    config_path = os.path.join(path, "config.json")
-    config = files.read_json(config_path, "config.json")
+    config_path = os.path.join(path, layout.CONFIG)
+    config = files.read_json(config_path, layout.CONFIG)
     if isinstance(config, dict) and "class_name" in config:  # a keras-hub preset
         architecture = config.get("config") or {}
         positions = architecture.get("max_sequence_length")
@@ -83,7 +82,7 @@ def _check_checkpoint(path, settings):
         architecture, vocab_size = bert.to_dict(), bert.vocab_size
         positions = bert.max_position_embeddings - bert.position_offset
         if not settings.random_init:
-            _check_safetensors(os.path.join(path, SAFETENSORS))
+            _check_safetensors(os.path.join(path, layout.WEIGHTS))
     if isinstance(positions, int) and settings.max_seq_length > positions:
         raise ValueError(f"max_seq_length {settings.max_seq_length} is more than the "
                          f"{positions} positions of {config_path}")
@@ -104,17 +103,10 @@ def _check_relation_heads(settings, architecture):
 
 def _check_safetensors(path):
     """The weights file exists and its header reads (the tensors are read later)."""
-    import safetensors
-
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"no {SAFETENSORS} at {path} (pass --random_init to train "
+        raise FileNotFoundError(f"no {layout.WEIGHTS} at {path} (pass --random_init to train "
                                 f"the architecture from scratch)")
-    try:
-        with safetensors.safe_open(path, "numpy") as f:
-            f.keys()
-    except Exception as e:  # noqa: BLE001 - safetensors raises its own error types
-        raise ValueError(f"{path} is not a readable safetensors file: "
-                         f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    safetensors_header.check(path)
 
 
 def _check_vocab(path, vocab_size):

@@ -16,7 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags, logging  # noqa: E402
 
-from dynabert_tf import errors  # noqa: E402
+from dynabert_tf.core import errors  # noqa: E402
 from train import preflight, workdir  # noqa: E402
 from train.settings import Settings  # noqa: E402
 

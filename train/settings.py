@@ -10,16 +10,14 @@ import math
 import os
 
 from dynabert_tf.data import tasks as task_registry
-from dynabert_tf.elastic import grid as grid_lib
-from dynabert_tf.io import assets, files
+from dynabert_tf.core import grid as grid_lib
+from dynabert_tf.core import files
+from dynabert_tf.core.choices import DISTILL_OBJECTIVES, MINILM_RELATIONS
+from dynabert_tf.io import assets
 from train.cluster import DISTRIBUTIONS, cluster_spec_error
 
 STAGES = ("teacher", "rewire", "augment", "width", "depth", "width_depth", "finetune",
           "evaluate", "separate")
-# As dynabert_tf.distillation.losses.OBJECTIVES and relations.RELATIONS (which import
-# TensorFlow; tests/test_relations.py checks they agree).
-DISTILL_OBJECTIVES = ("dynabert", "minilm", "both")
-MINILM_RELATIONS = ("qq", "kk", "vv", "qk")
 # "separate" is a baseline, run on request; "augment" joins with --augment and "depth"
 # takes the place of "width" with --first_stage=depth (`pipeline`).
 DEFAULT_STAGES = tuple(s for s in STAGES if s not in ("augment", "depth", "separate"))

@@ -34,9 +34,10 @@ import tensorflow as tf
 from dynabert_tf import evaluation, optimization, plots
 from dynabert_tf.distillation import grid_trainer as distill
 from dynabert_tf.distillation import variants
-from dynabert_tf.elastic import grid as grid_lib
+from dynabert_tf.core import grid as grid_lib
 from dynabert_tf.elastic import rewiring
-from dynabert_tf.io import checkpoint, files
+from dynabert_tf.core import files
+from dynabert_tf.io import checkpoint
 from dynabert_tf.models.backbone import DynaBertBackbone
 from dynabert_tf.models.config import BertConfig
 from dynabert_tf.models.task_model import DynaBertTaskModel

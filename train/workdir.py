@@ -20,11 +20,10 @@ and writes run.json; the other workers share its workdir.
 import contextlib
 import errno
 import fcntl
-import hashlib
 import json
 import os
 
-from dynabert_tf.io import files
+from dynabert_tf.core import files
 from dynabert_tf.models.config import BertConfig
 from train.settings import NAMED_CHECKPOINTS, STAGES
 
@@ -38,8 +37,7 @@ def identity(settings, inputs):
     checkpoint = settings.init_checkpoint
     if checkpoint not in NAMED_CHECKPOINTS:
         checkpoint = os.path.realpath(inputs.checkpoint_dir)
-    with open(inputs.vocab_path, "rb") as f:
-        vocab_sha256 = hashlib.sha256(f.read()).hexdigest()
+    vocab_sha256 = files.sha256_of(inputs.vocab_path)
     values = {
         "task": settings.task, "init_checkpoint": checkpoint,
         "random_init": settings.random_init, "model": inputs.architecture,

@@ -33,7 +33,7 @@ import functools
 import keras
 import tensorflow as tf
 
-from dynabert_tf.elastic import grid as grid_lib
+from dynabert_tf.core import grid as grid_lib
 from dynabert_tf.distillation import losses
 from dynabert_tf.distillation import relations as relations_lib
 

@@ -23,9 +23,9 @@ import math
 import tensorflow as tf
 
 from dynabert_tf.distillation import relations as relations_lib
-from dynabert_tf.elastic import grid as grid_lib
+from dynabert_tf.core import grid as grid_lib
+from dynabert_tf.core.choices import DISTILL_OBJECTIVES as OBJECTIVES
 
-OBJECTIVES = ("dynabert", "minilm", "both")
 
 
 def mean_squared_error(student, teacher):

@@ -29,9 +29,8 @@ does not depend on how much padding a batch carries (dynamic padding changes tha
 
 import tensorflow as tf
 
-# Relation names -> which projections they pair ((A, B) in softmax(A B^T / sqrt(d_r))).
-RELATIONS = {"qq": ("query", "query"), "kk": ("key", "key"), "vv": ("value", "value"),
-             "qk": ("query", "key")}
+from dynabert_tf.core.choices import MINILM_RELATIONS as RELATIONS  # name -> (A, B)
+
 MINILM_V2 = ("qq", "kk", "vv")
 MINILM_V1 = ("qk", "vv")
 _MASKED = -1e9  # added to padded keys' scores: exp underflows to exactly 0 in float32

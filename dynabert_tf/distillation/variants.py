@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from dynabert_tf.distillation import losses
 from dynabert_tf.distillation.grid_trainer import GridTrainer
-from dynabert_tf.elastic import grid as grid_lib
+from dynabert_tf.core import grid as grid_lib
 
 
 def _targets(head, outputs):

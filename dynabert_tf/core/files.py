@@ -1,9 +1,11 @@
-"""Atomic file writes: an interrupted run never leaves a half-written file under the real name.
+"""Atomic file writes (an interrupted run never leaves a half-written file under the real
+name), JSON reading with errors naming the file, and the one sha256 helper.
 
 Every file this project writes goes through here.
 """
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -49,3 +51,12 @@ def read_json(path, what="file"):
             return json.load(f)
         except json.JSONDecodeError as e:
             raise ValueError(f"{path} is not valid JSON: {e}") from None
+
+
+def sha256_of(path, chunk_bytes=1 << 20):
+    """Hex sha256 of the file at `path`, read in chunks (weights files are large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk_bytes), b""):
+            digest.update(block)
+    return digest.hexdigest()
