@@ -1,0 +1,132 @@
+"""BERT WordPiece inputs without TensorFlow, from the vocabulary inside the model file.
+
+    encoder = WordPieceEncoder(vocab_lines, max_seq_length=128)
+    packed = encoder.encode("a gripping film", text_b=None)
+    packed.token_ids, packed.segment_ids, packed.padding_mask   # lists of max_seq_length ints
+    packed.length                                                # real tokens, [CLS]/[SEP] included
+
+The same ids as the training side's `BertInputEncoder` (keras-hub's `BertTokenizer` on
+tensorflow-text), built on Hugging Face's Rust `tokenizers` (installed with `transformers`):
+
+  * `BertNormalizer` (control characters dropped, CJK characters spaced out, accents stripped:
+    NFD then the combining marks removed) and `BertPreTokenizer` (split on whitespace, every
+    punctuation character a word of its own: BERT's rule, keras-hub's regexes);
+  * each word then case-folded as keras-hub does after its split (tensorflow-text's
+    `case_fold_utf8` is ICU's NFKC_Casefold: "½" -> "1⁄2", "ß" -> "ss", "…" -> "...");
+  * a word of more than 100 UTF-8 bytes is [UNK] (tensorflow-text's FastWordpiece limit);
+  * `WordPiece` (greedy longest match, "##" continuations, [UNK] for a word it cannot cover).
+
+Packing is BERT's: [CLS] a [SEP] (b [SEP]), truncated longest-first (drop the last token of
+the longer segment, of b on ties: keras-hub's round-robin trimmer keeps the same tokens).
+"""
+
+import dataclasses
+import unicodedata
+
+from tokenizers import Tokenizer, normalizers, pre_tokenizers
+from tokenizers.models import WordPiece
+
+MAX_BYTES_PER_WORD = 100  # tensorflow-text FastWordpieceTokenizer: longer words are [UNK]
+
+
+@dataclasses.dataclass(frozen=True)
+class Packed:
+    """One packed example: int lists of `max_seq_length`; `length` real tokens."""
+    token_ids: list
+    segment_ids: list
+    padding_mask: list
+    length: int
+
+    def truncated(self, seq_len):
+        """The same example at a shorter (bucket) length, `length <= seq_len`."""
+        if self.length > seq_len:
+            raise ValueError(f"{self.length} tokens do not fit in {seq_len}")
+        return Packed(self.token_ids[:seq_len], self.segment_ids[:seq_len],
+                      self.padding_mask[:seq_len], self.length)
+
+
+def _casefold(word):
+    """ICU's NFKC_Casefold, as tensorflow-text's `case_fold_utf8`, closely enough for text."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", word).casefold())
+
+
+class WordPieceEncoder:
+    """Text -> `Packed` BERT inputs.
+
+    Args:
+      vocabulary: the WordPiece tokens, line i is id i (a list of str, or the bytes / str of
+        a `vocab.txt`).
+      max_seq_length: length of the packed sequence, [CLS] and [SEP]s included.
+      lowercase: uncased vocabulary (also strips accents, BERT's rule, unless `strip_accents`).
+    """
+
+    def __init__(self, vocabulary, max_seq_length, lowercase=True, strip_accents=None):
+        if isinstance(vocabulary, bytes):
+            vocabulary = vocabulary.decode("utf-8")
+        if isinstance(vocabulary, str):
+            vocabulary = vocabulary.splitlines()
+        self.vocabulary = [token.rstrip("\r\n") for token in vocabulary]
+        if max_seq_length < 3:
+            raise ValueError(f"max_seq_length must be at least 3, got {max_seq_length}")
+        self.max_seq_length = int(max_seq_length)
+        ids = {}
+        for i, token in enumerate(self.vocabulary):
+            ids.setdefault(token, i)
+        for token in ("[UNK]", "[CLS]", "[SEP]", "[PAD]"):
+            if token not in ids:
+                raise ValueError(f"the vocabulary has no {token} token")
+        self.unk_id, self.cls_id = ids["[UNK]"], ids["[CLS]"]
+        self.sep_id, self.pad_id = ids["[SEP]"], ids["[PAD]"]
+        self.lowercase = lowercase
+        strip = lowercase if strip_accents is None else strip_accents
+        self._normalizer = normalizers.BertNormalizer(
+            clean_text=True, handle_chinese_chars=True, strip_accents=strip, lowercase=False)
+        self._pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        self._wordpiece = Tokenizer(WordPiece(ids, unk_token="[UNK]",
+                                              max_input_chars_per_word=MAX_BYTES_PER_WORD))
+        # ASCII text (most of it) in one call: case folding is lowercasing there, and
+        # lowercasing before the split changes no split.
+        self._ascii = Tokenizer(WordPiece(ids, unk_token="[UNK]",
+                                          max_input_chars_per_word=MAX_BYTES_PER_WORD))
+        self._ascii.normalizer = normalizers.BertNormalizer(
+            clean_text=True, handle_chinese_chars=True, strip_accents=strip,
+            lowercase=lowercase)
+        self._ascii.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+
+    def words(self, text):
+        """The words WordPiece sees: normalized, split, case-folded."""
+        text = self._normalizer.normalize_str(text)
+        words = [word for word, _ in self._pre_tokenizer.pre_tokenize_str(text)]
+        if self.lowercase:
+            words = [_casefold(word) for word in words]
+        return ["[UNK]" if len(word.encode("utf-8")) > MAX_BYTES_PER_WORD else word
+                for word in words if word]
+
+    def tokenize(self, text):
+        """Token ids of `text`, no special tokens."""
+        if text.isascii():
+            return self._ascii.encode(text, add_special_tokens=False).ids
+        words = self.words(text)
+        if not words:
+            return []
+        return self._wordpiece.encode(words, is_pretokenized=True,
+                                      add_special_tokens=False).ids
+
+    def encode(self, text, text_b=None):
+        """`Packed` [CLS] a [SEP] (b [SEP]) of `max_seq_length`."""
+        a = self.tokenize(text)
+        b = self.tokenize(text_b) if text_b is not None else None
+        if b is None:
+            a = a[:self.max_seq_length - 2]
+            tokens = [self.cls_id, *a, self.sep_id]
+            segments = [0] * len(tokens)
+        else:
+            budget = self.max_seq_length - 3
+            while len(a) + len(b) > budget:  # BERT's _truncate_seq_pair
+                (a if len(a) > len(b) else b).pop()
+            tokens = [self.cls_id, *a, self.sep_id, *b, self.sep_id]
+            segments = [0] * (len(a) + 2) + [1] * (len(b) + 1)
+        length = len(tokens)
+        pad = self.max_seq_length - length
+        return Packed(tokens + [self.pad_id] * pad, segments + [0] * pad,
+                      [1] * length + [0] * pad, length)
