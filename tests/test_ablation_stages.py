@@ -20,8 +20,8 @@ from dynabert_tf.elastic import rewiring
 from dynabert_tf.core import files
 from dynabert_tf.io import checkpoint
 from dynabert_tf.models.backbone import DynaBertBackbone
-from dynabert_tf.models.config import BertConfig
 from dynabert_tf.models.task_model import classifier
+from dynabert_tf.presets import hf_config
 from train import stages, task_data
 from train.runtime import Runtime
 from train.settings import Settings
@@ -33,7 +33,7 @@ TINY_2L = os.path.join(ROOT, "configs", "tiny_bert_2l")
 def _random_model(seed):
     keras.utils.set_random_seed(seed)
     return classifier(DynaBertBackbone.from_config_object(
-        BertConfig.from_json_file(TINY_2L)), 2)
+        hf_config.read_config(TINY_2L)), 2)
 
 
 def _save_stage(model, workdir, stage, vocab):

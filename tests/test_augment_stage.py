@@ -13,6 +13,7 @@ from scipy.special import erf
 from dynabert_tf.data import augmentation
 from dynabert_tf.io import checkpoint
 from dynabert_tf.models.bert.mlm_head import MaskedLM
+from dynabert_tf.presets import hf_config, hf_tensors
 from tests.helpers import TINY, random_inputs, tiny_backbone
 from train import augment, task_data
 from train.settings import Settings
@@ -35,10 +36,10 @@ def _write_mlm_checkpoint(path, tied=True, head=True):
     if not tied:
         mlm["cls.predictions.decoder.weight"] = rng.normal(0, 0.2, (vocab, hidden))
     mlm = {name: value.astype("float32") for name, value in mlm.items()}
-    tensors = {**checkpoint.backbone_to_hf_tensors(tiny_backbone()), **(mlm if head else {})}
+    tensors = {**hf_tensors.backbone_tensors(tiny_backbone()), **(mlm if head else {})}
     safetensors.numpy.save_file(tensors, os.path.join(path, "model.safetensors"))
     with open(os.path.join(path, "config.json"), "w") as f:
-        json.dump(TINY.to_hf_dict(), f)
+        json.dump(hf_config.to_hf_dict(TINY), f)
     with open(os.path.join(path, "vocab.txt"), "w") as f:
         f.write("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
                           + [f"w{i}" for i in range(TINY.vocab_size - 5)]) + "\n")

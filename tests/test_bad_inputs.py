@@ -23,8 +23,8 @@ from absl import flags
 
 from dynabert_tf.io import assets, checkpoint
 from dynabert_tf.models.backbone import DynaBertBackbone
-from dynabert_tf.models.config import BertConfig
 from dynabert_tf.models.task_model import classifier
+from dynabert_tf.presets import hf_config
 from mobile import benchmark as benchmark_tool
 from mobile import cli
 from mobile import export as export_tool
@@ -72,7 +72,7 @@ def _finished_workdir(work, settings):
     with workdir.claim(settings, preflight.check(settings)):
         pass
     backbone = DynaBertBackbone.from_config_object(
-        BertConfig.from_json_file(os.path.join(ROOT, "configs", "tiny_bert")))
+        hf_config.read_config(os.path.join(ROOT, "configs", "tiny_bert")))
     model = classifier(backbone, 2)
     metadata = {"finetuning_task": "rt_polarity", "max_seq_length": 32,
                 "id2label": {"0": "0", "1": "1"}, "label2id": {"0": 0, "1": 1},

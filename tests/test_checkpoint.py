@@ -9,8 +9,8 @@ import pytest
 import safetensors.numpy
 
 from dynabert_tf.io import checkpoint
-from dynabert_tf.models.config import BertConfig
 from dynabert_tf.models.backbone import DynaBertBackbone
+from dynabert_tf.presets import hf_config, hf_tensors
 from tests.helpers import TINY, random_inputs, tiny_backbone, tiny_classifier
 
 
@@ -47,15 +47,16 @@ def test_hf_dir_matches_keras_hub(tmp_path):
     via_preset = checkpoint.load_backbone(preset)
     hf_dir = tmp_path / "hf"
     hf_dir.mkdir()
-    safetensors.numpy.save_file(checkpoint.backbone_to_hf_tensors(via_preset),
+    safetensors.numpy.save_file(hf_tensors.backbone_tensors(via_preset),
                                 str(hf_dir / "model.safetensors"))
-    (hf_dir / "config.json").write_text(json.dumps(via_preset.bert_config.to_hf_dict()))
+    (hf_dir / "config.json").write_text(json.dumps(hf_config.to_hf_dict(via_preset.bert_config)))
     assert json.loads((hf_dir / "config.json").read_text())["hidden_act"] == "gelu_pytorch_tanh"
     _close(checkpoint.load_backbone(str(hf_dir)), reference, random_inputs(pad_last=0))
 
 
 def test_exact_gelu_is_the_hf_default():
-    assert BertConfig.from_hf_dict({**TINY.to_hf_dict(), "hidden_act": "gelu"}).hidden_act == "gelu"
+    hf = {**hf_config.to_hf_dict(TINY), "hidden_act": "gelu"}
+    assert hf_config.from_hf_dict(hf).hidden_act == "gelu"
 
 
 def test_classifier_round_trip(tmp_path):
@@ -89,20 +90,20 @@ def test_bert_prefix_optional_and_new_head_when_labels_differ(tmp_path):
 def _hf_dir(tmp_path, tensors, config=TINY):
     path = tmp_path / "bad"
     path.mkdir(exist_ok=True)
-    (path / "config.json").write_text(json.dumps(config.to_hf_dict()))
+    (path / "config.json").write_text(json.dumps(hf_config.to_hf_dict(config)))
     safetensors.numpy.save_file(tensors, str(path / "model.safetensors"))
     return str(path)
 
 
 def test_missing_tensor_named(tmp_path):
-    tensors = checkpoint.backbone_to_hf_tensors(tiny_backbone())
+    tensors = hf_tensors.backbone_tensors(tiny_backbone())
     del tensors["bert.encoder.layer.1.output.dense.bias"]
     with pytest.raises(checkpoint.CheckpointError, match="encoder.layer.1.output.dense.bias"):
         checkpoint.load_backbone(_hf_dir(tmp_path, tensors))
 
 
 def test_shape_mismatch_named(tmp_path):
-    tensors = checkpoint.backbone_to_hf_tensors(tiny_backbone())
+    tensors = hf_tensors.backbone_tensors(tiny_backbone())
     tensors["bert.encoder.layer.0.intermediate.dense.weight"] = np.zeros((65, 32), "float32")
     with pytest.raises(checkpoint.CheckpointError,
                        match=r"intermediate.dense.weight has shape \(65, 32\)"):
@@ -110,7 +111,7 @@ def test_shape_mismatch_named(tmp_path):
 
 
 def test_corrupt_and_absent_checkpoints(tmp_path):
-    path = _hf_dir(tmp_path, checkpoint.backbone_to_hf_tensors(tiny_backbone()))
+    path = _hf_dir(tmp_path, hf_tensors.backbone_tensors(tiny_backbone()))
     with open(os.path.join(path, "model.safetensors"), "r+b") as f:
         f.write(b"garbage!")
     with pytest.raises(checkpoint.CheckpointError, match="not a readable safetensors"):
@@ -122,7 +123,7 @@ def test_corrupt_and_absent_checkpoints(tmp_path):
 def test_unknown_tensors_reported(tmp_path, caplog):
     """Tensors the backbone does not use are named in a warning, except a pretraining head's
     (`cls.*`, loaded by `load_masked_lm` when augmentation asks for it)."""
-    tensors = checkpoint.backbone_to_hf_tensors(tiny_backbone())
+    tensors = hf_tensors.backbone_tensors(tiny_backbone())
     tensors["cls.predictions.bias"] = np.zeros((TINY.vocab_size,), "float32")
     tensors["bert.encoder.layer.0.adapter.weight"] = np.zeros((4,), "float32")
     checkpoint.load_backbone(_hf_dir(tmp_path, tensors))
@@ -132,5 +133,5 @@ def test_unknown_tensors_reported(tmp_path, caplog):
 
 def test_constructs_a_backbone_of_the_config(tmp_path):
     backbone = checkpoint.load_backbone(
-        _hf_dir(tmp_path, checkpoint.backbone_to_hf_tensors(tiny_backbone())))
+        _hf_dir(tmp_path, hf_tensors.backbone_tensors(tiny_backbone())))
     assert isinstance(backbone, DynaBertBackbone) and backbone.bert_config == TINY

@@ -3,7 +3,7 @@
 import pytest
 
 from dynabert_tf.core import grid as grid_lib
-from dynabert_tf.models import config as model_config
+from dynabert_tf.presets import hf_config
 
 
 @pytest.mark.parametrize("num_layers, depth_mult, expected", [
@@ -53,12 +53,11 @@ def test_hf_config_round_trip(tmp_path):
     minilm = {"hidden_size": 384, "num_hidden_layers": 6, "num_attention_heads": 12,
               "intermediate_size": 1536, "vocab_size": 30522, "hidden_act": "gelu",
               "layer_norm_eps": 1e-12, "position_embedding_type": "absolute"}
-    cfg = model_config.BertConfig.from_hf_dict(minilm)
+    cfg = hf_config.from_hf_dict(minilm)
     assert (cfg.num_layers, cfg.head_dim, cfg.hidden_act) == (6, 32, "gelu")
-    assert model_config.BertConfig.from_hf_dict(cfg.to_hf_dict()) == cfg
+    assert hf_config.from_hf_dict(hf_config.to_hf_dict(cfg)) == cfg
     with pytest.raises(ValueError, match="lacks num_hidden_layers"):
-        model_config.BertConfig.from_hf_dict({k: v for k, v in minilm.items()
-                                        if k != "num_hidden_layers"})
+        hf_config.from_hf_dict({k: v for k, v in minilm.items() if k != "num_hidden_layers"})
     (tmp_path / "config.json").write_text("{not json")
     with pytest.raises(ValueError, match="not valid JSON"):
-        model_config.BertConfig.from_json_file(str(tmp_path))
+        hf_config.read_config(str(tmp_path))

@@ -11,6 +11,8 @@ import pytest
 
 from dynabert_tf.core import grid as grid_lib
 from dynabert_tf.io import checkpoint
+from dynabert_tf.presets import hf_config
+from dynabert_tf.presets import loader as preset_loader
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CELLS = sorted(grid_lib.cell_name(w, d) for w, d in grid_lib.grid())
@@ -77,7 +79,7 @@ def test_roberta_smoke_writes_a_twelve_cell_grid(tmp_path):
         grid = json.load(f)
     assert sorted(grid["cells"]) == CELLS
     final = os.path.join(workdir, "final")
-    assert checkpoint.read_hf_config(final)["model_type"] == "roberta"
+    assert hf_config.read_json(final)["model_type"] == "roberta"
     assert {"vocab.json", "merges.txt"} <= set(os.listdir(final))
     assert all(name.startswith(("roberta.", "classifier."))
-               for name in checkpoint.read_safetensors(os.path.join(final, "model.safetensors")))
+               for name in preset_loader.read_safetensors(os.path.join(final, "model.safetensors")))

@@ -4,9 +4,9 @@ computations."""
 import numpy as np
 import pytest
 
-from dynabert_tf.io import checkpoint
 from dynabert_tf.models.task_model import DynaBertTaskModel
 from dynabert_tf.tasks import heads
+from dynabert_tf.presets import hf_config
 from tests.helpers import TINY, random_inputs, tiny_backbone
 
 STUDENT = np.array([[1.0, 2.0, 0.5], [0.0, -1.0, 3.0]], "float32")
@@ -86,9 +86,9 @@ def test_span_model_outputs_per_token_logits():
 def test_each_head_round_trips_through_a_hf_dir(tmp_path, kind, num_classes, architecture):
     model = DynaBertTaskModel(tiny_backbone(), heads.make_head(kind, num_classes))
     path = model.save_to_preset(str(tmp_path / kind))
-    hf = checkpoint.read_hf_config(path)
+    hf = hf_config.read_json(path)
     assert hf["architectures"] == [architecture]
-    assert heads.head_kind_of_hf_config(hf) == kind
+    assert hf_config.head_kind(hf) == kind
     loaded = DynaBertTaskModel.from_preset(path)
     assert loaded.head.kind == kind and loaded.bert_config == TINY
     inputs = random_inputs()

@@ -14,6 +14,7 @@ from dynabert_tf.elastic.layerwise import LayerwiseConfig
 from dynabert_tf.elastic.subnetwork import extract_layerwise, extract_subnetwork
 from dynabert_tf.models.config import BertConfig
 from dynabert_tf.models.task_model import DynaBertTaskModel
+from dynabert_tf.presets import hf_config
 from tests.helpers import (TINY_DEEP, random_inputs, tiny_classifier,
                            tiny_classifier_with_offsets)
 
@@ -181,13 +182,13 @@ def test_per_layer_bert_config():
                         "layer_intermediate_sizes": [16, 48, 32], "intermediate_size": 48})
     assert cfg.layer_num_heads == (3, 1, 2) and cfg.heads_per_layer == (3, 1, 2)
     assert BertConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
-    hf = cfg.to_hf_dict()
+    hf = hf_config.to_hf_dict(cfg)
     assert hf["layer_num_attention_heads"] == [3, 1, 2]
-    assert BertConfig.from_hf_dict(json.loads(json.dumps(hf))) == cfg
+    assert hf_config.from_hf_dict(json.loads(json.dumps(hf))) == cfg
     # All layers equal: the uniform (canonical) form, which writes no per-layer keys.
     uniform = BertConfig(**{**TINY_DEEP.to_dict(), "layer_num_heads": (4,) * 4})
     assert uniform == TINY_DEEP and uniform.layer_num_heads is None
-    assert "layer_num_attention_heads" not in uniform.to_hf_dict()
+    assert "layer_num_attention_heads" not in hf_config.to_hf_dict(uniform)
     for values, message in [({"layer_num_heads": (4, 2)}, "2 values for 4 layers"),
                             ({"layer_num_heads": (4, 0, 1, 1)}, "positive integers"),
                             ({"layer_intermediate_sizes": (64, 64, 64, 80)},

@@ -10,6 +10,7 @@ from dynabert_tf.core import grid as grid_lib
 from dynabert_tf.elastic import cost
 from dynabert_tf.models.config import BertConfig
 from dynabert_tf.elastic.subnetwork import cell_config, extract_subnetwork
+from dynabert_tf.presets import hf_config
 from tests.helpers import (TINY, TINY_DEEP, random_inputs, tiny_classifier,
                            tiny_classifier_with_offsets)
 
@@ -64,10 +65,10 @@ def test_cell_config_keeps_parent_head_width():
 
 def test_attention_head_dim_config_round_trip():
     cfg = BertConfig(**{**TINY.to_dict(), "num_heads": 3, "attention_head_dim": 8})
-    hf = cfg.to_hf_dict()
+    hf = hf_config.to_hf_dict(cfg)
     assert hf["attention_head_size"] == 8
-    assert BertConfig.from_hf_dict(hf) == cfg
-    assert "attention_head_size" not in TINY.to_hf_dict()
+    assert hf_config.from_hf_dict(hf) == cfg
+    assert "attention_head_size" not in hf_config.to_hf_dict(TINY)
     with pytest.raises(ValueError, match="divisible"):
         BertConfig(**{**TINY.to_dict(), "num_heads": 3})
     with pytest.raises(ValueError, match="attention_head_dim"):

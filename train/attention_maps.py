@@ -26,7 +26,7 @@ from dynabert_tf import attention_maps as maps_lib  # noqa: E402
 from dynabert_tf.core import errors  # noqa: E402
 from dynabert_tf.core import grid as grid_lib  # noqa: E402
 from dynabert_tf.core import files  # noqa: E402
-from dynabert_tf.models.config import BertConfig  # noqa: E402
+from dynabert_tf.presets import hf_config  # noqa: E402
 
 
 def define_flags(flag_values):
@@ -118,8 +118,8 @@ def draw(model_dir, teacher_dir, sentence, output_dir, layers=(), heads=(0,), ce
     if not output_dir:
         raise ValueError("--output_dir is required")
     vocab_path = vocab_of(model_dir)
-    student_config = BertConfig.from_json_file(os.path.join(model_dir, "config.json"))
-    teacher_config = BertConfig.from_json_file(os.path.join(teacher_dir, "config.json"))
+    student_config = hf_config.read_config(os.path.join(model_dir, "config.json"))
+    teacher_config = hf_config.read_config(os.path.join(teacher_dir, "config.json"))
     for field in ("num_layers", "num_heads"):
         if getattr(student_config, field) != getattr(teacher_config, field):
             raise ValueError(f"teacher and student differ in {field}: "

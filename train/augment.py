@@ -86,10 +86,10 @@ def candidate_finder(settings, data):
     else:
         if settings.random_init:
             from dynabert_tf.models.backbone import DynaBertBackbone
-            from dynabert_tf.models.config import BertConfig
+            from dynabert_tf.presets import hf_config
 
             backbone = DynaBertBackbone.from_config_object(
-                BertConfig.from_json_file(settings.resolved_checkpoint()))
+                hf_config.read_config(settings.resolved_checkpoint()))
         else:
             backbone = checkpoint.load_backbone(settings.resolved_checkpoint())
         encoder, mlm = data.encoder, None

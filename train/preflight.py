@@ -15,7 +15,7 @@ from dynabert_tf import data
 from dynabert_tf.data import squad_json
 from dynabert_tf.core import grid as grid_lib
 from dynabert_tf.core import files, layout, safetensors_header
-from dynabert_tf.models.config import BertConfig
+from dynabert_tf.presets import hf_config
 
 # The special tokens keras-hub's tokenizers require: BertTokenizer (and its WordPiece
 # out-of-vocabulary token) for a vocab.txt, RobertaTokenizer for a vocab.json.
@@ -78,7 +78,7 @@ def _check_checkpoint(path, settings):
         positions = architecture.get("max_sequence_length")
         vocab_size = None
     else:
-        bert = BertConfig.from_json_file(config_path)
+        bert = hf_config.read_config(config_path)
         architecture, vocab_size = bert.to_dict(), bert.vocab_size
         positions = bert.max_position_embeddings - bert.position_offset
         if not settings.random_init:

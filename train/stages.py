@@ -39,7 +39,7 @@ from dynabert_tf.elastic import rewiring
 from dynabert_tf.core import files
 from dynabert_tf.io import checkpoint
 from dynabert_tf.models.backbone import DynaBertBackbone
-from dynabert_tf.models.config import BertConfig
+from dynabert_tf.presets import hf_config
 from dynabert_tf.models.task_model import DynaBertTaskModel
 from dynabert_tf.tasks import heads
 from train import augment
@@ -93,7 +93,7 @@ def _initial_model(settings, data, runtime):
     if not settings.random_init:
         return _load(path, data, runtime)
     with runtime.scope():
-        backbone = DynaBertBackbone.from_config_object(BertConfig.from_json_file(path))
+        backbone = DynaBertBackbone.from_config_object(hf_config.read_config(path))
         head = heads.make_head(data.task.head_kind, data.task.num_labels, settings.dropout)
         return DynaBertTaskModel(backbone, head)
 

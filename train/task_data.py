@@ -10,17 +10,18 @@ import math
 
 from dynabert_tf import data as data_lib
 from dynabert_tf import evaluation
-from dynabert_tf.io import checkpoint
+from dynabert_tf.core import layout
 from dynabert_tf.models.bert.tokenizer import BertInputEncoder
 from dynabert_tf.models.roberta.tokenizer import RobertaInputEncoder
+from dynabert_tf.presets.vocab import tokenizer_files
 
 
 def make_encoder(vocab_path, max_seq_length):
-    """The tokenizer of a vocabulary (`checkpoint.tokenizer_files`): RoBERTa's byte-level BPE
+    """The tokenizer of a vocabulary (`presets.vocab.tokenizer_files`): RoBERTa's byte-level BPE
     for a vocab.json (merges.txt beside it), BERT's WordPiece for a vocab.txt."""
-    tokenizer_files = checkpoint.tokenizer_files(vocab_path)
-    if checkpoint.MERGES in tokenizer_files:
-        return RobertaInputEncoder(vocab_path, tokenizer_files[checkpoint.MERGES],
+    names = tokenizer_files(vocab_path)
+    if layout.BPE_MERGES in names:
+        return RobertaInputEncoder(vocab_path, names[layout.BPE_MERGES],
                                    max_seq_length)
     return BertInputEncoder(vocab_path, max_seq_length)
 

@@ -24,7 +24,7 @@ import json
 import os
 
 from dynabert_tf.core import files
-from dynabert_tf.models.config import BertConfig
+from dynabert_tf.presets import hf_config
 from train.settings import NAMED_CHECKPOINTS, STAGES
 
 RUN_FILE = "run.json"
@@ -152,7 +152,7 @@ def _from_stage_config(config):
         if key in grid:
             recorded[flag] = sorted(grid[key])
     try:
-        recorded["model"] = json.loads(json.dumps(BertConfig.from_hf_dict(config).to_dict()))
+        recorded["model"] = json.loads(json.dumps(hf_config.from_hf_dict(config).to_dict()))
     except (ValueError, TypeError):
         pass
     return {key: value for key, value in recorded.items() if value is not None}

@@ -22,6 +22,7 @@ from dynabert_tf.layers import weight_layout
 from dynabert_tf.layers.embeddings import Embeddings
 from dynabert_tf.layers.transformer_layer import TransformerLayer
 from dynabert_tf.models import config as model_config
+from dynabert_tf.presets import loader as preset_loader
 
 
 @keras.saving.register_keras_serializable(package="dynabert_tf")
@@ -256,10 +257,9 @@ class DynaBertBackbone(keras.Model):
 
     @classmethod
     def from_preset(cls, path):
-        """A Hugging Face BERT/RoBERTa dir or a keras-hub BERT preset dir (`io.checkpoint`)."""
-        from dynabert_tf.io import checkpoint
-
-        return checkpoint.load_backbone(path)
+        """A backbone from a Hugging Face BERT/RoBERTa dir, a keras-hub BERT/RoBERTa preset
+        or a named checkpoint (`minilm_l6`): `presets.loader.load_backbone`."""
+        return preset_loader.load_backbone(cls, path)
 
 
 def check_cell_arguments(kwargs, bert_config=None):

@@ -1,38 +1,17 @@
-"""Encoder architecture config (from a Hugging Face `config.json`) and the input names."""
+"""Encoder architecture config and the input names. No file format: a Hugging Face
+`config.json` maps to a `BertConfig` in `presets/hf_config.py`."""
 
 import dataclasses
-import os
-
-from dynabert_tf.core import files
 
 # Model inputs: int32 [batch, seq] tensors, keras-hub's names (padding_mask: 1 token, 0 pad).
 INPUT_NAMES = ("token_ids", "segment_ids", "padding_mask")
 MODEL_TYPES = ("bert", "roberta")
 
-# Hugging Face config.json key -> BertConfig field.
-_HF_KEYS = {
-    "vocab_size": "vocab_size",
-    "hidden_size": "hidden_size",
-    "num_hidden_layers": "num_layers",
-    "num_attention_heads": "num_heads",
-    "intermediate_size": "intermediate_size",
-    "max_position_embeddings": "max_position_embeddings",
-    "type_vocab_size": "type_vocab_size",
-    "hidden_dropout_prob": "hidden_dropout",
-    "attention_probs_dropout_prob": "attention_dropout",
-    "layer_norm_eps": "layer_norm_epsilon",
-    "hidden_act": "hidden_act",
-}
-# Per-layer sizes (BertConfig field -> config.json key), written only when layers differ.
-_HF_PER_LAYER_KEYS = {"layer_num_heads": "layer_num_attention_heads",
-                      "layer_intermediate_sizes": "layer_intermediate_sizes"}
 _POSITIVE_INTS = ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size",
                   "max_position_embeddings", "type_vocab_size")
 _FRACTIONS = ("hidden_dropout", "attention_dropout")
-# Hugging Face activation names -> ours ("gelu" is the exact erf form).
-_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_approximate",
-                "gelu_pytorch_tanh": "gelu_approximate",
-                "gelu_approximate": "gelu_approximate", "relu": "relu"}
+# Activations of the feed-forward layers ("gelu" is the exact erf form).
+HIDDEN_ACTS = ("gelu", "gelu_approximate", "relu")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,7 +48,7 @@ class BertConfig:
     layer_intermediate_sizes: tuple[int, ...] | None = None
 
     def __post_init__(self):
-        _check_types(vars(self))
+        check_fields(vars(self))
         for field, uniform in (("layer_num_heads", "num_heads"),
                                ("layer_intermediate_sizes", "intermediate_size")):
             object.__setattr__(self, field, _per_layer(self, field, uniform))
@@ -85,9 +64,9 @@ class BertConfig:
         if self.model_type not in MODEL_TYPES:
             raise ValueError(f"unsupported model_type {self.model_type!r}; expected one of "
                              f"{', '.join(MODEL_TYPES)}")
-        if self.hidden_act not in set(_ACTIVATIONS.values()):
+        if self.hidden_act not in HIDDEN_ACTS:
             raise ValueError(f"unsupported hidden_act {self.hidden_act!r}; "
-                             f"expected one of {sorted(set(_ACTIVATIONS.values()))}")
+                             f"expected one of {sorted(HIDDEN_ACTS)}")
 
     @property
     def heads_per_layer(self):
@@ -111,68 +90,6 @@ class BertConfig:
     @classmethod
     def from_dict(cls, values):
         return cls(**values)
-
-    def to_hf_dict(self):
-        """The Hugging Face `config.json` form of this config."""
-        inverse_act = {"gelu": "gelu", "gelu_approximate": "gelu_pytorch_tanh", "relu": "relu"}
-        hf = {hf_key: getattr(self, ours) for hf_key, ours in _HF_KEYS.items()}
-        hf["hidden_act"] = inverse_act[self.hidden_act]
-        if self.attention_head_dim is not None:
-            hf["attention_head_size"] = self.attention_head_dim
-        for field, hf_key in _HF_PER_LAYER_KEYS.items():  # written only for per-layer sizes
-            if getattr(self, field) is not None:
-                hf[hf_key] = list(getattr(self, field))
-        if self.model_type == "roberta":  # padding index = the row before position 0
-            hf.update(model_type="roberta", architectures=["RobertaModel"],
-                      pad_token_id=self.position_offset - 1, bos_token_id=0, eos_token_id=2)
-        else:
-            hf.update(model_type="bert", architectures=["BertModel"], pad_token_id=0)
-        return hf
-
-    @classmethod
-    def from_hf_dict(cls, hf):
-        missing = [k for k in ("hidden_size", "num_hidden_layers", "num_attention_heads",
-                               "intermediate_size", "vocab_size") if k not in hf]
-        if missing:
-            raise ValueError(f"config.json lacks {', '.join(missing)}")
-        if hf.get("position_embedding_type", "absolute") != "absolute":
-            raise ValueError("only absolute position embeddings are supported, got "
-                             f"{hf['position_embedding_type']!r}")
-        act = hf.get("hidden_act", "gelu")
-        if not isinstance(act, str) or act not in _ACTIVATIONS:
-            raise ValueError(f"unsupported hidden_act {act!r} in config.json")
-        values = {ours: hf[hf_key] for hf_key, ours in _HF_KEYS.items() if hf_key in hf}
-        _check_types(values, names={ours: hf_key for hf_key, ours in _HF_KEYS.items()})
-        values["hidden_act"] = _ACTIVATIONS[act]
-        if hf.get("attention_head_size") is not None:  # written only for a narrowed cell
-            values["attention_head_dim"] = hf["attention_head_size"]
-        for field, hf_key in _HF_PER_LAYER_KEYS.items():
-            if hf.get(hf_key) is not None:
-                values[field] = hf[hf_key]
-        model_type = hf.get("model_type", "bert")
-        if model_type not in MODEL_TYPES:
-            raise ValueError(f"unsupported model_type {model_type!r} in config.json; "
-                             f"expected one of {', '.join(MODEL_TYPES)}")
-        values["model_type"] = model_type
-        if model_type == "roberta":  # positions count from padding_idx + 1
-            pad = hf.get("pad_token_id", 1)
-            if not (isinstance(pad, int) and _is_number(pad) and pad >= 0):
-                raise ValueError(f"pad_token_id must be an integer >= 0, got {pad!r}")
-            values["position_offset"] = pad + 1
-        return cls(**values)
-
-    @classmethod
-    def from_json_file(cls, path):
-        """Reads a Hugging Face `config.json` (a file or the directory holding it)."""
-        if os.path.isdir(path):
-            path = os.path.join(path, "config.json")
-        hf = files.read_json(path, "config.json")
-        if not isinstance(hf, dict):
-            raise ValueError(f"{path} holds a JSON {type(hf).__name__}, not an object")
-        try:
-            return cls.from_hf_dict(hf)
-        except ValueError as e:
-            raise ValueError(f"{path}: {e}") from None
 
 
 def _per_layer(config, field, uniform):
@@ -198,7 +115,7 @@ def _is_number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _check_types(values, names=None):
+def check_fields(values, names=None):
     """ValueError naming the first field of `values` of the wrong type or range (by its name
     in `names`, e.g. the config.json key, when given)."""
     names = names or {}

@@ -14,12 +14,15 @@ import keras
 
 from dynabert_tf.core import grid as grid_lib
 from dynabert_tf.models import backbone as backbone_lib
+from dynabert_tf.presets import loader as preset_loader
 from dynabert_tf.tasks import heads as heads_lib
 
 
 @keras.saving.register_keras_serializable(package="dynabert_tf")
 class DynaBertTaskModel(keras.Model):
     """An elastic backbone (`DynaBertBackbone`) with one `tasks.heads.TaskHead`."""
+
+    backbone_cls = backbone_lib.DynaBertBackbone  # what `from_preset` builds the encoder of
 
     def __init__(self, backbone, head, **kwargs):
         super().__init__(**kwargs)
@@ -109,19 +112,16 @@ class DynaBertTaskModel(keras.Model):
 
     @classmethod
     def from_preset(cls, path, head_kind=None, num_classes=None, dropout=0.1):
-        """Loads a saved model dir (or a pretrained HF / keras-hub checkpoint, which gets a
-        fresh head of `head_kind`); see `io.checkpoint.load_task_model`."""
-        from dynabert_tf.io import checkpoint
-
-        return checkpoint.load_task_model(path, head_kind=head_kind, num_classes=num_classes,
-                                          dropout=dropout)
+        """Loads a saved model dir (or a pretrained HF / keras-hub / named checkpoint, which
+        gets a fresh head of `head_kind`); see `presets.loader.load_task_model`."""
+        return preset_loader.load_task_model(cls, path, head_kind=head_kind,
+                                             num_classes=num_classes, dropout=dropout)
 
     def save_to_preset(self, path, vocab_path=None, extra_config=None):
-        """Writes a Hugging Face-layout dir that `from_preset` (and `transformers`) reads."""
-        from dynabert_tf.io import checkpoint
-
-        return checkpoint.save_task_model(self, path, vocab_path=vocab_path,
-                                          extra_config=extra_config)
+        """Writes a Hugging Face-layout dir that `from_preset` (and `transformers`) reads
+        (`presets.loader.save_task_model`)."""
+        return preset_loader.save_task_model(self, path, vocab_path=vocab_path,
+                                             extra_config=extra_config)
 
 
 def classifier(backbone, num_classes, dropout=0.1):

@@ -7,7 +7,9 @@ the pipeline needs, so no other module asks "which task is this?":
     head.label_loss(outputs, labels)                 # training on the original labels
     head.distillation_loss(student_outputs, teacher_outputs)   # the output term of eq. 2
     head.importance_loss(outputs, labels)            # what Taylor rewiring differentiates
-    head.hf_architecture, head.hf_tensors(), head.assign_hf_tensors(tensors)  # checkpoints
+
+Checkpoint names and `config.json` fields of each head kind live with the other Hugging Face
+knowledge in `presets/hf_tensors.py` and `presets/hf_config.py`.
 
 Implementations: `ClassificationHead` (softmax over classes on the pooled output),
 `RegressionHead` (one score on the pooled output), `SpanHead` (start/end logits per token).
@@ -15,7 +17,6 @@ Metrics live in `dynabert_tf.tasks.scoring`, keyed by the same `kind`.
 """
 
 import keras
-import numpy as np
 from keras import ops
 
 from dynabert_tf.layers import weight_layout
@@ -35,21 +36,16 @@ def soft_cross_entropy(student_logits, teacher_logits):
     return ops.mean(-ops.sum(teacher_probs * ops.log_softmax(student_logits, axis=-1), axis=-1))
 
 
-def _transpose(x):
-    return np.ascontiguousarray(np.asarray(x).T)
-
-
 class TaskHead(keras.layers.Layer):
     """Base class: a dense layer on the backbone outputs plus the task's losses.
 
-    Subclasses set `kind`, `output_names`, `hf_architecture`, `hf_prefix` and implement
-    `call`, `label_loss`, `distillation_loss`.
+    Subclasses set `kind`, `output_names`, `dense_name` and implement `call`, `label_loss`,
+    `distillation_loss`.
     """
 
     kind = None
     output_names = ("logits",)
-    hf_architecture = None
-    hf_prefix = None  # name of the head's dense layer in Hugging Face checkpoints
+    dense_name = None  # the dense layer's name (Hugging Face's, so weight paths read alike)
 
     def __init__(self, units, dropout=0.1, **kwargs):
         super().__init__(**kwargs)
@@ -57,7 +53,7 @@ class TaskHead(keras.layers.Layer):
         self.dropout_rate = dropout
         self.dropout = keras.layers.Dropout(dropout)
         self.dense = keras.layers.Dense(units, kernel_initializer=initializer(),
-                                        name=self.hf_prefix)
+                                        name=self.dense_name)
 
     def build(self, hidden_size):
         self.dense.build((None, hidden_size))
@@ -77,27 +73,6 @@ class TaskHead(keras.layers.Layer):
         """The loss whose gradients score heads and neurons (rewiring): the label loss."""
         return self.label_loss(outputs, labels)
 
-    def hf_tensors(self):
-        """The head's weights under Hugging Face names (`nn.Linear` layout [out, in])."""
-        return {f"{self.hf_prefix}.weight": _transpose(self.dense.kernel),
-                f"{self.hf_prefix}.bias": np.asarray(self.dense.bias)}
-
-    def assign_hf_tensors(self, tensors):
-        """Loads the head from HF-named `tensors` if they are there and fit; returns whether
-        it did (a pretrained backbone has no head: it stays freshly initialised)."""
-        kernel = tensors.get(f"{self.hf_prefix}.weight")
-        bias = tensors.get(f"{self.hf_prefix}.bias")
-        if kernel is None or bias is None or tuple(kernel.shape[::-1]) != tuple(
-                self.dense.kernel.shape):
-            return False
-        self.dense.kernel.assign(_transpose(kernel))
-        self.dense.bias.assign(bias)
-        return True
-
-    def hf_config(self):
-        """What the head adds to a Hugging Face `config.json`."""
-        return {"architectures": [self.hf_architecture]}
-
     def get_config(self):
         return {**super().get_config(), "dropout": self.dropout_rate}
 
@@ -105,8 +80,7 @@ class TaskHead(keras.layers.Layer):
 class PooledHead(TaskHead):
     """Dropout + dense on the pooled ([CLS]) output -> `logits` [batch, units]."""
 
-    hf_architecture = "BertForSequenceClassification"
-    hf_prefix = "classifier"
+    dense_name = "classifier"
 
     def call(self, backbone_outputs, training=None):
         pooled = self.dropout(backbone_outputs["pooled_output"], training=training)
@@ -133,10 +107,6 @@ class ClassificationHead(PooledHead):
     def distillation_loss(self, student_outputs, teacher_outputs):
         return soft_cross_entropy(student_outputs["logits"], teacher_outputs["logits"])
 
-    def hf_config(self):
-        return {**super().hf_config(), "num_labels": self.num_classes,
-                "problem_type": "single_label_classification"}
-
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes}
 
@@ -162,8 +132,6 @@ class RegressionHead(PooledHead):
         return ops.mean(ops.square(ops.reshape(student_outputs["logits"], (-1,))
                                    - ops.reshape(teacher_outputs["logits"], (-1,))))
 
-    def hf_config(self):
-        return {**super().hf_config(), "num_labels": 1, "problem_type": "regression"}
 
 
 @keras.saving.register_keras_serializable(package="dynabert_tf")
@@ -175,8 +143,7 @@ class SpanHead(TaskHead):
 
     kind = "span"
     output_names = ("start_logits", "end_logits")
-    hf_architecture = "BertForQuestionAnswering"
-    hf_prefix = "qa_outputs"
+    dense_name = "qa_outputs"
 
     def __init__(self, dropout=0.0, **kwargs):
         super().__init__(2, dropout, **kwargs)
@@ -209,9 +176,6 @@ class SpanHead(TaskHead):
                 + soft_cross_entropy(student_outputs["end_logits"],
                                      teacher_outputs["end_logits"])) / 2.0
 
-    def hf_config(self):
-        return {**super().hf_config(), "num_labels": 2}
-
 
 HEADS = {head.kind: head for head in (ClassificationHead, RegressionHead, SpanHead)}
 
@@ -226,17 +190,3 @@ def make_head(kind, num_classes=None, dropout=0.1):
         return SpanHead(name="head")
     raise ValueError(f"unknown head kind {kind!r}; expected one of {', '.join(HEADS)}")
 
-
-def head_kind_of_hf_config(hf):
-    """The head kind a Hugging Face `config.json` describes (None: no head, a bare encoder)."""
-    architectures = hf.get("architectures") or []
-    if any(name.endswith("ForQuestionAnswering") for name in architectures):
-        return "span"
-    if hf.get("problem_type") == "regression" or (
-            any(name.endswith("ForSequenceClassification") for name in architectures)
-            and hf.get("num_labels") == 1):
-        return "regression"
-    if any(name.endswith("ForSequenceClassification") for name in architectures) or \
-            "num_labels" in hf:
-        return "classification"
-    return None

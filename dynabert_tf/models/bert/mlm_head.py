@@ -1,13 +1,14 @@
 """BERT's masked-language-model head (Hugging Face `BertForMaskedLM`'s `cls.predictions`),
 used to propose replacement words for data augmentation (`data/augmentation.py`).
 
-    backbone, head = checkpoint.load_masked_lm("path/to/bert-base-uncased")
+    backbone, head = checkpoint.load_masked_lm("path/to/bert-base-uncased")   # io.checkpoint
     masked_lm = MaskedLM(backbone, head)
     logits = masked_lm.logits_at(token_ids, segment_ids, padding_mask, positions)  # [n, vocab]
 
 logits = LayerNorm(act(h W_t + b_t)) E^T + b, with E the decoder matrix: the word embeddings
 when tied (the usual case, and what a checkpoint without `cls.predictions.decoder.weight`
-means), the checkpoint's own matrix otherwise.
+means), the checkpoint's own matrix otherwise. Its checkpoint names (`cls.predictions.*`)
+are in `presets/hf_tensors.py`.
 """
 
 import keras
@@ -16,8 +17,6 @@ import tensorflow as tf
 from keras import ops
 
 from dynabert_tf.layers.common import ACTIVATIONS, LayerNorm, initializer
-
-HF_PREFIX = "cls.predictions."
 
 
 @keras.saving.register_keras_serializable(package="dynabert_tf")
@@ -65,31 +64,6 @@ class MaskedLMHead(keras.layers.Layer):
                    name="masked_lm_head")
         head.build()
         return head
-
-    def assign_hf_tensors(self, tensors, word_embeddings, source="checkpoint"):
-        """Assigns `cls.predictions.*` of `tensors` (prefix already stripped of `bert.`);
-        the decoder is tied to `word_embeddings` [vocab, hidden] unless the checkpoint has
-        its own. Raises ValueError naming a missing tensor or a wrong shape."""
-        table = [(self.transform_kernel, "transform.dense.weight", np.transpose),
-                 (self.transform_bias, "transform.dense.bias", None),
-                 (self.layer_norm.gamma, "transform.LayerNorm.weight", None),
-                 (self.layer_norm.beta, "transform.LayerNorm.bias", None),
-                 (self.output_bias, "bias", None),
-                 (self.decoder, "decoder.weight", None)]
-        values = dict(tensors)
-        values.setdefault(HF_PREFIX + "bias", values.get(HF_PREFIX + "decoder.bias"))
-        values.setdefault(HF_PREFIX + "decoder.weight", word_embeddings)
-        for variable, name, to_ours in table:
-            value = values.get(HF_PREFIX + name)
-            if value is None:
-                raise ValueError(f"{source}: missing tensor {HF_PREFIX + name} of the "
-                                 f"masked-LM head")
-            value = to_ours(value) if to_ours else np.asarray(value)
-            if tuple(value.shape) != tuple(variable.shape):
-                raise ValueError(f"{source}: tensor {HF_PREFIX + name} has shape "
-                                 f"{tuple(value.shape)}, the head expects "
-                                 f"{tuple(variable.shape)}")
-            variable.assign(value.astype("float32"))
 
 
 class MaskedLM:
