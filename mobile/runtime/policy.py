@@ -159,8 +159,10 @@ class _Policy:
         return self.slowdown(now) * sum(option.idle_at(n) for n in lengths)
 
     def min_service_ms(self, lengths, now=None):
-        """The fastest allowed cell's predicted service time for `lengths` (admission)."""
-        return self.predict_ms(self.fastest(lengths).name, lengths, now)
+        """A lower bound on the service time of requests of `lengths` at the current load: the
+        fastest allowed signature for each (admission control)."""
+        allowed = self.allowed()
+        return self.slowdown(now) * sum(min(o.idle_at(n) for o in allowed) for n in lengths)
 
     def observe(self, cell, length, measured_ms, now=None):
         """A served request: `cell`, its input length and its measured latency (ms)."""
