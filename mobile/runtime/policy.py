@@ -7,8 +7,12 @@ the sub-network, re-decided for every group):
   predicted(c, L)  = s(now) * idle(c, L)        idle: the signature's idle latency, ms
   fits(c)          : for the group in deadline order, request j (bucket L_j, slack_j ms left)
                      finishes in time:  (1 + margin) * up(c) * sum_{i<=j} predicted(c, L_i)
-                     <= slack_j, where up(c) = 1 + hysteresis when c ranks above the cell
-                     chosen last (an upgrade must clear a wider margin), else 1
+                     <= slack_j, where up(c) = 1 + band(now) when c ranks above the cell
+                     chosen last (an upgrade must clear a wider margin), else 1;
+                     band(now) = hysteresis * 0.5 ** ((now - last switch) / band_half_life_s):
+                     right after a switch an upgrade needs 15% more room, a band that fades
+                     (half-life 1 s) so that a cell fitting with less room is reached again
+                     once the load has been steady; a downgrade is never delayed
   choice           = the first cell that fits in the ranking (dev metric, highest first;
                      ties: the faster), among the cells allowed by the cap; if none fits,
                      the fastest allowed cell (`Decision.fits` False).
@@ -23,7 +27,7 @@ line from each served request's measured / idle latency ratio r:
 clipped to [min_slowdown, max_slowdown]. Without requests, log s decays toward 0 (s toward 1,
 the idle machine) with a half-life of `idle_half_life_s`, so a quiet device recovers.
 
-Defaults: margin 0.15, hysteresis 0.15. `FixedPolicy` serves one cell whatever the load (the
+Defaults: margin 0.15, hysteresis 0.15 (band half-life 1 s). `FixedPolicy` serves one cell whatever the load (the
 baseline a benchmark compares with), with the same interface and the same estimate.
 """
 
@@ -33,6 +37,7 @@ import time
 
 MARGIN = 0.15
 HYSTERESIS = 0.15
+BAND_HALF_LIFE_S = 1.0
 ALPHA_UP = 0.3
 ALPHA_DOWN = 0.15
 IDLE_HALF_LIFE_S = 2.0
@@ -177,22 +182,35 @@ class AdaptivePolicy(_Policy):
     """The most accurate cell whose predicted latency fits the slack (module doc)."""
 
     def __init__(self, options, margin=MARGIN, hysteresis=HYSTERESIS, clock=time.monotonic,
-                 estimator=None, cap=None):
+                 estimator=None, cap=None, band_half_life_s=BAND_HALF_LIFE_S):
         super().__init__(options, clock, estimator, cap)
         self.margin, self.hysteresis = margin, hysteresis
-        self.current = None  # the cell chosen last
+        self.band_half_life_s = band_half_life_s
+        self.current, self.switched_at = None, None  # the cell chosen last, and since when
+
+    def band(self, now):
+        """The extra room an upgrade needs now (module doc)."""
+        if self.switched_at is None or not self.band_half_life_s:
+            return self.hysteresis
+        return self.hysteresis * 0.5 ** (max(0.0, now - self.switched_at) / self.band_half_life_s)
+
+    def _switch(self, cell, now):
+        if cell != self.current:
+            self.current, self.switched_at = cell, now
 
     def choose_group(self, items, now=None):
         """The cell for a group served back to back; `items`: [(slack_ms, length)] in the
         order they will be served (earliest deadline first)."""
+        now = self.clock() if now is None else now
         s = self.slowdown(now)
         allowed = self.allowed()
         rank = {o.name: i for i, o in enumerate(self.ranking)}
-        current_rank = rank.get(self.current, len(rank))
+        current_rank = rank.get(self.current, -1)  # none yet: no upgrade band
+        band = self.band(now)
         for option in allowed:
             factor = (1 + self.margin) * s
             if rank[option.name] < current_rank:
-                factor *= 1 + self.hysteresis
+                factor *= 1 + band
             finish, ok = 0.0, True
             for slack, length in items:
                 finish += option.idle_at(length)
@@ -200,11 +218,11 @@ class AdaptivePolicy(_Policy):
                     ok = False
                     break
             if ok:
-                self.current = option.name
+                self._switch(option.name, now)
                 return Decision(option.name, s * finish, s, True)
         lengths = [n for _, n in items]
         option = self.fastest(lengths)
-        self.current = option.name
+        self._switch(option.name, now)
         return Decision(option.name, s * sum(option.idle_at(n) for n in lengths), s, False)
 
 
