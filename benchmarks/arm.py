@@ -105,7 +105,7 @@ def measure_file(cache, model, inputs, signature, scratch, cpu):
 
 def entries(tflite_dirs, cells):
     """(key, directory, manifest, entry) for every file to measure, in the given order."""
-    from mobile import benchmark
+    from mobile import litert as benchmark
 
     for directory in tflite_dirs:
         manifest = benchmark.load_manifest(directory)
@@ -120,7 +120,7 @@ def entries(tflite_dirs, cells):
 
 def dir_inputs(directory, manifest, count):
     """(inputs, description): the task's dev examples from the export's vocabulary."""
-    from mobile import benchmark
+    from mobile import litert as benchmark
 
     with open(os.path.join(directory, manifest.get("vocab", "vocab.txt"))) as f:
         vocab_size = sum(1 for _ in f)

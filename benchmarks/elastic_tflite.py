@@ -75,8 +75,8 @@ def _timed(runner, inputs):
 def per_signature_latency(per_cell_dir, per_cell, elastic_dir, elastic):
     """Each cell's signature vs its own file: `runs` calls each, in `rounds` interleaved
     rounds (every file and signature once per round)."""
-    from mobile import benchmark as benchmark_lib
-    from mobile import inputs as inputs_lib
+    from mobile import litert as benchmark_lib
+    from mobile.export import inputs as inputs_lib
 
     path = os.path.join(elastic_dir, elastic["cells"][0]["file"])
     own_files = {e["cell"]: e["file"] for e in per_cell["cells"]}
@@ -121,7 +121,7 @@ def resident_memory(elastic_dir, elastic):
     of the cells' signatures ran (XNNPACK packs each signature's weights on its first call)."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from mobile import inputs as inputs_lib
+    from mobile.export import inputs as inputs_lib
 
     start = _rss_mb()
     interpreter = Interpreter(model_path=os.path.join(elastic_dir, elastic["cells"][0]["file"]),
@@ -140,8 +140,8 @@ def parity(per_cell_dir, per_cell, elastic_dir, elastic):
     """{cell: {"max_abs_logit_diff", "label_agreement"}}: signature vs own file, seq_len."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from mobile import benchmark as benchmark_lib
-    from mobile import inputs as inputs_lib
+    from mobile import litert as benchmark_lib
+    from mobile.export import inputs as inputs_lib
 
     inputs, _ = inputs_lib.task_inputs(elastic["task"] or "rt_polarity", "dev",
                                        os.path.join(elastic_dir, elastic["vocab"]),
@@ -169,8 +169,8 @@ def parity(per_cell_dir, per_cell, elastic_dir, elastic):
 def real_lengths(elastic_dir, elastic, cell):
     from ai_edge_litert.interpreter import Interpreter
 
-    from mobile import elastic as elastic_lib
-    from mobile import inputs as inputs_lib
+    from mobile.export import elastic_file as elastic_lib
+    from mobile.export import inputs as inputs_lib
 
     seq_len = elastic["seq_len"]
     entry = next(e for e in elastic["cells"] if e["cell"] == cell)
@@ -216,7 +216,7 @@ def real_lengths(elastic_dir, elastic, cell):
 
 def main(argv):
     del argv
-    from mobile import benchmark as benchmark_lib
+    from mobile import litert as benchmark_lib
 
     per_cell = files.read_json(os.path.join(FLAGS.per_cell_dir, "manifest.json"), "manifest")
     elastic = files.read_json(os.path.join(FLAGS.elastic_dir, "manifest.json"), "manifest")

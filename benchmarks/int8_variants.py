@@ -32,7 +32,7 @@ import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from dynabert_tf.core import files  # noqa: E402
-from mobile import tflite as tflite_lib  # noqa: E402
+from mobile.export import tflite as tflite_lib  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "Workdir or model dir (as mobile.export).")
@@ -96,7 +96,7 @@ def _quantize(calibrated, float_ops, node_patterns):
 
 
 def _measure(path, inputs, labels, reference):
-    from mobile import benchmark
+    from mobile import litert as benchmark
 
     logits = benchmark.tflite_outputs(path, inputs, threads=2)["logits"]
     predicted = logits.argmax(-1)
@@ -111,7 +111,8 @@ def main(argv):
     from dynabert_tf.core import grid as grid_lib
     from dynabert_tf.elastic import subnetwork
     from dynabert_tf.io import checkpoint
-    from mobile import benchmark, export, inputs as inputs_lib
+    from mobile import export, litert as benchmark
+    from mobile.export import inputs as inputs_lib
 
     results = files.read_json(FLAGS.output, "results") if os.path.isfile(FLAGS.output) else {}
     model_path, _ = export.resolve_model_dir(FLAGS.model_dir)

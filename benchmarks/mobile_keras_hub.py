@@ -78,7 +78,7 @@ def export_keras_hub(path, seq_len):
     import keras
     import tensorflow as tf
 
-    from mobile import tflite as tflite_lib
+    from mobile.export import tflite as tflite_lib
 
     backbone, head = keras_hub_classifier()
     head.build((None, 384))
@@ -109,8 +109,8 @@ def main(argv):
         return
     if not FLAGS.ours or not os.path.isfile(FLAGS.ours):
         raise app.UsageError("--ours must name our full-size .tflite file")
-    from mobile import benchmark
-    from mobile import tflite as tflite_lib
+    from mobile import litert as benchmark
+    from mobile.export import tflite as tflite_lib
 
     os.makedirs(FLAGS.output_dir, exist_ok=True)
     theirs = os.path.join(FLAGS.output_dir, "keras_hub_bert_minilm_shape.tflite")

@@ -32,7 +32,8 @@ flags.mark_flags_as_required(["tflite_dir", "model_dir", "output"])
 def main(argv):
     del argv
     from dynabert_tf.io import checkpoint
-    from mobile import benchmark, export, inputs as inputs_lib
+    from mobile import export, litert as benchmark
+    from mobile.export import inputs as inputs_lib
 
     manifest = benchmark.load_manifest(FLAGS.tflite_dir)
     model_path, _ = export.resolve_model_dir(FLAGS.model_dir)

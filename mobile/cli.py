@@ -1,17 +1,17 @@
 """Command-line plumbing of the mobile tools (`python -m mobile.export`, `mobile.benchmark`,
-`mobile.select`): flags, one-line errors (the traceback with --verbose), progress bars and the
-absl entry point.
+`mobile.select`, `mobile.search`): flags, one-line errors (the traceback with --verbose) and
+the absl entry point. Only the command-line modules import it; the library never does.
 
 A tool is `main(argv, flag_values)` plus `define_flags(flag_values)`; in a test, or any
 other program, it runs without absl's global flags:
 
-    flag_values = cli.define(export._define_flags, flags.FlagValues())
-    cli.call(export.main, cli.parse(flag_values, ["mobile.export", "--model_dir=..."]),
+    from mobile.export import __main__ as export_cli
+    flag_values = cli.define(export_cli.define_flags, flags.FlagValues())
+    cli.call(export_cli.main, cli.parse(flag_values, ["mobile.export", "--model_dir=..."]),
              flag_values)
 """
 
 import os
-import sys
 
 from dynabert_tf.core import errors
 
@@ -28,18 +28,6 @@ def check_arguments(argv, flags_values, *required):
     for name in required:
         if not getattr(flags_values, name):
             fail(f"--{name} is required")
-
-
-def progress(items, enabled, desc="export"):
-    """`items`, wrapped in a tqdm bar when `enabled`, tqdm is installed and stderr is a
-    terminal."""
-    if not enabled:
-        return items
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return items
-    return tqdm(items, desc=desc, unit="cell", file=sys.stderr, disable=None)
 
 
 def define(define_flags, flag_values):

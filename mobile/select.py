@@ -16,7 +16,7 @@ from mobile import cli
 from mobile import selection
 
 
-def _define_flags(flag_values):
+def define_flags(flag_values):
     from absl import flags
 
     define = {"flag_values": flag_values}
@@ -63,4 +63,4 @@ def main(argv, flags_values):
 
 
 if __name__ == "__main__":
-    cli.run_main(main, _define_flags)
+    cli.run_main(main, define_flags)

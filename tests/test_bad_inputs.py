@@ -26,8 +26,9 @@ from dynabert_tf.models.backbone import DynaBertBackbone
 from dynabert_tf.models.task_model import classifier
 from dynabert_tf.presets import hf_config
 from mobile import benchmark as benchmark_tool
-from mobile import cli
-from mobile import export as export_tool
+from mobile import cli, litert
+from mobile import export as export_lib
+from mobile.export import __main__ as export_tool
 from mobile import select as select_tool
 from tests.helpers import random_inputs, tiny_classifier
 from train import preflight, run, workdir
@@ -108,9 +109,9 @@ def paths(tmp_path_factory):
         _finished_workdir(work, settings)
     finally:
         os.chdir(old_cwd)
-    export_tool.export_model(work, tflite, "none", SEQ_LEN, "w0.25_d0.50", progress=False)
-    benchmark_tool.benchmark_dir(tflite, threads=(1,), runs=1, warmup=0, rounds=1, plot=False,
-                                 progress=False)
+    export_lib.export_model(work, tflite, "none", SEQ_LEN, "w0.25_d0.50", progress=False)
+    litert.benchmark_dir(tflite, threads=(1,), runs=1, warmup=0, rounds=1, plot=False,
+                         progress=False)
     p = {"root": root, "work": work, "tflite": tflite}
 
     # Checkpoints and vocabularies.
@@ -487,7 +488,7 @@ MOBILE_CASES = {
 @pytest.mark.parametrize("tool, args, phrase", MOBILE_CASES.values(), ids=MOBILE_CASES.keys())
 def test_mobile(paths, capsys, tool, args, phrase):
     before = snapshot(paths["root"])
-    flag_values = cli.define(tool._define_flags, flags.FlagValues())
+    flag_values = cli.define(tool.define_flags, flags.FlagValues())
 
     def call():
         argv = cli.parse(flag_values, [tool.__name__, *_expand(args, paths)])

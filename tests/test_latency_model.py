@@ -5,7 +5,7 @@ import collections
 import numpy as np
 import pytest
 
-from mobile import latency_model
+from mobile.search import latency_model
 
 Config = collections.namedtuple("Config", "layers heads neurons")
 TRUE = (0.10, 0.11, 0.05, 0.0006)  # ms: fixed, per layer, per head, per neuron
@@ -87,7 +87,7 @@ def test_bad_model_file_raises():
 
 def test_measurements_are_cached_and_retimed_only_when_timing_changes(tmp_path, monkeypatch):
     from dynabert_tf.elastic.layerwise import LayerwiseConfig
-    from mobile import latency_measure
+    from mobile.search import latency_measure
     from mobile.errors import ExportError
 
     exported, timed = [], []
@@ -121,7 +121,7 @@ def test_measurements_are_cached_and_retimed_only_when_timing_changes(tmp_path, 
 def test_sample_configs_are_distinct_and_skip_excluded():
     from dynabert_tf.elastic import layerwise
     from dynabert_tf.models.config import BertConfig
-    from mobile import evolution, latency_measure
+    from mobile.search import evolution, latency_measure
 
     cfg = BertConfig(vocab_size=100, hidden_size=384, num_layers=6, num_heads=12,
                      intermediate_size=1536)
@@ -137,10 +137,10 @@ def test_sample_configs_are_distinct_and_skip_excluded():
 
 
 def test_thread_cpu_clock_is_for_one_thread_only():
-    from mobile import benchmark
+    from mobile.litert import timing
     from mobile.errors import ExportError
 
     with pytest.raises(ExportError, match="thread_cpu at one thread only"):
-        benchmark.sample_latencies("unused.tflite", threads=2, clock="thread_cpu")
+        timing.sample_latencies("unused.tflite", threads=2, clock="thread_cpu")
     with pytest.raises(ExportError, match="clock must be one of wall, thread_cpu"):
-        benchmark.sample_latencies("unused.tflite", threads=1, clock="cpu")
+        timing.sample_latencies("unused.tflite", threads=1, clock="cpu")

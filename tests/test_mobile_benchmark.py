@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from mobile import benchmark
+from mobile import litert as benchmark
 from mobile import export as export_lib
 from tests.test_mobile_export import REPO, SEQ_LEN, make_workdir
 

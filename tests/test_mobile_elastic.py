@@ -10,13 +10,13 @@ import pytest
 
 from ai_edge_litert.interpreter import Interpreter
 from dynabert_tf.core import grid as grid_lib
-from mobile import benchmark as benchmark_lib
-from mobile import elastic as elastic_lib
+from mobile import litert as benchmark_lib
+from mobile.export import elastic_file as elastic_lib
 from mobile import export as export_lib
 from mobile import select as select_cli
 from mobile import selection
-from mobile import shared_weights
-from mobile import tflite as tflite_lib
+from mobile.export import shared_weights
+from mobile.export import tflite as tflite_lib
 from mobile.errors import ExportError
 from dynabert_tf.models.config import BertConfig
 from tests.helpers import TINY, TINY_DEEP, random_inputs, tiny_classifier

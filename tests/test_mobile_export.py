@@ -14,7 +14,7 @@ from dynabert_tf.io import checkpoint
 from dynabert_tf.core import grid as grid_lib
 from dynabert_tf.elastic import cost
 from mobile import export as export_lib
-from mobile import tflite as tflite_lib
+from mobile.export import tflite as tflite_lib
 from mobile.errors import ExportError
 from tests.helpers import TINY_DEEP, random_inputs, tiny_classifier
 

@@ -9,8 +9,8 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 from dynabert_tf.layers import attention
 from mobile import export as export_lib
-from mobile import inputs as inputs_lib
-from mobile import tflite as tflite_lib
+from mobile.export import inputs as inputs_lib
+from mobile.export import tflite as tflite_lib
 from tests.helpers import TINY_DEEP, random_inputs, tiny_classifier
 
 SEQ_LEN = 16

@@ -8,7 +8,7 @@ import pytest
 
 from dynabert_tf.elastic import layerwise
 from dynabert_tf.models.config import BertConfig
-from mobile import evolution, latency_model
+from mobile.search import evolution, latency_model
 
 MINILM = BertConfig(vocab_size=100, hidden_size=384, num_layers=6, num_heads=12,
                     intermediate_size=1536)
@@ -105,7 +105,7 @@ def tiny_workdir(tmp_path_factory):
 def test_dev_halves_split_batch_and_score(tiny_workdir):
     from dynabert_tf.io import checkpoint
     from dynabert_tf.tasks import metrics as metrics_lib
-    from mobile import dev_halves
+    from mobile.search import dev_halves
 
     vocab = os.path.join(tiny_workdir, "final", "vocab.txt")
     search, report = dev_halves.split_dev("rt_polarity", vocab, seq_len=32, seed=0,

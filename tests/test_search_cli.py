@@ -8,7 +8,8 @@ from absl import flags
 
 from dynabert_tf.core import grid as grid_lib
 from dynabert_tf.elastic import cost, layerwise
-from mobile import cli, latency_model, search
+from mobile import cli
+from mobile.search import __main__ as search_cli, latency_model
 from tests.helpers import TINY_DEEP
 from tests.test_mobile_export import make_workdir
 
@@ -30,9 +31,9 @@ def workdir(tmp_path_factory):
 
 def run(capsys, *args):
     """(exit status, stdout, stderr) of mobile.search in this process."""
-    flag_values = cli.define(search._define_flags, flags.FlagValues())
+    flag_values = cli.define(search_cli.define_flags, flags.FlagValues())
     try:
-        cli.call(search.main, cli.parse(flag_values, ["mobile.search", *args]), flag_values)
+        cli.call(search_cli.main, cli.parse(flag_values, ["mobile.search", *args]), flag_values)
         code = 0
     except SystemExit as e:
         code = e.code

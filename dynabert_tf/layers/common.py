@@ -23,7 +23,8 @@ def rows_outer_output_projections():
     kernel, which the TFLite converter keeps as BATCH_MATMUL with its constant [1, n, hidden]
     (width outermost), instead of a 2-D matmul, which becomes FULLY_CONNECTED with its weights
     stored [hidden, n] (width innermost). Same function; only the traced graph differs, so a
-    narrow cell's output kernel is the leading rows of the full one's (`mobile.elastic`)."""
+    narrow cell's output kernel is the leading rows of the full one's
+    (`mobile.export.elastic_file`)."""
     token = _ROWS_OUTER.set(True)
     try:
         yield

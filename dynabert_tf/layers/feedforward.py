@@ -65,7 +65,7 @@ class SliceableFeedForward(keras.layers.Layer):
                       transpose_b=True),
             weight_layout.sliced(self, "intermediate_bias", n)))
         # The scope names the op in exported files: full-integer int8 keeps it float
-        # (mobile.tflite.INT8_FLOAT_NODES).
+        # (mobile.export.tflite.INT8_FLOAT_NODES).
         with tf.name_scope(OUTPUT_PROJECTION):
             out = tf.nn.bias_add(output_projection(
                 h, weight_layout.sliced(self, "output_kernel", n, hidden), tf.shape(x)[:2]),

@@ -1,5 +1,5 @@
 """Encoded model inputs, int32 [count, seq_len] per name: random tokens, or a task split's
-examples (int8 calibration in `mobile.export`, timing and parity in `mobile.benchmark`)."""
+examples (int8 calibration in `mobile.export`, timing and parity in `mobile.litert`)."""
 
 import numpy as np
 

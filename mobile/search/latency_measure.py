@@ -3,10 +3,11 @@
 Each configuration is extracted and exported by the path the grid cells take
 (`mobile.export.export_layerwise`: the kept heads, neurons and layers only, static seq_len,
 builtin ops) to `DIR/tflite/{config.name}.tflite`, then every file still untimed is timed by
-`mobile.benchmark.time_files` (batch 1, XNNPACK, median of `runs` calls spread over `rounds`
-interleaved rounds). Results go to `DIR/measurements.json` after each export and after the
-timing, so a killed run keeps what it measured; a later run with the same export settings
-adds to it, and times again (the files reused) what was timed with other timing settings.
+`mobile.litert.timing.time_files` (batch 1, XNNPACK, median of `runs` calls spread over
+`rounds` interleaved rounds). Results go to `DIR/measurements.json` after each export and
+after the timing, so a killed run keeps what it measured; a later run with the same export
+settings adds to it, and times again (the files reused) what was timed with other timing
+settings.
 
     configs = [*grid_configs, *latency_measure.sample_configs(space, 28, seed=0)]
     entries = latency_measure.measure(model, configs, DIR, settings)
@@ -18,10 +19,10 @@ import os
 import numpy as np
 
 from dynabert_tf.core import files
-from mobile import benchmark as benchmark_lib
-from mobile import cli
+from dynabert_tf.core import progress as progress_lib
 from mobile import export as export_lib
-from mobile.errors import ExportError
+from mobile.errors import ExportError, read_json_object
+import mobile.litert.timing as timing_lib
 
 MEASUREMENTS = "measurements.json"
 TFLITE_DIR = "tflite"
@@ -54,7 +55,7 @@ def _read(path, identity):
     other settings (architecture, seq_len, quantization)."""
     if not os.path.isfile(path):
         return {}
-    cached = export_lib.read_json_object(path, MEASUREMENTS)
+    cached = read_json_object(path, MEASUREMENTS)
     differing = [f"{key} {cached.get(key)!r} there, {value!r} now"
                  for key, value in identity.items() if cached.get(key) != value]
     if differing:
@@ -89,7 +90,7 @@ def measure(model, configs, directory, settings, model_id=None, progress=True):
 
     todo = [c for c in configs if c.name not in entries
             or not os.path.isfile(os.path.join(directory, entries[c.name]["file"]))]
-    for config in cli.progress(todo, progress, "export"):
+    for config in progress_lib.wrap(todo, progress, "export", unit="cell"):
         file_name = os.path.join(TFLITE_DIR, f"{config.name}.tflite")
         written = export_lib.export_layerwise(model, config, os.path.join(directory, file_name),
                                               seq_len=settings["seq_len"],
@@ -111,18 +112,16 @@ def measure(model, configs, directory, settings, model_id=None, progress=True):
 
 def time_files(paths, settings, progress=True):
     """{name: {"latency_ms": summary, "load_average": [before, after]}}: the files of
-    `paths` ({name: .tflite path}) timed in one interleaved run (`benchmark.time_files`)."""
+    `paths` ({name: .tflite path}) timed in one interleaved run (`timing_lib.time_files`)."""
     threads = settings["threads"]
-    before = benchmark_lib.machine_info()["load_average"]
-    bar = benchmark_lib._bar(len(paths) * settings["rounds"], progress, "timing")
+    before = timing_lib.machine_info()["load_average"]
+    bar = progress_lib.bar(len(paths) * settings["rounds"], progress, "timing", unit="file")
     try:
-        timings = benchmark_lib.time_files(list(paths.values()), [threads], settings["runs"],
-                                           settings["warmup"], settings["rounds"], bar,
-                                           settings.get("clock", "wall"))
+        timings = timing_lib.time_files(list(paths.values()), [threads], settings["runs"],
+                                        settings["warmup"], settings["rounds"], bar,
+                                        settings.get("clock", "wall"))
     finally:
-        if bar is not None:
-            bar.close()
-    load = [before, benchmark_lib.machine_info()["load_average"]]
+        progress_lib.close(bar)
+    load = [before, timing_lib.machine_info()["load_average"]]
     return {name: {"latency_ms": timings[path][str(threads)], "load_average": load}
             for name, path in paths.items()}
-

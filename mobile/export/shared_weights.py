@@ -1,8 +1,8 @@
 """Weights stored once in a multi-signature TFLite file.
 
 The TFLite converter folds every sliced weight into a constant of its own, so the signatures
-of an elastic file (`mobile.elastic`) carry one copy of each (layer, width) slice, and possibly
-one per signature. `share_buffers` rewrites the flatbuffer so that
+of an elastic file (`mobile.export.elastic_file`) carry one copy of each (layer, width)
+slice, and possibly one per signature. `share_buffers` rewrites the flatbuffer so that
 
   * constant buffers with identical bytes become one buffer (the (layer, width) slices that
     cells of one width and different depths have in common, the embeddings every cell keeps);
@@ -149,7 +149,7 @@ def share_buffers(tflite_bytes, prefixes=True, min_bytes=MIN_BYTES):
       merged into another with the same bytes, and read from the start of a larger one;
       how many are written after the flatbuffer.
     Metadata buffers (vocabulary, labels, the converter's own) stay inline, so
-    `mobile.tflite.read_tflite_metadata` reads the result as before.
+    `mobile.export.tflite.read_tflite_metadata` reads the result as before.
     """
     from tensorflow.lite.tools import flatbuffer_utils
 

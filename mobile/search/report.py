@@ -1,7 +1,7 @@
 """The report of `mobile.search`: found configurations vs grid cells, measured, on held-out data.
 
 The grid cells and the configurations found per budget are exported by the grid cells' path
-(`mobile.export.export_layerwise`) and timed in one interleaved LiteRT run, so their
+(`mobile.export.cells.export_layerwise`) and timed in one interleaved LiteRT run, so their
 latencies are comparable; each is scored on the report half of the dev split (which no
 choice saw), with the bootstrap standard deviation of its metric (`dev_halves.bootstrap`).
 Per budget the found configuration faces the best grid cell whose *measured* latency fits:
@@ -15,29 +15,18 @@ bootstrap standard deviations; the paired bootstrap standard deviation of the di
 """
 
 import os
-import sys
 
-from dynabert_tf.elastic import cost
-from dynabert_tf.core import grid as grid_lib
 from dynabert_tf.core import files
-from mobile import cli
+from dynabert_tf.core import grid as grid_lib
+from dynabert_tf.core import progress as progress_lib
+from dynabert_tf.elastic import cost
 from mobile import export as export_lib
-from mobile import latency_measure
 from mobile import pareto
+import mobile.search.dev_halves as dev_halves
+import mobile.search.latency_measure as latency_measure
 
 SEARCH_MD = "search.md"
 PARETO = "pareto_search.png"
-
-
-def counter(total, enabled, desc, unit="config"):
-    """A tqdm bar of `total` steps on stderr, or None (disabled, no tqdm, not a terminal)."""
-    if not enabled:
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=None)
 
 
 def _files(model, grid, found, directory, measured, args, progress):
@@ -47,7 +36,7 @@ def _files(model, grid, found, directory, measured, args, progress):
     os.makedirs(directory, exist_ok=True)
     paths = {name: measured[c.name] for name, c in grid.items() if c.name in measured}
     todo = [(name, c) for name, c in {**grid, **found}.items() if name not in paths]
-    for name, config in cli.progress(todo, progress, "export"):
+    for name, config in progress_lib.wrap(todo, progress, "export", unit="cell"):
         paths[name] = os.path.join(directory, f"{config.name}.tflite")
         export_lib.export_layerwise(model, config, paths[name], seq_len=args["seq_len"],
                                     quantization=args["quantization"])
@@ -62,10 +51,8 @@ def report(model, grid, found, budgets, tflite_dir, measured, args, predictor, s
       grid: {cell name: LayerwiseConfig}; found: {budget: evolution.SearchResult}.
       tflite_dir, measured: where the found configurations are exported; the measured
         files ({config.name: path}) that time the grid cells.
-      score: half -> (config -> metric), cached (`mobile.search`).
+      score: half -> (config -> metric), cached (`pipeline.scorer`).
     """
-    from mobile import dev_halves
-
     cfg, num_outputs = model.bert_config, model.num_outputs
     searched = {}
     for budget in budgets:
@@ -75,7 +62,8 @@ def report(model, grid, found, budgets, tflite_dir, measured, args, predictor, s
     paths, exported = _files(model, grid, searched, tflite_dir, measured, args, progress)
     timings = latency_measure.time_files(paths, args, progress)
     predictions = {name: dev_halves.predict(model, c, report_half)
-                   for name, c in cli.progress(list(configs.items()), progress, "report half")}
+                   for name, c in progress_lib.wrap(configs.items(), progress, "report half",
+                                                    unit="cell")}
     entries = {}
     for name, config in configs.items():
         alone = dev_halves.bootstrap(task, metric, report_half.labels, predictions[name])

@@ -20,10 +20,10 @@ import re
 
 import numpy as np
 
+from dynabert_tf.core.choices import QUANTIZATIONS
 from dynabert_tf.models import config as model_config
 from mobile.errors import ExportError
 
-QUANTIZATIONS = ("dynamic_range", "float16", "int8", "int16x8", "none")
 # Calibrated on representative inputs: int8 (8-bit activations and weights) and int16x8 (16-bit
 # activations, 8-bit weights).
 CALIBRATED = ("int8", "int16x8")
@@ -82,7 +82,7 @@ def convert_saved_model(saved_model_dir, quantization, representative_inputs=Non
     Args:
       quantization: one of QUANTIZATIONS.
       signature_keys: the signatures to convert (default [SIGNATURE]); several make one
-        subgraph each (`mobile.elastic`).
+        subgraph each (`mobile.export.elastic_file`).
       representative_inputs: for "int8" / "int16x8", a dict of int32 [n, seq_len] arrays
         (one example at a time is fed to the calibrator).
     """
@@ -223,11 +223,14 @@ def read_tflite_metadata(path_or_bytes):
             for m in (model.metadata or [])}
 
 
-def signature_io(tflite_bytes):
-    """(inputs, outputs) of the serving signature: [{name, dtype, shape}] in our order."""
-    from ai_edge_litert.interpreter import Interpreter
+def signature_io(tflite_bytes, signature=SIGNATURE, interpreter=None):
+    """(inputs, outputs) of a signature (default: the serving one), each a list of
+    {name, dtype, shape}, the inputs in our order (`INPUT_NAMES`)."""
+    if interpreter is None:
+        from ai_edge_litert.interpreter import Interpreter
 
-    runner = Interpreter(model_content=bytes(tflite_bytes)).get_signature_runner(SIGNATURE)
+        interpreter = Interpreter(model_content=bytes(tflite_bytes))
+    runner = interpreter.get_signature_runner(signature)
     describe = lambda name, d: {"name": name, "dtype": np.dtype(d["dtype"]).name,
                                 "shape": [int(s) for s in d["shape"]]}
     inputs, outputs = runner.get_input_details(), runner.get_output_details()

@@ -3,16 +3,16 @@
     export_cell(model, 0.5, 0.75, "out/w0.50_d0.75.tflite")
     export_layerwise(model, LayerwiseConfig(...), "out/mix_....tflite")
 
-Both extract the standalone sub-network (`elastic.subnetwork`) and hand it to `write_tflite`:
-SavedModel with the `serving_default` signature, TFLite conversion with builtin ops only
-(`mobile.tflite`), optional flatbuffer metadata, written atomically.
+Both extract the standalone sub-network (`dynabert_tf.elastic.subnetwork`) and hand it to
+`write_tflite`: SavedModel with the `serving_default` signature, TFLite conversion with
+builtin ops only (`mobile.export.tflite`), optional flatbuffer metadata, written atomically.
 """
 
 import os
 import tempfile
 
 from dynabert_tf.core import files
-from mobile import tflite as tflite_lib
+import mobile.export.tflite as tflite_lib
 
 
 def write_tflite(standalone, path, seq_len=128, quantization="dynamic_range",
@@ -21,7 +21,7 @@ def write_tflite(standalone, path, seq_len=128, quantization="dynamic_range",
 
     Args:
       seq_len: static length of the int32 [1, seq_len] inputs.
-      quantization: one of `mobile.tflite.QUANTIZATIONS`.
+      quantization: one of `dynabert_tf.core.choices.QUANTIZATIONS`.
       representative_inputs: int8 / int16x8 calibration inputs (`tflite.convert_saved_model`).
       metadata: optional {name: bytes} attached as flatbuffer metadata.
     Returns:

@@ -12,8 +12,8 @@ An app ships this one file and switches size at run time by picking a signature:
 Each signature is the dynamic model run at its cell (`model(inputs, width_mult, depth_mult)`),
 all of them tracing one set of variables into one SavedModel that the TFLite converter turns
 into one flatbuffer, a subgraph per signature. The converter folds each cell's weight slices
-into constants of their own; `mobile.shared_weights.share_buffers` then stores identical
-constants once and reads every narrow kernel from the leading rows of the full one. For that
+into constants of their own; `shared_weights.share_buffers` then stores identical constants
+once and reads every narrow kernel from the leading rows of the full one. For that
 the attention and FFN output projections are traced as BATCH_MATMUL on [1, n, hidden]
 constants (`rows_outer_output_projections`; a cell's own file has FULLY_CONNECTED
 [hidden, n]) and, with dynamic range, quantized with the full kernel's scale per hidden
@@ -24,15 +24,15 @@ bucket gives the same outputs as padded to 128 (padding is masked), at a fractio
 import os
 import tempfile
 
+from dynabert_tf.core import files
 from dynabert_tf.core import grid as grid_lib
-from dynabert_tf.layers.common import rows_outer_output_projections
-from mobile import shared_weights
-from mobile import tflite as tflite_lib
+from dynabert_tf.core.choices import ELASTIC_QUANTIZATIONS as QUANTIZATIONS
+import mobile.export.shared_weights as shared_weights
+import mobile.export.tflite as tflite_lib
 from mobile.errors import ExportError
 
 FILE_NAME = "elastic.tflite"
 SHARING = ("prefix", "identical", "none")
-QUANTIZATIONS = ("dynamic_range", "float16", "none")  # int8 calibrates one signature
 
 
 def signature_name(cell_name, seq_len, base_seq_len):
@@ -86,6 +86,8 @@ def to_saved_model(model, signature_specs, path):
     import keras
     import tensorflow as tf
 
+    from dynabert_tf.layers.common import rows_outer_output_projections
+
     archive = keras.export.ExportArchive()
     archive.track(model)
 
@@ -137,21 +139,13 @@ def convert(model, signature_specs, quantization="dynamic_range"):
 
 
 def signature_io(tflite_bytes, names):
-    """{signature: (inputs, outputs)}, each a list of {name, dtype, shape} as
-    `mobile.tflite.signature_io` describes the serving signature."""
-    import numpy as np
+    """{signature: (inputs, outputs)}, each a list of {name, dtype, shape}
+    (`mobile.export.tflite.signature_io`)."""
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_content=bytes(tflite_bytes))
-    describe = lambda name, d: {"name": name, "dtype": np.dtype(d["dtype"]).name,
-                                "shape": [int(s) for s in d["shape"]]}
-    result = {}
-    for signature in names:
-        runner = interpreter.get_signature_runner(signature)
-        inputs, outputs = runner.get_input_details(), runner.get_output_details()
-        result[signature] = ([describe(n, inputs[n]) for n in tflite_lib.INPUT_NAMES
-                              if n in inputs], [describe(n, d) for n, d in outputs.items()])
-    return result
+    return {signature: tflite_lib.signature_io(tflite_bytes, signature, interpreter)
+            for signature in names}
 
 
 def export_elastic(model, cells, path, seq_len=128, seq_buckets=(),
@@ -170,8 +164,6 @@ def export_elastic(model, cells, path, seq_len=128, seq_buckets=(),
        "signatures": {name: {"cell", "width_mult", "depth_mult", "seq_len", "inputs",
        "outputs"}}}.
     """
-    from dynabert_tf.core import files
-
     if sharing not in SHARING:
         raise ExportError(f"unknown weight sharing {sharing!r}; expected one of "
                           f"{', '.join(SHARING)}")
