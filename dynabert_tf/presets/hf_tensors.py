@@ -23,11 +23,12 @@ MASKED_LM_PREFIX = "cls.predictions."  # BertForMaskedLM / BertForPreTraining's 
 PRETRAINING_PREFIX = "cls."
 
 
-def _transpose(x):
+def transpose(x):
+    """[a, b] -> a contiguous [b, a] (Hugging Face `nn.Linear` [out, in] <-> Keras [in, out])."""
     return np.ascontiguousarray(np.asarray(x).T)
 
 
-def _identity(x):
+def identity(x):
     return x
 
 
@@ -53,14 +54,14 @@ def backbone_table(backbone):
     head_dim, hidden = cfg.head_dim, cfg.hidden_size
     emb = backbone.embeddings
     table = [
-        (emb.token_embeddings, "embeddings.word_embeddings.weight", _identity, _identity),
-        (emb.position_embeddings, "embeddings.position_embeddings.weight", _identity, _identity),
-        (emb.segment_embeddings, "embeddings.token_type_embeddings.weight", _identity,
-         _identity),
-        (emb.layer_norm.gamma, "embeddings.LayerNorm.weight", _identity, _identity),
-        (emb.layer_norm.beta, "embeddings.LayerNorm.bias", _identity, _identity),
-        (backbone.pooler.kernel, "pooler.dense.weight", _transpose, _transpose),
-        (backbone.pooler.bias, "pooler.dense.bias", _identity, _identity),
+        (emb.token_embeddings, "embeddings.word_embeddings.weight", identity, identity),
+        (emb.position_embeddings, "embeddings.position_embeddings.weight", identity, identity),
+        (emb.segment_embeddings, "embeddings.token_type_embeddings.weight", identity,
+         identity),
+        (emb.layer_norm.gamma, "embeddings.LayerNorm.weight", identity, identity),
+        (emb.layer_norm.beta, "embeddings.LayerNorm.bias", identity, identity),
+        (backbone.pooler.kernel, "pooler.dense.weight", transpose, transpose),
+        (backbone.pooler.bias, "pooler.dense.bias", identity, identity),
     ]
     merge_heads = lambda k: np.reshape(k, (-1, hidden))                 # ours -> [h*d, hidden]
     merge_bias = lambda b: np.reshape(b, (-1,))
@@ -79,17 +80,17 @@ def backbone_table(backbone):
             ]
         table += [
             (att.output_kernel, f"{p}attention.output.dense.weight",
-             lambda w, split=split_heads: split(_transpose(w)),
-             lambda k: _transpose(merge_heads(k))),
-            (att.output_bias, f"{p}attention.output.dense.bias", _identity, _identity),
-            (att.layer_norm.gamma, f"{p}attention.output.LayerNorm.weight", _identity, _identity),
-            (att.layer_norm.beta, f"{p}attention.output.LayerNorm.bias", _identity, _identity),
-            (ffn.intermediate_kernel, f"{p}intermediate.dense.weight", _identity, _identity),
-            (ffn.intermediate_bias, f"{p}intermediate.dense.bias", _identity, _identity),
-            (ffn.output_kernel, f"{p}output.dense.weight", _transpose, _transpose),
-            (ffn.output_bias, f"{p}output.dense.bias", _identity, _identity),
-            (ffn.layer_norm.gamma, f"{p}output.LayerNorm.weight", _identity, _identity),
-            (ffn.layer_norm.beta, f"{p}output.LayerNorm.bias", _identity, _identity),
+             lambda w, split=split_heads: split(transpose(w)),
+             lambda k: transpose(merge_heads(k))),
+            (att.output_bias, f"{p}attention.output.dense.bias", identity, identity),
+            (att.layer_norm.gamma, f"{p}attention.output.LayerNorm.weight", identity, identity),
+            (att.layer_norm.beta, f"{p}attention.output.LayerNorm.bias", identity, identity),
+            (ffn.intermediate_kernel, f"{p}intermediate.dense.weight", identity, identity),
+            (ffn.intermediate_bias, f"{p}intermediate.dense.bias", identity, identity),
+            (ffn.output_kernel, f"{p}output.dense.weight", transpose, transpose),
+            (ffn.output_bias, f"{p}output.dense.bias", identity, identity),
+            (ffn.layer_norm.gamma, f"{p}output.LayerNorm.weight", identity, identity),
+            (ffn.layer_norm.beta, f"{p}output.LayerNorm.bias", identity, identity),
         ]
     return table
 
@@ -133,7 +134,7 @@ def is_head_tensor(name):
 def head_tensors(head):
     """The task head's weights under Hugging Face names (`nn.Linear` layout [out, in])."""
     prefix = HEAD_PREFIXES[head.kind]
-    return {f"{prefix}.weight": _transpose(head.dense.kernel),
+    return {f"{prefix}.weight": transpose(head.dense.kernel),
             f"{prefix}.bias": np.asarray(head.dense.bias)}
 
 
@@ -145,7 +146,7 @@ def assign_head(head, tensors):
     if kernel is None or bias is None or tuple(kernel.shape[::-1]) != tuple(
             head.dense.kernel.shape):
         return False
-    head.dense.kernel.assign(_transpose(kernel))
+    head.dense.kernel.assign(transpose(kernel))
     head.dense.bias.assign(bias)
     return True
 
