@@ -6,15 +6,20 @@
     packed.length                                                # real tokens, [CLS]/[SEP] included
 
 The same ids as the training side's `BertInputEncoder` (keras-hub's `BertTokenizer` on
-tensorflow-text), built on Hugging Face's Rust `tokenizers` (installed with `transformers`):
+tensorflow-text), with WordPiece from Hugging Face's Rust `tokenizers` (installed with
+`transformers`): greedy longest match, "##" continuations, [UNK] for a word it cannot cover or
+of more than 100 UTF-8 bytes (tensorflow-text's FastWordpiece limit).
 
-  * `BertNormalizer` (control characters dropped, CJK characters spaced out, accents stripped:
-    NFD then the combining marks removed) and `BertPreTokenizer` (split on whitespace, every
-    punctuation character a word of its own: BERT's rule, keras-hub's regexes);
-  * each word then case-folded as keras-hub does after its split (tensorflow-text's
-    `case_fold_utf8` is ICU's NFKC_Casefold: "½" -> "1⁄2", "ß" -> "ss", "…" -> "...");
-  * a word of more than 100 UTF-8 bytes is [UNK] (tensorflow-text's FastWordpiece limit);
-  * `WordPiece` (greedy longest match, "##" continuations, [UNK] for a word it cannot cover).
+Before WordPiece, keras-hub's rules: CJK ideographs are words of their own; accents are
+stripped (NFD, then the combining marks, category Mn, removed); the text is split on ASCII
+whitespace and on control / format characters (Unicode Cc, Cf), which are dropped, and every
+punctuation character (non-alphanumeric ASCII, Unicode P*) is a word of its own; each word is
+then case-folded as tensorflow-text's `case_fold_utf8` (ICU NFKC_Casefold: "½" -> "1⁄2",
+"ß" -> "ss", "…" -> "..."). ASCII text (most of it) goes through `tokenizers` in one call
+(`BertNormalizer` + `BertPreTokenizer` split ASCII exactly so, once control characters are
+spaces); other text is split here, character by character, by those rules, as keras-hub's
+regular expressions do (a no-break space, for one, is not a split point there, and the word
+around it becomes [UNK]).
 
 Packing is BERT's: [CLS] a [SEP] (b [SEP]), truncated longest-first (drop the last token of
 the longer segment, of b on ties: keras-hub's round-robin trimmer keeps the same tokens).
@@ -43,6 +48,50 @@ class Packed:
             raise ValueError(f"{self.length} tokens do not fit in {seq_len}")
         return Packed(self.token_ids[:seq_len], self.segment_ids[:seq_len],
                       self.padding_mask[:seq_len], self.length)
+
+
+_ASCII_CONTROLS = {c: " " for c in [*range(32), 127]}
+_ASCII_SPACES = frozenset(" \t\n\r\f")
+_CJK = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F),
+        (0x2B740, 0x2B81F), (0x2B820, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F))
+
+
+def _is_punctuation(char, category):
+    code = ord(char)
+    return (33 <= code <= 47 or 58 <= code <= 64 or 91 <= code <= 96 or 123 <= code <= 126
+            or category.startswith("P"))
+
+
+def _is_cjk(char):
+    code = ord(char)
+    return any(low <= code <= high for low, high in _CJK)
+
+
+def _split(text):
+    """keras-hub's split: whitespace and Cc / Cf characters end a word (dropped), punctuation
+    and CJK characters are words of their own."""
+    words, word = [], []
+    for char in text:
+        category = unicodedata.category(char)
+        if char in _ASCII_SPACES or category in ("Cc", "Cf"):
+            if word:
+                words.append("".join(word))
+                word = []
+        elif _is_punctuation(char, category) or _is_cjk(char):
+            if word:
+                words.append("".join(word))
+                word = []
+            words.append(char)
+        else:
+            word.append(char)
+    if word:
+        words.append("".join(word))
+    return words
+
+
+def _strip_accents(text):
+    return "".join(c for c in unicodedata.normalize("NFD", text)
+                   if unicodedata.category(c) != "Mn")
 
 
 def _casefold(word):
@@ -78,10 +127,7 @@ class WordPieceEncoder:
         self.unk_id, self.cls_id = ids["[UNK]"], ids["[CLS]"]
         self.sep_id, self.pad_id = ids["[SEP]"], ids["[PAD]"]
         self.lowercase = lowercase
-        strip = lowercase if strip_accents is None else strip_accents
-        self._normalizer = normalizers.BertNormalizer(
-            clean_text=True, handle_chinese_chars=True, strip_accents=strip, lowercase=False)
-        self._pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        self.strip_accents = strip = lowercase if strip_accents is None else strip_accents
         self._wordpiece = Tokenizer(WordPiece(ids, unk_token="[UNK]",
                                               max_input_chars_per_word=MAX_BYTES_PER_WORD))
         # ASCII text (most of it) in one call: case folding is lowercasing there, and
@@ -94,9 +140,10 @@ class WordPieceEncoder:
         self._ascii.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
 
     def words(self, text):
-        """The words WordPiece sees: normalized, split, case-folded."""
-        text = self._normalizer.normalize_str(text)
-        words = [word for word, _ in self._pre_tokenizer.pre_tokenize_str(text)]
+        """The words WordPiece sees: accents stripped, split, case-folded (module doc)."""
+        if self.strip_accents:
+            text = _strip_accents(text)
+        words = _split(text)
         if self.lowercase:
             words = [_casefold(word) for word in words]
         return ["[UNK]" if len(word.encode("utf-8")) > MAX_BYTES_PER_WORD else word
@@ -105,7 +152,8 @@ class WordPieceEncoder:
     def tokenize(self, text):
         """Token ids of `text`, no special tokens."""
         if text.isascii():
-            return self._ascii.encode(text, add_special_tokens=False).ids
+            return self._ascii.encode(text.translate(_ASCII_CONTROLS),
+                                      add_special_tokens=False).ids
         words = self.words(text)
         if not words:
             return []
