@@ -393,9 +393,11 @@ def check_extracted_equals_dynamic(model, inputs, cells=None, atol=1e-5, rtol=1e
             params = cost.count_params(parent_cfg, width_mult, depth_mult, model.num_outputs,
                                        hidden_mult=hidden_mult)
         assert standalone.count_params() == params, what
-        assert_outputs_close(standalone(inputs, return_dict=True),
-                             run_cell(model, inputs, cell), head_outputs(model) + BACKBONE_KEYS,
-                             what, atol, rtol, stacks=True)
+        got, want = standalone(inputs, return_dict=True), run_cell(model, inputs, cell)
+        assert len(got["hidden_states"]) == len(layers) + 1, what
+        assert [p.shape[1] for p in got["attention_probs"]] == list(kept_heads), what
+        assert_outputs_close(got, want, head_outputs(model) + BACKBONE_KEYS, what, atol, rtol,
+                             stacks=True)
         extracted[cell_name(cell)] = standalone
     return extracted
 
@@ -403,14 +405,17 @@ def check_extracted_equals_dynamic(model, inputs, cells=None, atol=1e-5, rtol=1e
 def check_tflite_parity(model, cell, inputs, path, atol=1e-4, **export_kwargs):
     """The float (`quantization="none"`) TFLite file of `cell` (`mobile.export.export_cell`
     / `export_layerwise` with `export_kwargs`, static [1, seq] inputs), run in the LiteRT
-    interpreter on each example of `inputs` alone, gives the Keras model's head outputs at
-    the cell on that example. Costs a conversion (seconds). Returns the export's
-    {"bytes", "ops", "inputs", "outputs"}."""
+    interpreter on each example of `inputs` (a batch, or a list of batch-1 inputs) alone,
+    gives the Keras model's head outputs at the cell on that example. Costs a conversion
+    (seconds). Returns the export's {"bytes", "ops", "inputs", "outputs"}."""
     from ai_edge_litert.interpreter import Interpreter
 
     from mobile.export import export_cell, export_layerwise
 
-    seq_len = inputs["token_ids"].shape[1]
+    if isinstance(inputs, dict):
+        inputs = [{key: np.asarray(value)[b:b + 1] for key, value in inputs.items()}
+                  for b in range(len(inputs["token_ids"]))]
+    seq_len = inputs[0]["token_ids"].shape[1]
     if isinstance(cell, LayerwiseConfig):
         written = export_layerwise(model, cell, str(path), seq_len=seq_len,
                                    quantization="none", **export_kwargs)
@@ -421,8 +426,7 @@ def check_tflite_parity(model, cell, inputs, path, atol=1e-4, **export_kwargs):
     names = head_outputs(model)
     assert sorted(o["name"] for o in written["outputs"]) == sorted(names)
     runner = Interpreter(model_path=str(path)).get_signature_runner("serving_default")
-    for b in range(inputs["token_ids"].shape[0]):
-        example = {key: np.asarray(value)[b:b + 1] for key, value in inputs.items()}
+    for b, example in enumerate(inputs):
         got = runner(**example)
         want = run_cell(model, example, cell)
         for name in names:

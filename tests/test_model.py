@@ -6,7 +6,7 @@ import pytest
 
 from dynabert_tf.core import grid as grid_lib
 from dynabert_tf.models import config as model_config
-from dynabert_tf.models.task_model import DynaBertTaskModel
+from tests import model_checks
 from tests.helpers import TINY, TINY_DEEP, random_inputs, tiny_backbone, tiny_classifier
 
 
@@ -22,36 +22,12 @@ def test_output_shapes_per_cell(width, depth):
     assert [p.shape for p in out["attention_probs"]] == [(2, heads, 5, 5)] * len(layers)
 
 
-def _zero_pruned_weights(backbone, width):
-    """Zeroes everything a width-sliced model drops, in a copy that runs at full width."""
-    cfg = backbone.bert_config
-    heads, neurons = grid_lib.num_kept(cfg.num_heads, width), grid_lib.num_kept(
-        cfg.intermediate_size, width)
-    for layer in backbone.transformer_layers:
-        for sublayer, keep in ((layer.attention, heads), (layer.feedforward, neurons)):
-            for name, axis in sublayer.width_axes.items():
-                var = getattr(sublayer, name)
-                value = np.array(var)
-                index = [slice(None)] * value.ndim
-                index[axis] = slice(keep, None)
-                value[tuple(index)] = 0.0
-                var.assign(value)
-    return heads, neurons
-
-
 @pytest.mark.parametrize("width", [0.75, 0.5, 0.25])
 def test_slicing_equals_masking_the_dropped_units(width):
-    """Sliced width == full width with the dropped heads' and neurons' contributions zeroed.
-
-    GELU(0) = 0, so zeroing a dropped neuron's input weights and bias removes it exactly.
-    """
-    backbone, masked = tiny_backbone(), tiny_backbone()
-    masked.set_weights(backbone.get_weights())
-    _zero_pruned_weights(masked, width)
-    inputs = random_inputs()
-    got = backbone(inputs, width_mult=width)["sequence_output"]
-    want = masked(inputs)["sequence_output"]
-    np.testing.assert_allclose(got, want, atol=1e-5)
+    """Sliced width == the full-width network with the dropped heads' and neurons' outputs
+    zeroed (`model_checks.masked_reference`), on the bare backbone."""
+    model_checks.check_slice_equals_mask(tiny_backbone(), random_inputs(), [(width, 1.0)],
+                                         rtol=0)
 
 
 def test_depth_runs_exactly_the_kept_layers():
@@ -104,14 +80,12 @@ def test_bad_multiplier_is_a_value_error(bad):
 
 
 def test_serialization_round_trip(tmp_path):
+    """get_config / from_config and a .keras file (`model_checks`; every model kind:
+    tests/test_model_kinds.py)."""
     model = tiny_classifier(num_classes=3)
-    inputs = random_inputs()
-    path = str(tmp_path / "model.keras")
-    model.save(path)
-    loaded = keras.saving.load_model(path)
-    assert isinstance(loaded, DynaBertTaskModel) and loaded.bert_config == TINY
-    np.testing.assert_allclose(loaded(inputs, width_mult=0.5), model(inputs, width_mult=0.5),
-                               atol=1e-6)
+    assert model.bert_config == TINY
+    model_checks.check_config_round_trip(model, random_inputs(), [(0.5, 1.0)], atol=1e-6,
+                                         keras_file=tmp_path / "model.keras")
 
 
 def test_fit_lowers_the_loss():

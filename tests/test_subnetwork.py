@@ -11,6 +11,7 @@ from dynabert_tf.elastic import cost
 from dynabert_tf.models.config import BertConfig
 from dynabert_tf.elastic.subnetwork import cell_config, extract_subnetwork
 from dynabert_tf.presets import hf_config
+from tests import model_checks
 from tests.helpers import (TINY, TINY_DEEP, random_inputs, tiny_classifier,
                            tiny_classifier_with_offsets)
 
@@ -22,21 +23,15 @@ def parent():
 
 @pytest.mark.parametrize("width_mult,depth_mult", grid_lib.grid())
 def test_extracted_equals_dynamic(parent, width_mult, depth_mult):
+    """Kept sizes, the analytic parameter count (only the kept slices are held) and the
+    dynamic call's outputs: `model_checks`, as for every model kind."""
     inputs = random_inputs(batch_size=3, seq_len=9)
-    cell = extract_subnetwork(parent, width_mult, depth_mult)
+    cell, = model_checks.check_extracted_equals_dynamic(
+        parent, inputs, [(width_mult, depth_mult)], atol=1e-5, rtol=0).values()
     cfg = cell.bert_config
     layers, heads, neurons = cost.cell_dims(TINY_DEEP, width_mult, depth_mult)
     assert (cfg.num_layers, cfg.num_heads, cfg.intermediate_size) == (layers, heads, neurons)
     assert cfg.head_dim == TINY_DEEP.head_dim and cfg.hidden_size == TINY_DEEP.hidden_size
-    # Only the kept slices are held: the cell's parameter count is the analytic one.
-    assert cell.count_params() == cost.count_params(TINY_DEEP, width_mult, depth_mult, 3)
-
-    expected = parent(inputs, width_mult=width_mult, depth_mult=depth_mult, return_dict=True)
-    got = cell(inputs, return_dict=True)
-    for key in ("logits", "sequence_output", "pooled_output"):
-        np.testing.assert_allclose(got[key], expected[key], atol=1e-5, err_msg=key)
-    assert len(got["hidden_states"]) == len(expected["hidden_states"]) == layers + 1
-    assert got["attention_probs"][0].shape[1] == heads
 
 
 def test_extracted_weights_are_copies():
