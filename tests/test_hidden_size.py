@@ -5,96 +5,31 @@ pair, and with the axis off nothing changes (names, grids, settings)."""
 import numpy as np
 import pytest
 import tensorflow as tf
-from scipy.special import erf
 
 from dynabert_tf import evaluation
 from dynabert_tf.distillation import losses
 from dynabert_tf.distillation.grid_trainer import GridTrainer
 from dynabert_tf.core import grid as grid_lib
 from dynabert_tf.elastic import cost, rewiring, subnetwork
-from dynabert_tf.models.task_model import DynaBertTaskModel
 from helpers import TINY, TINY_DEEP, random_inputs, tiny_classifier
+from tests import model_checks
 
 CELLS = [(1.0, 1.0, 1.0), (0.5, 0.5, 0.75), (0.75, 1.0, 0.5), (0.25, 0.75, 0.25)]
 
 
-def _randomised(model, seed=0):
-    """`model` with every weight drawn at random (biases and LayerNorm offsets included, so a
-    dropped unit that leaked into a kept one would show)."""
-    rng = np.random.default_rng(seed)
-    for variable in model.weights:
-        scale = 1.0 if variable.path.endswith("gamma") else 0.2
-        base = 1.0 if variable.path.endswith("gamma") else 0.0
-        variable.assign(base + scale * rng.standard_normal(variable.shape).astype("float32"))
-    return model
-
-
-def masked_reference(model, inputs, width_mult, depth_mult, hidden_mult):
-    """The FULL-size network, float64 numpy, with the hidden units past
-    k = num_kept(hidden_size, hidden_mult) masked: every LayerNorm takes its mean and variance
-    over the k kept units only and sets the dropped units to 0 (as does the pooler), so the
-    residual stream is 0 there and no dropped unit reaches a kept one.
-    Returns (hidden states [batch, seq, hidden] each, logits [batch, classes])."""
-    cfg, backbone = model.bert_config, model.backbone
-    kept = grid_lib.num_kept(cfg.hidden_size, hidden_mult)
-    mask = (np.arange(cfg.hidden_size) < kept).astype("float64")
-    w = lambda v: np.asarray(v, "float64")
-
-    def norm(x, layer):
-        mean = (x * mask).sum(-1, keepdims=True) / kept
-        centred = (x - mean) * mask
-        variance = (centred ** 2).sum(-1, keepdims=True) / kept
-        out = centred / np.sqrt(variance + layer.epsilon) * w(layer.gamma) + w(layer.beta)
-        return out * mask
-
-    emb = backbone.embeddings
-    seq = inputs["token_ids"].shape[1]
-    x = norm(w(emb.token_embeddings)[inputs["token_ids"]]
-             + w(emb.segment_embeddings)[inputs["segment_ids"]]
-             + w(emb.position_embeddings)[None, :seq], emb.layer_norm)
-    pad = inputs["padding_mask"][:, None, None, :] == 0
-    heads = grid_lib.num_kept(cfg.num_heads, width_mult)
-    neurons = grid_lib.num_kept(cfg.intermediate_size, width_mult)
-    states = [x]
-    for i in grid_lib.kept_layers(cfg.num_layers, depth_mult):
-        att, ffn = backbone.transformer_layers[i].attention, backbone.transformer_layers[i].feedforward
-        q, k, v = (np.einsum("bsh,ndh->bnsd", x, w(getattr(att, f"{n}_kernel"))[:heads])
-                   + w(getattr(att, f"{n}_bias"))[:heads][None, :, None, :]
-                   for n in ("query", "key", "value"))
-        scores = np.where(pad, -1e30, q @ k.transpose(0, 1, 3, 2) / np.sqrt(att.head_dim))
-        probs = np.exp(scores - scores.max(-1, keepdims=True))
-        probs /= probs.sum(-1, keepdims=True)
-        out = np.einsum("bnsd,ndh->bsh", probs @ v, w(att.output_kernel)[:heads])
-        x = norm(x + out + w(att.output_bias), att.layer_norm)
-        inner = x @ w(ffn.intermediate_kernel)[:neurons].T + w(ffn.intermediate_bias)[:neurons]
-        inner = 0.5 * inner * (1.0 + erf(inner / np.sqrt(2.0)))
-        x = norm(x + inner @ w(ffn.output_kernel)[:neurons] + w(ffn.output_bias), ffn.layer_norm)
-        states.append(x)
-    pooled = np.tanh(x[:, 0] @ w(backbone.pooler.kernel) + w(backbone.pooler.bias)) * mask
-    return states, pooled @ w(model.head.dense.kernel) + w(model.head.dense.bias)
-
-
 @pytest.fixture(scope="module")
 def model():
-    return _randomised(tiny_classifier(config=TINY_DEEP, dropout=0.0))
+    return model_checks.randomise_weights(tiny_classifier(config=TINY_DEEP, dropout=0.0))
 
 
 @pytest.mark.parametrize("cell", CELLS, ids=lambda c: grid_lib.cell_name(*c))
 def test_hidden_size_slicing_equals_masking(model, cell):
-    """The sliced call at (w, d, h) equals the masked full-size network on the kept units, and
-    the masked one is exactly 0 on the dropped units (so nothing is lost by slicing)."""
-    inputs = random_inputs(vocab_size=TINY_DEEP.vocab_size)
-    out = model(inputs, width_mult=cell[0], depth_mult=cell[1], hidden_mult=cell[2],
-                return_dict=True)
-    states, logits = masked_reference(model, inputs, *cell)
-    kept = grid_lib.num_kept(TINY_DEEP.hidden_size, cell[2])
-    assert len(out["hidden_states"]) == len(states)
-    for sliced, masked in zip(out["hidden_states"], states):
-        assert sliced.shape[-1] == kept
-        np.testing.assert_allclose(sliced.numpy(), masked[..., :kept], atol=1e-5)
-        assert not masked[..., kept:].any()
-    assert out["pooled_output"].shape[-1] == kept
-    np.testing.assert_allclose(out["logits"].numpy(), logits, atol=1e-5)
+    """The sliced call at (w, d, h) equals the masked full-size network
+    (`model_checks.masked_reference`) on the kept units, and the masked one is exactly 0 on
+    the dropped units (so nothing is lost by slicing): every hidden state, the pooled output
+    and the logits."""
+    model_checks.check_slice_equals_mask(model, random_inputs(vocab_size=TINY_DEEP.vocab_size),
+                                         [cell], atol=1e-5, rtol=0)
 
 
 def test_grid_call_equals_single_calls_across_hidden_sizes(model):
@@ -144,14 +79,14 @@ def test_importance_file_round_trip_with_hidden(tmp_path):
 
 def test_extraction_equals_sliced_call_and_round_trips(model, tmp_path):
     inputs = random_inputs(vocab_size=TINY_DEEP.vocab_size)
-    cell = subnetwork.extract_subnetwork(model, 0.5, 0.75, hidden_mult=0.75)
+    cell, = model_checks.check_extracted_equals_dynamic(model, inputs, [(0.5, 0.75, 0.75)],
+                                                        atol=1e-5, rtol=0).values()
     cfg = cell.bert_config
     assert (cfg.hidden_size, cfg.num_heads, cfg.head_dim, cfg.num_layers) == (24, 2, 8, 3)
     assert cfg.attention_head_dim == 8  # 2 heads of 8 is not 24: written explicitly
     expected = model(inputs, width_mult=0.5, depth_mult=0.75, hidden_mult=0.75).numpy()
-    np.testing.assert_allclose(cell(inputs).numpy(), expected, atol=1e-5)
-    cell.save_to_preset(str(tmp_path / "cell"))
-    reloaded = DynaBertTaskModel.from_preset(str(tmp_path / "cell"))
+    _, reloaded = model_checks.check_preset_round_trip(cell, inputs, tmp_path / "cell",
+                                                       [(1.0, 1.0)])
     np.testing.assert_allclose(reloaded(inputs).numpy(), expected, atol=1e-5)
 
 
