@@ -13,10 +13,9 @@ from dynabert_tf.elastic import layerwise
 from dynabert_tf.elastic.layerwise import LayerwiseConfig
 from dynabert_tf.elastic.subnetwork import extract_layerwise, extract_subnetwork
 from dynabert_tf.models.config import BertConfig
-from dynabert_tf.models.task_model import DynaBertTaskModel
 from dynabert_tf.presets import hf_config
-from tests.helpers import (TINY_DEEP, random_inputs, tiny_classifier,
-                           tiny_classifier_with_offsets)
+from tests import model_checks
+from tests.helpers import TINY_DEEP, random_inputs, tiny_classifier_with_offsets
 
 MINILM = BertConfig(hidden_size=384, num_layers=6, num_heads=12, intermediate_size=1536)
 BERT_BASE = BertConfig()
@@ -121,36 +120,17 @@ def test_grid_cell_config_equals_cell(parent, width_mult, depth_mult):
                                atol=1e-6)
 
 
-def _masked_copy(parent, config):
-    """A copy of `parent` whose FFN neurons beyond `config.neurons` are zeroed in the kept
-    layers, and the head mask [layers, heads] zeroing the heads beyond `config.heads`."""
-    copy = tiny_classifier(num_classes=3, config=TINY_DEEP)
-    copy.set_weights(parent.get_weights())
-    head_mask = np.ones((TINY_DEEP.num_layers, TINY_DEEP.num_heads), "float32")
-    for i, heads, neurons in zip(config.layers, config.heads, config.neurons):
-        head_mask[i, heads:] = 0.0
-        kernel = copy.backbone.transformer_layers[i].feedforward.output_kernel
-        value = np.asarray(kernel)
-        value[neurons:] = 0.0
-        kernel.assign(value)
-    return copy, head_mask
-
-
 @pytest.mark.parametrize("config,depth_mult", [
     (LayerwiseConfig((0, 1, 2, 3), (4, 1, 3, 2), (16, 64, 48, 32)), 1.0),
     (LayerwiseConfig((0, 2), (2, 3), (48, 16)), 0.5),
 ])
 def test_mixed_config_equals_masking(parent, config, depth_mult):
+    """The per-layer call == the full-size network with each kept layer's dropped heads and
+    neurons masked and the other layers skipped (`model_checks.masked_reference`): logits,
+    pooled and sequence outputs, hidden states, the kept heads' attention maps."""
     assert grid_lib.kept_layers(TINY_DEEP.num_layers, depth_mult) == config.layers
-    inputs = random_inputs(batch_size=3, seq_len=9)
-    masked, head_mask = _masked_copy(parent, config)
-    expected = masked(inputs, depth_mult=depth_mult, head_mask=head_mask, return_dict=True)
-    got = parent(inputs, subnetwork=config, return_dict=True)
-    for key in ("logits", "sequence_output", "pooled_output"):
-        np.testing.assert_allclose(got[key], expected[key], atol=1e-5, err_msg=key)
-    assert [p.shape[1] for p in got["attention_probs"]] == list(config.heads)
-    for g, e, heads in zip(got["attention_probs"], expected["attention_probs"], config.heads):
-        np.testing.assert_allclose(g, np.asarray(e)[:, :heads], atol=1e-5)
+    model_checks.check_slice_equals_mask(parent, random_inputs(batch_size=3, seq_len=9),
+                                         [config], atol=1e-5, rtol=0)
 
 
 def test_mixed_config_returns_its_last_layer_qkv(parent):
@@ -198,8 +178,11 @@ def test_per_layer_bert_config():
 
 
 def test_extracted_equals_subnetwork(parent, tmp_path):
+    """Sizes, parameter counts (`cost`) and outputs of the standalone per-layer model, of a
+    grid cell of it, and its preset round trip: `model_checks` (as for every model kind)."""
     inputs = random_inputs(batch_size=3, seq_len=9)
-    mixed = extract_layerwise(parent, MIXED)
+    mixed, = model_checks.check_extracted_equals_dynamic(parent, inputs, [MIXED], atol=1e-5,
+                                                         rtol=0).values()
     cfg = mixed.bert_config
     assert (cfg.num_layers, cfg.layer_num_heads, cfg.layer_intermediate_sizes) == (
         3, MIXED.heads, MIXED.neurons)
@@ -207,24 +190,17 @@ def test_extracted_equals_subnetwork(parent, tmp_path):
             mixed.backbone.transformer_layers] == list(MIXED.heads)
     assert mixed.count_params() == cost.count_params_layerwise(TINY_DEEP, MIXED, 3) \
         == cost.count_params(cfg, num_classes=3)
-    expected = parent(inputs, subnetwork=MIXED, return_dict=True)
-    got = mixed(inputs, return_dict=True)
-    for key in ("logits", "sequence_output", "pooled_output"):
-        np.testing.assert_allclose(got[key], expected[key], atol=1e-5, err_msg=key)
 
     # A grid cell of the extracted model keeps its share of each layer's own size.
-    smaller = extract_subnetwork(mixed, 0.5, 0.75)
+    smaller, = model_checks.check_extracted_equals_dynamic(mixed, inputs, [(0.5, 0.75)],
+                                                           atol=1e-5, rtol=0).values()
     assert smaller.bert_config.layer_num_heads == (2, 1)
-    assert smaller.count_params() == cost.count_params(cfg, 0.5, 0.75, num_classes=3)
-    np.testing.assert_allclose(smaller(inputs), mixed(inputs, width_mult=0.5, depth_mult=0.75),
-                               atol=1e-5)
 
-    mixed.save_to_preset(str(tmp_path / "mixed"))
-    with open(tmp_path / "mixed" / "config.json") as f:
+    path, loaded = model_checks.check_preset_round_trip(mixed, inputs, tmp_path / "mixed",
+                                                        [(1.0, 1.0)])
+    with open(os.path.join(path, "config.json")) as f:
         assert json.load(f)["layer_intermediate_sizes"] == list(MIXED.neurons)
-    loaded = DynaBertTaskModel.from_preset(str(tmp_path / "mixed"))
-    assert loaded.bert_config == cfg
-    np.testing.assert_allclose(loaded(inputs), expected["logits"], atol=1e-5)
+    np.testing.assert_allclose(loaded(inputs), parent(inputs, subnetwork=MIXED), atol=1e-5)
 
 
 def test_uniform_config_extracts_as_the_cell(parent):
@@ -240,18 +216,14 @@ def test_uniform_config_extracts_as_the_cell(parent):
 # --------------------------------------------------------------------------- TFLite
 
 def test_exported_mixed_config_matches_keras(parent, tmp_path):
-    from ai_edge_litert.interpreter import Interpreter
-
-    from mobile import export as export_lib
-
+    """`mobile.export.export_layerwise`'s float file == the Keras per-layer call
+    (`model_checks.check_tflite_parity`), builtin ops only, metadata attached."""
     path = str(tmp_path / f"{MIXED.name}.tflite")
-    written = export_lib.export_layerwise(parent, MIXED, path, seq_len=9, quantization="none",
-                                          metadata={"dynabert.json": b'{"cell": "mixed"}'})
+    examples = [random_inputs(batch_size=1, seq_len=9, seed=seed, pad_last=2 * seed)
+                for seed in range(3)]
+    written = model_checks.check_tflite_parity(
+        parent, MIXED, examples, path, atol=1e-4,
+        metadata={"dynabert.json": b'{"cell": "mixed"}'})
     assert written["bytes"] == os.path.getsize(path)
     assert [o["name"] for o in written["outputs"]] == ["logits"]
     assert not any(op.startswith("CUSTOM") for op in written["ops"])
-    runner = Interpreter(model_path=path).get_signature_runner("serving_default")
-    for seed in range(3):
-        inputs = random_inputs(batch_size=1, seq_len=9, seed=seed, pad_last=2 * seed)
-        expected = np.asarray(parent(inputs, subnetwork=MIXED))
-        np.testing.assert_allclose(runner(**inputs)["logits"], expected, atol=1e-4)
