@@ -1,5 +1,7 @@
 """The preset layer: TensorFlow-free parts, named checkpoints, dispatch through the class given."""
 
+import ast
+import glob
 import os
 import subprocess
 import sys
@@ -27,6 +29,31 @@ def test_named_hf_config_and_core_import_no_tensorflow():
                                    "dynabert_tf.presets.hf_config",
                                    "dynabert_tf.presets.vocab",
                                    *(f"dynabert_tf.core.{m}" for m in CORE_MODULES))
+
+
+def _imported_modules(package):
+    """{file: the dynabert_tf modules it imports (function-level imports included)}."""
+    found = {}
+    for path in glob.glob(os.path.join(ROOT, *package.split("."), "**", "*.py"), recursive=True):
+        names = set()
+        for node in ast.walk(ast.parse(open(path, encoding="utf-8").read())):
+            if isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names.update(f"{node.module}.{alias.name}" for alias in node.names)
+        found[os.path.relpath(path, ROOT)] = names
+    return found
+
+
+def test_one_direction_models_then_presets_then_io():
+    """models/ imports nothing from io/; presets/ never imports the model classes (they are
+    passed in) nor io.checkpoint (the convenience above both)."""
+    for path, names in _imported_modules("dynabert_tf.models").items():
+        assert not [n for n in names if n.startswith("dynabert_tf.io")], path
+    forbidden = ("dynabert_tf.models.backbone", "dynabert_tf.models.task_model",
+                 "dynabert_tf.io.checkpoint")
+    for path, names in _imported_modules("dynabert_tf.presets").items():
+        assert not [n for n in names if n.startswith(forbidden)], path
 
 
 def test_resolve_named_and_paths(tmp_path, monkeypatch):
