@@ -17,11 +17,10 @@ import pytest
 import safetensors.numpy
 import tensorflow as tf
 
-from dynabert_tf.elastic.subnetwork import extract_subnetwork
 from dynabert_tf.io import checkpoint
 from dynabert_tf.models import task_model
 from dynabert_tf.models.roberta.tokenizer import RobertaInputEncoder
-from dynabert_tf.models.task_model import DynaBertTaskModel
+from tests import model_checks
 
 HIDDEN, LAYERS, HEADS, INTERMEDIATE, MAX_LEN, PAD = 32, 2, 4, 64, 64, 1
 # In rank order (BPE applies the lowest-ranked applicable merge first).
@@ -290,13 +289,14 @@ def test_slicing_extraction_and_save_roundtrip(roberta_dir, tmp_path):
     path, _ = roberta_dir
     model = task_model.classifier(checkpoint.load_backbone(path), 2)
     inputs = _random_inputs(seed=2)
-    sliced = np.asarray(model(inputs, width_mult=0.5, depth_mult=0.5))
-    sub = extract_subnetwork(model, 0.5, 0.5)
+    # Extracted == dynamic and the preset round trip (at full size and at the cell):
+    # `model_checks`, as for every model kind.
+    sub, = model_checks.check_extracted_equals_dynamic(model, inputs, [(0.5, 0.5)], atol=1e-5,
+                                                       rtol=0).values()
     assert sub.bert_config.model_type == "roberta" and sub.bert_config.position_offset == 2
-    np.testing.assert_allclose(np.asarray(sub(inputs)), sliced, atol=1e-5)
 
-    out = str(tmp_path / "saved")
-    model.save_to_preset(out)
+    out, _ = model_checks.check_preset_round_trip(model, inputs, tmp_path / "saved",
+                                                  [(1.0, 1.0), (0.5, 0.5)], atol=1e-6)
     hf = json.loads((tmp_path / "saved" / "config.json").read_text())
     assert hf["model_type"] == "roberta" and hf["pad_token_id"] == PAD
     assert hf["max_position_embeddings"] == MAX_LEN + 2
@@ -304,9 +304,3 @@ def test_slicing_extraction_and_save_roundtrip(roberta_dir, tmp_path):
     names = safetensors.numpy.load_file(f"{out}/model.safetensors")
     backbone_names = [n for n in names if not n.startswith("classifier.")]
     assert backbone_names and all(n.startswith("roberta.") for n in backbone_names)
-    reloaded = DynaBertTaskModel.from_preset(out)
-    assert reloaded.bert_config == model.bert_config
-    np.testing.assert_allclose(np.asarray(reloaded(inputs)), np.asarray(model(inputs)),
-                               atol=1e-6)
-    np.testing.assert_allclose(np.asarray(reloaded(inputs, width_mult=0.5, depth_mult=0.5)),
-                               sliced, atol=1e-6)
