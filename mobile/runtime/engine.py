@@ -204,18 +204,25 @@ class Runtime:
                       end <= request.deadline, controller_ns / 1e3)
 
     # -- one call ------------------------------------------------------------------------------
-    def classify(self, text, text_b=None, slo_ms=None):
-        """One sentence (or pair) -> `Answer`, on the cell the policy picks now."""
-        return self.serve(self.prepare(text, text_b, slo_ms))
+    def classify(self, text, text_b=None, slo_ms=None, cell=None):
+        """One sentence (or pair) -> `Answer`, on the cell the policy picks now (or `cell`)."""
+        return self.serve(self.prepare(text, text_b, slo_ms), cell)
 
-    def classify_ids(self, token_ids, segment_ids=None, slo_ms=None):
+    def classify_ids(self, token_ids, segment_ids=None, slo_ms=None, cell=None):
         """Token ids ([CLS] ... [SEP] included) -> `Answer`."""
         return self.serve(self.prepare(token_ids=token_ids, segment_ids=segment_ids,
-                                       slo_ms=slo_ms))
+                                       slo_ms=slo_ms), cell)
 
-    def serve(self, request):
+    def serve(self, request, cell=None):
+        """A prepared `Request` -> `Answer`; `cell` overrides the policy (which still learns
+        the load from it)."""
         t0 = time.perf_counter_ns()
-        decision = self.decide([request])
+        if cell is None:
+            decision = self.decide([request])
+        else:
+            length = self.bucket(request.packed.length)
+            decision = policy_lib.Decision(cell, self.policy.predict_ms(cell, [length]),
+                                           self.policy.slowdown(), True)
         return self.execute(request, decision, time.perf_counter_ns() - t0)
 
     # -- reports --------------------------------------------------------------------------------
