@@ -22,7 +22,7 @@ from dynabert_tf.io import checkpoint
 from dynabert_tf.models.backbone import DynaBertBackbone
 from dynabert_tf.models.task_model import classifier
 from dynabert_tf.presets import hf_config
-from train import stages, task_data
+from train import sources, stages, task_data
 from train.runtime import Runtime
 from train.settings import Settings
 
@@ -53,7 +53,7 @@ def run(tmp_path_factory):
         bucket_boundaries=(), learning_rate=1e-3, width_mults=(1.0, 0.5, 0.25),
         depth_mults=(1.0, 0.5), width_epochs=1, width_depth_epochs=0.5, separate_epochs=0.5,
         checkpoint_every=0, progress="0", run_eagerly=True, stages=("width",))
-    vocab = base.resolved_vocab()
+    vocab = sources.vocab_path(base.model)
     _random_model(1).save_to_preset(str(root / "pretrained"), vocab)
     teacher = _random_model(2)
     _save_stage(teacher, base.workdir, "teacher", vocab)

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from absl import flags
 
+from dynabert_tf.core import layout
 from dynabert_tf.io import assets, checkpoint
 from dynabert_tf.models.backbone import DynaBertBackbone
 from dynabert_tf.models.task_model import classifier
@@ -31,7 +32,7 @@ from mobile import export as export_lib
 from mobile.export import __main__ as export_tool
 from mobile import select as select_tool
 from tests.helpers import random_inputs, tiny_classifier
-from train import preflight, run, workdir
+from train import preflight, run, sources, workdir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMOKE = "--flagfile=configs/smoke.flags"
@@ -80,7 +81,7 @@ def _finished_workdir(work, settings):
                 "dynabert": {"stage": "teacher", "width_mults": [1.0, 0.75, 0.5, 0.25],
                              "depth_mults": [1.0, 0.75, 0.5]}}
     checkpoint.save_task_model(model, os.path.join(work, "teacher"),
-                               settings.resolved_vocab(), metadata)
+                               sources.vocab_path(settings.model), metadata)
     for stage in STAGE_DIRS:
         if stage != "teacher":
             shutil.copytree(os.path.join(work, "teacher"), os.path.join(work, stage))
@@ -160,9 +161,9 @@ def paths(tmp_path_factory):
     for name, run_json in (("legacy", None), ("corrupt_run_json", "{not json")):
         p[name] = os.path.join(root, name)
         shutil.copytree(os.path.join(work, "teacher"), os.path.join(p[name], "teacher"))
-        _write(os.path.join(p[name], workdir.LOCK_FILE), "")  # as a run leaves it
+        _write(os.path.join(p[name], layout.LOCK), "")  # as a run leaves it
         if run_json is not None:
-            _write(os.path.join(p[name], workdir.RUN_FILE), run_json)
+            _write(os.path.join(p[name], layout.RUN_RECORD), run_json)
 
     # Mobile: a model dir and a workdir with non-JSON files, TFLite dirs with bad contents.
     p["model_bad_json"] = os.path.join(root, "model_bad_json")
@@ -329,7 +330,8 @@ TRAIN_CASES = {
     "other_objective": (["--distill_objective=both"], "distill_objective dynabert here, both now"),
     "other_data": (["--data_dir={reviews_copy}", "--stages=evaluate"], "data_dir None here"),
     "other_augment": (["--augment"], "augment False here"),
-    # Augmentation flags and inputs (Settings._check_augment, train.augment.check_inputs).
+    # Augmentation flags and inputs (train.settings.Augmentation, Settings._check_across,
+    # train.augment.check_inputs).
     "aug_replace_prob_0": (["--augment", "--aug_replace_prob=0"],
                            "aug_replace_prob must be in (0, 1], got 0.0"),
     "aug_copies_0": (["--augment", "--aug_copies=0"], "aug_copies must be at least 1, got 0"),
@@ -411,7 +413,7 @@ def test_answers_before_tensorflow(paths, args, phrase):
 
 def test_second_run_into_a_locked_workdir_is_refused(paths):
     before = snapshot(paths["root"])
-    with open(os.path.join(paths["work"], workdir.LOCK_FILE), "a") as lock:
+    with open(os.path.join(paths["work"], layout.LOCK), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a run in progress holds it
         code, _, stderr, _ = _run_train_subprocess(SMOKE, f"--workdir={paths['work']}")
     check_one_line(code, stderr, f"another run is writing {paths['work']}")

@@ -23,9 +23,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import flags  # noqa: E402
 
 from dynabert_tf import attention_maps as maps_lib  # noqa: E402
-from dynabert_tf.core import errors  # noqa: E402
+from dynabert_tf.core import cli, errors  # noqa: E402
 from dynabert_tf.core import grid as grid_lib  # noqa: E402
-from dynabert_tf.core import files  # noqa: E402
+from dynabert_tf.core import files, layout  # noqa: E402
 from dynabert_tf.presets import hf_config  # noqa: E402
 
 
@@ -56,23 +56,23 @@ def resolve_dirs(model_dir, teacher_dir=None):
     if not model_dir:
         raise ValueError("--model_dir is required")
     workdir = None
-    if os.path.isfile(os.path.join(model_dir, "final", "config.json")):
-        workdir, model_dir = model_dir, os.path.join(model_dir, "final")
+    if layout.final_model_dir(model_dir):  # a training workdir: its chosen model
+        workdir, model_dir = model_dir, layout.final_model_dir(model_dir)
     if teacher_dir is None and workdir is not None:
         teacher_dir = os.path.join(workdir, "rewire")
     if not teacher_dir:
         raise ValueError("--teacher_dir is required when --model_dir is not a workdir")
     for flag, path in (("model_dir", model_dir), ("teacher_dir", teacher_dir)):
-        if not os.path.isfile(os.path.join(path, "config.json")):
+        if not layout.is_model_dir(path):
             raise ValueError(f"--{flag} {path} holds no config.json (a trained model dir)")
     return model_dir, teacher_dir
 
 
 def vocab_of(model_dir):
     """The model dir's vocabulary file: vocab.txt (WordPiece) or vocab.json (byte-level BPE)."""
-    for name in ("vocab.txt", "vocab.json"):
-        if os.path.isfile(os.path.join(model_dir, name)):
-            return os.path.join(model_dir, name)
+    path = layout.vocab_file(model_dir)
+    if path:
+        return path
     raise ValueError(f"{model_dir} holds no vocab.txt or vocab.json to tokenize --sentence")
 
 
@@ -118,8 +118,8 @@ def draw(model_dir, teacher_dir, sentence, output_dir, layers=(), heads=(0,), ce
     if not output_dir:
         raise ValueError("--output_dir is required")
     vocab_path = vocab_of(model_dir)
-    student_config = hf_config.read_config(os.path.join(model_dir, "config.json"))
-    teacher_config = hf_config.read_config(os.path.join(teacher_dir, "config.json"))
+    student_config = hf_config.read_config(os.path.join(model_dir, layout.CONFIG))
+    teacher_config = hf_config.read_config(os.path.join(teacher_dir, layout.CONFIG))
     for field in ("num_layers", "num_heads"):
         if getattr(student_config, field) != getattr(teacher_config, field):
             raise ValueError(f"teacher and student differ in {field}: "
@@ -127,7 +127,7 @@ def draw(model_dir, teacher_dir, sentence, output_dir, layers=(), heads=(0,), ce
                              f"{getattr(student_config, field)}")
     layers = tuple(layers) or tuple(sorted({0, student_config.num_layers - 1}))
     maps_lib.check_selection(student_config, layers, heads)
-    chosen = select_cells(files.read_json(os.path.join(model_dir, "config.json")), cells)
+    chosen = select_cells(files.read_json(os.path.join(model_dir, layout.CONFIG)), cells)
     os.makedirs(output_dir, exist_ok=True)
     return _draw_cells(model_dir, teacher_dir, vocab_path, sentence, sentence_b, max_seq_length,
                        chosen, layers, heads, output_dir, log)
@@ -169,12 +169,8 @@ def main(argv, flag_values=None):
     """Parses `argv` (argv[0] the program name) and returns what `draw` returns; any error
     ends with one line, exit 1 (2 for a bad flag)."""
     flag_values = flag_values or define_flags(flags.FlagValues())
-    try:
-        extra = flag_values(argv)
-    except flags.Error as e:
-        errors.fail(str(e), code=2)
-    if len(extra) > 1:
-        errors.fail(f"unexpected arguments: {' '.join(extra[1:])}", code=2)
+    with cli.usage_errors():
+        cli.no_arguments(cli.parse(flag_values, argv))
     with errors.one_line_errors(flag_values.verbose):
         return draw(flag_values.model_dir, flag_values.teacher_dir, flag_values.sentence,
              flag_values.output_dir, layers=parse_indices("layers", flag_values.layers),

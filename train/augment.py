@@ -25,31 +25,37 @@ import numpy as np
 
 from dynabert_tf.data import augmentation
 from dynabert_tf.data.tasks import Example
-from dynabert_tf.core import files
+from dynabert_tf.core import files, layout
+from train import sources
 
 SHARD_EXAMPLES = 256
 TSV, COUNTS, SHARDS = "augmented.tsv", "counts.json", "shards"
 _MLM_TENSOR = "cls.predictions.transform.dense.weight"
 
 
-def check_inputs(settings, vocab_path):
+def check_inputs(augmentation, vocab_path):
     """--augment's inputs, before TensorFlow: a WordPiece vocabulary, and a readable
-    --aug_mlm_checkpoint holding a masked-LM head. ValueError / FileNotFoundError, one line."""
+    --aug_mlm_checkpoint holding a masked-LM head. ValueError / FileNotFoundError, one line.
+
+    Args:
+      augmentation: `train.settings.Augmentation`.
+      vocab_path: the run's vocabulary (`train.sources.vocab_path`).
+    """
     if not vocab_path.endswith(".txt"):
         raise ValueError(f"--augment needs a WordPiece vocabulary (vocab.txt); {vocab_path} "
                          f"is a byte-level BPE (RoBERTa) vocabulary")
-    path = settings.aug_mlm_checkpoint
+    path = augmentation.aug_mlm_checkpoint
     if not path:
         return
     if not os.path.isdir(path):
         raise FileNotFoundError(f"--aug_mlm_checkpoint {path} is not a directory")
-    for name in ("config.json", "vocab.txt", "model.safetensors"):
+    for name in (layout.CONFIG, layout.WORDPIECE_VOCAB, layout.WEIGHTS):
         if not os.path.isfile(os.path.join(path, name)):
             raise FileNotFoundError(f"--aug_mlm_checkpoint {path} has no {name}")
     import safetensors
 
     try:
-        with safetensors.safe_open(os.path.join(path, "model.safetensors"), "numpy") as f:
+        with safetensors.safe_open(os.path.join(path, layout.WEIGHTS), "numpy") as f:
             names = list(f.keys())
     except Exception as e:  # noqa: BLE001 - safetensors raises its own error types
         raise ValueError(f"--aug_mlm_checkpoint {path}: model.safetensors is not readable "
@@ -77,7 +83,8 @@ def candidate_finder(settings, data):
 
     if settings.aug_mlm_checkpoint:
         backbone, head = checkpoint.load_masked_lm(settings.aug_mlm_checkpoint)
-        encoder = BertInputEncoder(os.path.join(settings.aug_mlm_checkpoint, "vocab.txt"),
+        encoder = BertInputEncoder(os.path.join(settings.aug_mlm_checkpoint,
+                                                layout.WORDPIECE_VOCAB),
                                    settings.max_seq_length)
         mlm = MaskedLM(backbone, head).logits_at
         print(f"[augment] candidates: masked-LM top-{settings.aug_candidates} of "
@@ -89,9 +96,9 @@ def candidate_finder(settings, data):
             from dynabert_tf.presets import hf_config
 
             backbone = DynaBertBackbone.from_config_object(
-                hf_config.read_config(settings.resolved_checkpoint()))
+                hf_config.read_config(sources.checkpoint_dir(settings.model)))
         else:
-            backbone = checkpoint.load_backbone(settings.resolved_checkpoint())
+            backbone = checkpoint.load_backbone(sources.checkpoint_dir(settings.model))
         encoder, mlm = data.encoder, None
         print(f"[augment] {settings.init_checkpoint} has no masked-LM head: every word's "
               f"candidates are its {settings.aug_candidates} nearest words by cosine of the "

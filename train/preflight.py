@@ -4,7 +4,8 @@ checkpoint, vocabulary, data file or workdir is reported in a second, not after 
     inputs = preflight.check(settings)   # ValueError / FileNotFoundError naming the problem
     inputs.checkpoint_dir, inputs.architecture, inputs.vocab_path
 
-Flag values themselves are checked by `Settings.__post_init__`.
+Flag values themselves are checked by `train.settings`; the checkpoint and vocabulary are
+found by `train.sources`.
 """
 
 import dataclasses
@@ -16,6 +17,7 @@ from dynabert_tf.data import squad_json
 from dynabert_tf.core import grid as grid_lib
 from dynabert_tf.core import files, layout, safetensors_header
 from dynabert_tf.presets import hf_config
+from train import sources
 
 # The special tokens keras-hub's tokenizers require: BertTokenizer (and its WordPiece
 # out-of-vocabulary token) for a vocab.txt, RobertaTokenizer for a vocab.json.
@@ -37,15 +39,15 @@ def check(settings):
     """Checks the workdir, the init checkpoint, the vocabulary and the data the requested
     stages read; returns `Inputs`. Raises ValueError / FileNotFoundError with one line."""
     check_workdir(settings.workdir)
-    checkpoint_dir = settings.resolved_checkpoint()
+    checkpoint_dir = sources.checkpoint_dir(settings.model)
     architecture, vocab_size = _check_checkpoint(checkpoint_dir, settings)
     _check_relation_heads(settings, architecture)
-    vocab_path = settings.resolved_vocab()
+    vocab_path = sources.vocab_path(settings.model)
     _check_vocab(vocab_path, vocab_size)
     if "augment" in settings.pipeline:
         from train import augment
 
-        augment.check_inputs(settings, vocab_path)
+        augment.check_inputs(settings.augmentation, vocab_path)
     _check_data(settings)
     return Inputs(checkpoint_dir, architecture, vocab_path)
 

@@ -2,31 +2,34 @@ r"""Trains a DynaBERT: python -m train.run --flagfile=configs/rt_polarity.flags 
 
 Stages (default all, in this order): teacher, rewire, width, width_depth, finetune, evaluate.
 A complete stage is skipped and an interrupted one resumes, so re-running the same command
-after a kill continues where it stopped. The flags are made from `train.settings.Settings`,
-the one place each setting's default, help and check live; `train.preflight` checks the
-checkpoint, vocabulary, data and workdir and `train.workdir` claims the workdir, all before
-TensorFlow is imported. An error ends the run with one line (its traceback with --verbose).
+after a kill continues where it stopped. The flags are made from `train.settings` (its
+concerns' fields: the one place each setting's default, help and check live), the stages
+to run from `train.pipeline`'s table; `train.preflight` checks the checkpoint, vocabulary,
+data and workdir (found by `train.sources`) and `train.workdir` claims the workdir, all
+before TensorFlow is imported. An error ends the run with one line (its traceback with
+--verbose).
 """
 
 import dataclasses
 import os
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags, logging  # noqa: E402
 
-from dynabert_tf.core import errors  # noqa: E402
+from dynabert_tf.core import cli, errors  # noqa: E402
 from train import preflight, workdir  # noqa: E402
+from train import settings as settings_lib  # noqa: E402
 from train.settings import Settings  # noqa: E402
 
 FLAGS = flags.FLAGS
 
 
 def _define_flags():
-    """One absl flag per Settings field, typed by its default."""
+    """One absl flag per Settings field, typed by its default (defined here, so that
+    --help lists them as this program's flags)."""
     for field in dataclasses.fields(Settings):
-        name, meta = Settings.flag_name(field), field.metadata
+        name, meta = settings_lib.flag_name(field), field.metadata
         default = field.default
         if meta["choices"]:
             flags.DEFINE_enum(name, default, meta["choices"], meta["help"])
@@ -45,48 +48,39 @@ def _define_flags():
 _define_flags()
 
 
-class BadInput(Exception):
-    """A flag value that cannot work; reported as one line, without the flag help."""
-
-
 def settings_from_flags():
-    """Settings from the parsed flags; BadInput with one line if a value cannot work."""
+    """Settings from the parsed flags; `cli.UsageError` with one line if a value cannot
+    work."""
     values = {}
     for field in dataclasses.fields(Settings):
-        name, item = Settings.flag_name(field), field.metadata["item"]
+        name, item = settings_lib.flag_name(field), field.metadata["item"]
         value = FLAGS[name].value
         if item is not None:
             try:
                 value = tuple(item(v) for v in value)
             except ValueError:
-                raise BadInput(f"--{name} must be a list of {item.__name__}, got "
-                               f"{','.join(value)}") from None
+                raise cli.UsageError(f"--{name} must be a list of {item.__name__}, got "
+                                     f"{','.join(value)}") from None
         values[field.name] = value
     try:
         return Settings(**values)
     except ValueError as e:
-        raise BadInput(str(e)) from None
+        raise cli.UsageError(str(e)) from None
 
 
 def parse_flags(argv):
     """The flags of `argv` (all others back to their defaults); a bad or unknown flag exits
     with one line (status 2) instead of absl's usage text."""
     FLAGS.unparse_flags()
-    try:
-        return FLAGS(argv)
-    except flags.Error as e:
-        errors.fail(str(e), code=2)
+    return cli.parse(FLAGS, argv)
 
 
 def main(argv):
     """Checks every flag and input (no TensorFlow yet), claims the workdir, runs the stages.
     Any error ends the run with one line, its traceback only with --verbose."""
-    if len(argv) > 1:
-        errors.fail(f"unexpected arguments: {' '.join(argv[1:])}", code=2)
-    try:
+    with cli.usage_errors():
+        cli.no_arguments(argv)
         settings = settings_from_flags()
-    except BadInput as e:
-        errors.fail(str(e), code=2)
     with errors.one_line_errors(settings.verbose):
         inputs = preflight.check(settings)
         with workdir.claim(settings, inputs):

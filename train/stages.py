@@ -15,6 +15,8 @@
                  width_depth / finetune                                  -> WORKDIR/eval_grid.json,
                                                                             WORKDIR/final
 
+The order of the stages, the flags that add or replace one and each stage's seed are the
+pipeline table's (train/pipeline.py); `RUNNERS` maps its names to the functions here.
 A stage's directory is complete once its `stage.json` exists; a complete stage is skipped
 and an interrupted one resumes from its last checkpoint (train/loop.py).
 
@@ -36,26 +38,24 @@ from dynabert_tf.distillation import grid_trainer as distill
 from dynabert_tf.distillation import variants
 from dynabert_tf.core import grid as grid_lib
 from dynabert_tf.elastic import rewiring
-from dynabert_tf.core import files
+from dynabert_tf.core import files, layout
 from dynabert_tf.io import checkpoint
 from dynabert_tf.models.backbone import DynaBertBackbone
 from dynabert_tf.presets import hf_config
 from dynabert_tf.models.task_model import DynaBertTaskModel
 from dynabert_tf.tasks import heads
-from train import augment
+from train import augment, pipeline, sources
 from train.loop import TrainingLoop
 from train.runtime import Runtime
 
-STAGE_FILE = "stage.json"
-
-
 def is_complete(settings, stage):
-    return os.path.isfile(os.path.join(settings.stage_dir(stage), STAGE_FILE))
+    return os.path.isfile(os.path.join(settings.stage_dir(stage), layout.STAGE_SUMMARY))
 
 
 def _finish(settings, stage, summary, runtime):
     if runtime.is_chief:
-        files.write_json(os.path.join(settings.stage_dir(stage), STAGE_FILE), summary)
+        files.write_json(os.path.join(settings.stage_dir(stage), layout.STAGE_SUMMARY),
+                         summary)
 
 
 def _require(settings, stage):
@@ -89,7 +89,7 @@ def _test_metrics(model, data):
 
 
 def _initial_model(settings, data, runtime):
-    path = settings.resolved_checkpoint()
+    path = sources.checkpoint_dir(settings.model)
     if not settings.random_init:
         return _load(path, data, runtime)
     with runtime.scope():
@@ -289,7 +289,7 @@ def run_separate(settings, data, runtime):
         width_mult, depth_mult, hidden_mult = grid_lib.cell_mults(cell)
         name = grid_lib.cell_name(*cell)
         cell_dir = os.path.join(settings.stage_dir("separate"), name)
-        done = os.path.join(cell_dir, STAGE_FILE)
+        done = os.path.join(cell_dir, layout.STAGE_SUMMARY)
         if os.path.isfile(done):
             cells[name] = evaluation.read_grid(done)
             continue
@@ -343,11 +343,11 @@ def run_evaluate(settings, data, runtime):
             f"highest mean dev {metric} over the grid among {sorted(means)}"}
     if not runtime.is_chief:
         return {"chosen": chosen, "mean_dev": means}
-    evaluation.write_grid(os.path.join(settings.workdir, "eval_grid.json"), grid)
-    final = os.path.join(settings.workdir, "final")
+    evaluation.write_grid(os.path.join(settings.workdir, layout.EVAL_GRID), grid)
+    final = os.path.join(settings.workdir, layout.FINAL)
     shutil.rmtree(final, ignore_errors=True)
     shutil.copytree(settings.stage_dir(chosen), final,
-                    ignore=shutil.ignore_patterns("checkpoints", "logs", STAGE_FILE))
+                    ignore=shutil.ignore_patterns("checkpoints", "logs", layout.STAGE_SUMMARY))
     print(f"kept {chosen} (mean dev {metric}: "
           + ", ".join(f"{s} {100 * m:.2f}" for s, m in means.items()) + ")")
     for key in ("metrics", "test_metrics"):
@@ -358,15 +358,18 @@ def run_evaluate(settings, data, runtime):
     return {"chosen": chosen, "mean_dev": means}
 
 
-RUNNERS = {"teacher": run_teacher, "rewire": run_rewire, "width": run_width,
-           "width_depth": run_width_depth, "finetune": run_finetune, "evaluate": run_evaluate,
-           "separate": run_separate, "augment": augment.run_augment, "depth": run_depth}
+# Each stage's function, in the order of the pipeline table (train/pipeline.py).
+RUNNERS = pipeline.runners({
+    "teacher": run_teacher, "rewire": run_rewire, "augment": augment.run_augment,
+    "width": run_width, "depth": run_depth, "width_depth": run_width_depth,
+    "finetune": run_finetune, "evaluate": run_evaluate, "separate": run_separate})
 
 
 def _stage_seed(settings, stage):
-    """Each stage starts from its own seed, so a resumed stage draws the same initial
+    """Each stage starts from its own seed (`pipeline.stage_seed`: --seed plus the offset
+    the pipeline table records for its name), so a resumed stage draws the same initial
     weights and dropout seeds whichever stages ran before it in the process."""
-    return settings.seed + 1000 * list(RUNNERS).index(stage)
+    return pipeline.stage_seed(settings.seed, stage)
 
 
 def run_stages(settings, data, stages, runtime=None):

@@ -14,6 +14,7 @@ from dynabert_tf.core import layout
 from dynabert_tf.models.bert.tokenizer import BertInputEncoder
 from dynabert_tf.models.roberta.tokenizer import RobertaInputEncoder
 from dynabert_tf.presets.vocab import tokenizer_files
+from train import sources
 
 
 def make_encoder(vocab_path, max_seq_length):
@@ -43,7 +44,7 @@ class TaskData:
     def __init__(self, settings):
         self.settings = settings
         self.task = data_lib.get_task(settings.task)
-        self.vocab_path = settings.resolved_vocab()
+        self.vocab_path = sources.vocab_path(settings.model)
         self.encoder = make_encoder(self.vocab_path, settings.max_seq_length)
 
     @property

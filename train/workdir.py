@@ -23,20 +23,17 @@ import fcntl
 import json
 import os
 
-from dynabert_tf.core import files
+from dynabert_tf.core import files, layout
 from dynabert_tf.presets import hf_config
-from train.settings import NAMED_CHECKPOINTS, STAGES
+from train import sources
+from train.pipeline import NAMES as STAGES
 
-RUN_FILE = "run.json"
-LOCK_FILE = ".lock"
-_OUTPUTS = (*STAGES, "final", "eval_grid.json")
+_OUTPUTS = (*STAGES, layout.FINAL, layout.EVAL_GRID)
 
 
 def identity(settings, inputs):
     """The values a workdir's outputs depend on (`inputs`: `preflight.Inputs`)."""
-    checkpoint = settings.init_checkpoint
-    if checkpoint not in NAMED_CHECKPOINTS:
-        checkpoint = os.path.realpath(inputs.checkpoint_dir)
+    checkpoint = sources.recorded_checkpoint(settings.model, inputs.checkpoint_dir)
     vocab_sha256 = files.sha256_of(inputs.vocab_path)
     values = {
         "task": settings.task, "init_checkpoint": checkpoint,
@@ -81,7 +78,7 @@ def claim(settings, inputs, chief=None):
                 raise ValueError(f"{workdir} holds the outputs of another run ("
                                  + "; ".join(differing) + "); use another --workdir")
         if chief and recorded != wanted:
-            files.write_json(os.path.join(workdir, RUN_FILE), wanted)
+            files.write_json(os.path.join(workdir, layout.RUN_RECORD), wanted)
         yield
     finally:
         if lock is not None:
@@ -89,7 +86,7 @@ def claim(settings, inputs, chief=None):
 
 
 def _lock(workdir):
-    path = os.path.join(workdir, LOCK_FILE)
+    path = os.path.join(workdir, layout.LOCK)
     lock = open(path, "a")
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -129,16 +126,16 @@ def _has_outputs(workdir):
 def _recorded(workdir):
     """The identity in run.json; for a workdir written before run.json, what its stages'
     config.json record; None for a new workdir."""
-    path = os.path.join(workdir, RUN_FILE)
+    path = os.path.join(workdir, layout.RUN_RECORD)
     if os.path.exists(path):
-        recorded = files.read_json(path, RUN_FILE)
+        recorded = files.read_json(path, layout.RUN_RECORD)
         if not isinstance(recorded, dict):
             raise ValueError(f"{path} is not a JSON object; use another --workdir")
         return recorded
-    for stage in (*STAGES, "final"):
-        config_path = os.path.join(workdir, stage, "config.json")
+    for stage in (*STAGES, layout.FINAL):
+        config_path = os.path.join(workdir, stage, layout.CONFIG)
         if os.path.isfile(config_path):
-            return _from_stage_config(files.read_json(config_path, "config.json"))
+            return _from_stage_config(files.read_json(config_path, layout.CONFIG))
     return None
 
 

@@ -6,6 +6,7 @@
     files       atomic writes, JSON reading, streaming sha256
     safetensors_header   a weights file's header, read without loading the tensors
     errors      one-line error reporting of the command-line tools
+    cli         the tools' flag parsing: a bad flag or argument is one line, exit status 2
     progress    the one progress-bar helper
 
 `train/preflight.py`, the run-time (`mobile/runtime/`) and the TensorFlow library import
