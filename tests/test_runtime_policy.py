@@ -159,6 +159,7 @@ def test_fixed_policy_and_admission_bound():
     assert policy.choose(100.0, 32).cell == "medium"
     policy.observe("medium", 128, 8.0)  # 2x
     assert policy.slowdown() > 1.0
+    assert policy.min_service_ms([128]) == pytest.approx(4.0 * policy.slowdown())
     adaptive, _ = make()
     assert adaptive.min_service_ms([128, 32, 32]) == pytest.approx(4.0)
     with pytest.raises(ValueError, match="no cell 'tiny'"):

@@ -167,6 +167,9 @@ def _common(first_file, manifest):
     vocab = metadata.get(VOCAB)
     if not vocab:
         raise ModelFileError(f"{first_file} carries no {VOCAB} (export with a vocabulary)")
+    if "start_logits" in (info.get("outputs") or []):
+        raise ModelFileError(f"{first_file} is a span (question answering) model; the run-time "
+                             f"serves classification and regression heads")
     labels = [line for line in metadata.get(LABELS, b"").decode().splitlines() if line]
     labels = labels or list(info.get("labels") or (manifest or {}).get("labels") or [])
     return info, vocab, labels

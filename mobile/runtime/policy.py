@@ -235,11 +235,18 @@ class FixedPolicy(_Policy):
             raise ValueError(f"no cell {cell!r}; cells: {', '.join(self.options)}")
         self.cell = cell
 
+    def _cell(self):
+        if self.cap is not None and self.options[self.cell].size > self.options[self.cap].size:
+            return self.cap
+        return self.cell
+
+    def min_service_ms(self, lengths, now=None):
+        """The fixed cell's predicted service time (admission control)."""
+        return self.predict_ms(self._cell(), lengths, now)
+
     def choose_group(self, items, now=None):
         s = self.slowdown(now)
-        cell = self.cell
-        if self.cap is not None and self.options[cell].size > self.options[self.cap].size:
-            cell = self.cap
+        cell = self._cell()
         option = self.options[cell]
         finish, fits = 0.0, True
         for slack, length in items:
