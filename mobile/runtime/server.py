@@ -251,13 +251,19 @@ class Server:
                 continue
             group = [heapq.heappop(self._queue)
                      for _ in range(min(self.max_group, len(self._queue)))]
-            t0 = time.perf_counter_ns()
-            decision = self.runtime.decide([g.request for g in group])
-            decide_ns = (time.perf_counter_ns() - t0) // len(group)
-            self._busy_until = self.runtime.clock() + decision.predicted_ms / 1e3
-            await self._loop.run_in_executor(self._executor, self._run_group, group, decision,
-                                             decide_ns)
-            self._busy_until = 0.0
+            try:
+                t0 = time.perf_counter_ns()
+                decision = self.runtime.decide([g.request for g in group])
+                decide_ns = (time.perf_counter_ns() - t0) // len(group)
+                self._busy_until = self.runtime.clock() + decision.predicted_ms / 1e3
+                await self._loop.run_in_executor(self._executor, self._run_group, group,
+                                                 decision, decide_ns)
+            except Exception as e:  # noqa: BLE001 - answered as 500s, the worker goes on
+                log.exception("scheduling failed")
+                for item in group:
+                    _resolve(item.future, None, e)
+            finally:
+                self._busy_until = 0.0
 
     def _run_group(self, group, decision, decide_ns):
         """On the inference thread: each request of the group on the decided cell."""
