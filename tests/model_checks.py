@@ -19,6 +19,7 @@ has uniform layers) and returns what a caller may want to assert more on.
 
 import dataclasses
 import json
+import os
 from typing import Callable
 
 import keras
@@ -33,6 +34,7 @@ from dynabert_tf.models import task_model
 from dynabert_tf.models.backbone import DynaBertBackbone
 from dynabert_tf.models.config import BertConfig
 from dynabert_tf.models.task_model import DynaBertTaskModel
+from dynabert_tf.presets import hf_config
 from dynabert_tf.tasks import heads
 from tests.helpers import TINY_DEEP, random_inputs
 
@@ -150,11 +152,10 @@ def model_inputs(bert_config, batch_size=3, seq_len=9, seed=0, pad_last=2):
     return inputs
 
 
-# configs/tiny_roberta/config.json as a BertConfig (RoBERTa: one segment type, positions from
-# row pad_token_id + 1 = 2, LayerNorm epsilon 1e-5); 4 layers of 4 heads, as TINY_DEEP.
-TINY_ROBERTA = BertConfig(vocab_size=1000, hidden_size=32, num_layers=4, num_heads=4,
-                          intermediate_size=64, max_position_embeddings=130, type_vocab_size=1,
-                          layer_norm_epsilon=1e-5, model_type="roberta", position_offset=2)
+# configs/tiny_roberta (RoBERTa: one segment type, positions from row pad_token_id + 1 = 2,
+# LayerNorm epsilon 1e-5); 4 layers of 4 heads, as TINY_DEEP.
+TINY_ROBERTA = hf_config.read_config(os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), "configs", "tiny_roberta"))
 
 
 @dataclasses.dataclass(frozen=True)
