@@ -32,7 +32,6 @@ from dynabert_tf.elastic.layerwise import LayerwiseConfig
 from dynabert_tf.elastic.subnetwork import extract_layerwise, extract_subnetwork
 from dynabert_tf.models import task_model
 from dynabert_tf.models.backbone import DynaBertBackbone
-from dynabert_tf.models.config import BertConfig
 from dynabert_tf.models.task_model import DynaBertTaskModel
 from dynabert_tf.presets import hf_config
 from dynabert_tf.tasks import heads
