@@ -114,15 +114,12 @@ def write_side_files(model_path, output_dir, labels):
 
 def representative_inputs(task, vocab_path, seq_len, count, vocab_size, data_dir=None):
     """(inputs, description): `count` training examples of the task, else random tokens."""
-    try:
-        inputs, _ = inputs_lib.task_inputs(task, "train", vocab_path, seq_len, count, data_dir)
+    inputs, reason = inputs_lib.task_or_random_inputs(task, "train", vocab_path, seq_len, count,
+                                                      vocab_size, data_dir)
+    if reason is None:
         return inputs, f"{task} train ({len(inputs['token_ids'])} examples)"
-    except Exception as e:  # no data module, unknown task, no files: say so, go on
-        reason = f"{type(e).__name__}: {e}".splitlines()[0]
-        logging.warning("calibration on random tokens: %s train data unavailable (%s)",
-                        task, reason)
-        return (inputs_lib.random_token_inputs(count, seq_len, vocab_size),
-                f"random tokens ({count}; {task!r} train data unavailable: {reason})")
+    logging.warning("calibration on random tokens: %s train data unavailable (%s)", task, reason)
+    return inputs, f"random tokens ({count}; {task!r} train data unavailable: {reason})"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,6 +17,18 @@ def random_token_inputs(count, seq_len, vocab_size, seed=0):
             "padding_mask": padding_mask}
 
 
+def task_or_random_inputs(task, split, vocab_path, seq_len, count, vocab_size, data_dir=None,
+                          seed=0):
+    """(inputs, None): `count` encoded examples of the task split (`task_inputs`); or
+    (`random_token_inputs`, the reason in one line) when its data is not available."""
+    try:
+        inputs, _ = task_inputs(task, split, vocab_path, seq_len, count, data_dir)
+        return inputs, None
+    except Exception as e:  # no data module, unknown task, no files: the caller says so
+        reason = f"{type(e).__name__}: {e}".splitlines()[0]
+        return random_token_inputs(count, seq_len, vocab_size, seed), reason
+
+
 def task_inputs(task, split, vocab_path, seq_len, limit, data_dir=None):
     """Encoded examples of a task split: (dict of int32 [n, seq_len], labels [n]).
 

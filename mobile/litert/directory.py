@@ -130,65 +130,10 @@ def record_in_manifest(manifest, benchmark, tflite_dir):
     files.write_json(os.path.join(tflite_dir, manifest_lib.MANIFEST), manifest)
 
 
-def format_table(benchmark, markdown=False):
-    """One row per cell: size, median/p90 per thread count, latency and FLOPs ratios, parity."""
-    threads = [str(t) for t in benchmark["threads"]]
-    has_parity = any("parity" in r for r in benchmark["cells"])
-    header = ["cell", "MB"]
-    for t in threads:
-        header += [f"{t}T median ms", f"{t}T p90 ms"]
-    header += [f"lat/lat(1,1) {t}T" for t in threads] + ["FLOPs/FLOPs(1,1)"]
-    if has_parity:
-        header += ["max |Δlogit|", "label agree"]
-    rows = []
-    for r in benchmark["cells"]:
-        row = [r["cell"], f"{r['bytes'] / 1e6:.2f}"]
-        for t in threads:
-            row += [f"{r['latency_ms'][t]['median']:.2f}", f"{r['latency_ms'][t]['p90']:.2f}"]
-        row += [f"{r['latency_ratio'][t]:.3f}" if r.get("latency_ratio") else "-" for t in threads]
-        row.append(f"{r['flops_ratio']:.3f}" if r.get("flops_ratio") else "-")
-        if has_parity:
-            p = r.get("parity")
-            agree = p and p.get("label_agreement")
-            row += ([f"{p['max_abs_logit_diff']:.2e}", f"{agree:.3f}" if agree is not None
-                     else "-"] if p else ["-", "-"])
-        rows.append(row)
-    if markdown:
-        lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-        return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
-    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
-    fmt = lambda cols: "  ".join(c.rjust(w) if i else c.ljust(w)
-                                 for i, (c, w) in enumerate(zip(cols, widths)))
-    return "\n".join([fmt(header)] + [fmt(row) for row in rows])
-
-
-def add_ratios(results):
-    """Adds each result's FLOPs and median latency (per thread count) relative to the full
-    cell's (None without a w1.00_d1.00 result)."""
-    full = next((r for r in results if r["cell"] == "w1.00_d1.00"), None)
-    for result in results:
-        result["flops_ratio"] = (result["flops"] / full["flops"]
-                                 if full and result.get("flops") else None)
-        result["latency_ratio"] = ({t: result["latency_ms"][t]["median"]
-                                    / full["latency_ms"][t]["median"]
-                                    for t in result["latency_ms"]} if full else None)
-
-
-def record_in_manifest(manifest, benchmark, tflite_dir):
-    """Adds the benchmark's latencies, ratios and parity to the manifest's entries and its
-    settings as `benchmark`, and writes OUT/manifest.json."""
-    by_cell = {r["cell"]: r for r in benchmark["cells"]}
-    for entry in manifest["cells"]:
-        result = by_cell[entry["cell"]]
-        entry["latency_ms"] = result["latency_ms"]
-        entry["latency_ratio"] = result["latency_ratio"]
-        entry["flops_ratio"] = result["flops_ratio"]
-        if "parity" in result:
-            entry["parity"] = result["parity"]
-    manifest["benchmark"] = {k: benchmark[k] for k in
-                             ("threads", "runs", "warmup", "rounds", "litert_version", "date",
-                              "machine", "parity_data")}
-    files.write_json(os.path.join(tflite_dir, manifest_lib.MANIFEST), manifest)
+def markdown_table(header, rows):
+    """A Markdown table of `header` and `rows` (lists of strings)."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
 
 
 def format_table(benchmark, markdown=False):
@@ -215,8 +160,7 @@ def format_table(benchmark, markdown=False):
                      else "-"] if p else ["-", "-"])
         rows.append(row)
     if markdown:
-        lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-        return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+        return markdown_table(header, rows)
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
     fmt = lambda cols: "  ".join(c.rjust(w) if i else c.ljust(w)
                                  for i, (c, w) in enumerate(zip(cols, widths)))

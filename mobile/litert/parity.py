@@ -38,14 +38,12 @@ def parity_inputs(manifest, model_path, count, vocab_size, data_dir=None):
     """(inputs, description): `count` dev examples of the manifest's task, else random tokens."""
     task, seq_len = manifest.get("task"), manifest["seq_len"]
     vocab = os.path.join(model_path, manifest_lib.VOCAB)
-    try:
-        inputs, _ = inputs_lib.task_inputs(task, "dev", vocab, seq_len, count, data_dir)
+    inputs, reason = inputs_lib.task_or_random_inputs(task, "dev", vocab, seq_len, count,
+                                                      vocab_size, data_dir, seed=7)
+    if reason is None:
         return inputs, f"{task} dev, first {len(inputs['token_ids'])} examples"
-    except Exception as e:  # no data module, unknown task, no files: say so, go on
-        reason = f"{type(e).__name__}: {e}".splitlines()[0]
-        logging.warning("parity on random tokens: %s dev data unavailable (%s)", task, reason)
-        return (inputs_lib.random_token_inputs(count, seq_len, vocab_size, seed=7),
-                f"random tokens ({count}): {task!r} dev data unavailable ({reason})")
+    logging.warning("parity on random tokens: %s dev data unavailable (%s)", task, reason)
+    return inputs, f"random tokens ({count}): {task!r} dev data unavailable ({reason})"
 
 
 def parity(path, keras_reference, inputs, signature=None):

@@ -22,6 +22,7 @@ from dynabert_tf.core import progress as progress_lib
 from dynabert_tf.elastic import cost
 from mobile import export as export_lib
 from mobile import pareto
+from mobile.litert.directory import markdown_table
 import mobile.search.dev_halves as dev_halves
 import mobile.search.latency_measure as latency_measure
 
@@ -156,8 +157,7 @@ def format_table(result, markdown=False):
                   "yes" if versus["beats"] else "no"] if versus else ["none fits", "-", "-"])
         rows.append(line)
     if markdown:
-        lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-        return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+        return markdown_table(header, rows)
     return "\n".join(["\t".join(header)] + ["\t".join(r) for r in rows])
 
 
