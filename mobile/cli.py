@@ -13,6 +13,7 @@ other program, it runs without absl's global flags:
 
 import os
 
+from dynabert_tf.core import cli as core_cli
 from dynabert_tf.core import errors
 
 
@@ -42,13 +43,8 @@ def define(define_flags, flag_values):
 
 def parse(flag_values, argv):
     """The arguments left after parsing `argv`; a bad or unknown flag exits with one line
-    (status 2) instead of absl's usage text."""
-    from absl import flags
-
-    try:
-        return flag_values(argv)
-    except flags.Error as e:
-        errors.fail(str(e), code=2)
+    (status 2) instead of absl's usage text (`dynabert_tf.core.cli.parse`)."""
+    return core_cli.parse(flag_values, argv)
 
 
 def call(main_fn, argv, flag_values):
