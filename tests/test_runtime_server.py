@@ -138,15 +138,15 @@ def test_overload_is_refused_at_once(exports):
         assert metric(port, "dynabert_slowdown") > 10
         served = metric(port, "dynabert_requests_total")
         started = time.monotonic()
-        results = burst(port, [{"text": "the movie is good .", "slo_ms": 30}] * 40)
+        results = burst(port, [{"text": "the movie is good .", "slo_ms": 20}] * 60)
         elapsed = time.monotonic() - started
         statuses = [status for status, _ in results]
-        assert set(statuses) <= {200, 503} and statuses.count(503) >= 10, statuses
+        assert set(statuses) <= {200, 503} and statuses.count(503) >= 15, statuses
         assert statuses.count(200) >= 1
         assert all("overloaded" in a["error"] for s, a in results if s == 503)
         assert elapsed < 20
         assert metric(port, "dynabert_rejections_total") == statuses.count(503) + 1
-        assert metric(port, "dynabert_requests_total") == served + 40
+        assert metric(port, "dynabert_requests_total") == served + 60
 
 
 def test_sigterm_drains_every_accepted_request(exports):

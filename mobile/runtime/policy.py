@@ -135,9 +135,10 @@ class _Policy:
         self.ranking = sorted(options, key=lambda o: (
             -(o.metric if o.metric is not None else -math.inf), -o.size * (o.metric is None),
             o.idle_at(0), o.name))
+        self.rank = {o.name: i for i, o in enumerate(self.ranking)}
         self.clock = clock
         self.estimator = estimator or SlowdownEstimator(clock)
-        self.cap = None
+        self.cap, self._allowed = None, self.ranking
         self.set_cap(cap)
 
     def set_cap(self, cell):
@@ -145,12 +146,12 @@ class _Policy:
         if cell is not None and cell not in self.options:
             raise ValueError(f"cap {cell!r} is not a cell; cells: {', '.join(self.options)}")
         self.cap = cell
+        limit = self.options[cell].size if cell is not None else math.inf
+        self._allowed = [o for o in self.ranking if o.size <= limit]
 
     def allowed(self):
-        if self.cap is None:
-            return self.ranking
-        limit = self.options[self.cap].size
-        return [o for o in self.ranking if o.size <= limit]
+        """The cells the cap allows, in ranking order."""
+        return self._allowed
 
     def fastest(self, lengths=(0,)):
         return min(self.allowed(), key=lambda o: (sum(o.idle_at(n) for n in lengths), o.name))
@@ -203,8 +204,8 @@ class AdaptivePolicy(_Policy):
         order they will be served (earliest deadline first)."""
         now = self.clock() if now is None else now
         s = self.slowdown(now)
-        allowed = self.allowed()
-        rank = {o.name: i for i, o in enumerate(self.ranking)}
+        allowed = self._allowed
+        rank = self.rank
         current_rank = rank.get(self.current, -1)  # none yet: no upgrade band
         band = self.band(now)
         for option in allowed:
