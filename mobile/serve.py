@@ -47,6 +47,8 @@ def main(argv, flags_values):
 
     if flags_values.simulated_slowdown < 1:
         cli.fail(f"--simulated_slowdown must be >= 1, got {flags_values.simulated_slowdown}")
+    if not 0 <= flags_values.port <= 65535:
+        cli.fail(f"--port must be in 0..65535, got {flags_values.port}")
     if flags_values.slo_ms <= 0:
         cli.fail(f"--slo_ms must be positive, got {flags_values.slo_ms}")
     runtime = Runtime.load(flags_values.model, policy=flags_values.policy,
