@@ -27,8 +27,9 @@ line from each served request's measured / idle latency ratio r:
 clipped to [min_slowdown, max_slowdown]. Without requests, log s decays toward 0 (s toward 1,
 the idle machine) with a half-life of `idle_half_life_s`, so a quiet device recovers.
 
-Defaults: margin 0.15, hysteresis 0.15 (band half-life 1 s). `FixedPolicy` serves one cell whatever the load (the
-baseline a benchmark compares with), with the same interface and the same estimate.
+Defaults: margin 0.15, hysteresis 0.15 (band half-life 1 s), idle half-life 2 s. `FixedPolicy`
+serves one cell whatever the load (the baseline a benchmark compares with), with the same
+interface and the same estimate.
 """
 
 import dataclasses

@@ -138,7 +138,8 @@ class Server:
         self.app = web.Application(client_max_size=max_body_bytes,
                                    middlewares=[_json_errors])
         self.app.add_routes([web.post("/v1/classify", self.classify),
-                             web.get("/healthz", self.healthz), web.get("/metrics", self.metrics_text)])
+                             web.get("/healthz", self.healthz),
+                             web.get("/metrics", self.metrics_text)])
         self.app.on_startup.append(self._start)
         self.app.on_shutdown.append(self._begin_drain)
         self.app.on_cleanup.append(self._stop)
