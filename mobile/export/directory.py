@@ -154,6 +154,18 @@ class Target:
                                        self.seq_len, metrics)
 
 
+def prepare_target(model, source, output_dir, quantization, seq_len):
+    """The `Target` of an export, its labels.txt and vocab.txt written to OUT."""
+    # Class names of a classification head; a span head's outputs are token positions.
+    labels = (model_dir_lib.labels_of(source.hf_config, model.num_outputs)
+              if model.head.kind != "span" else [])
+    labels_bytes, vocab_bytes = write_side_files(source.path, output_dir, labels)
+    vocab_sha256 = (files.sha256_of(os.path.join(output_dir, manifest_lib.VOCAB))
+                    if vocab_bytes else None)
+    return Target(output_dir, quantization, seq_len, source.task, labels, labels_bytes,
+                  vocab_bytes, vocab_sha256)
+
+
 def new_manifest(source, target, identity, representative_note, export_format):
     """The manifest's header (its cells are added as they are written)."""
     return {
@@ -253,14 +265,7 @@ def export_model(model_dir, output_dir, quantization="dynamic_range", seq_len=12
     from dynabert_tf.io import checkpoint
 
     model = checkpoint.load_task_model(source.path)
-    # Class names of a classification head; a span head's outputs are token positions.
-    labels = (model_dir_lib.labels_of(source.hf_config, model.num_outputs)
-              if model.head.kind != "span" else [])
-    labels_bytes, vocab_bytes = write_side_files(source.path, output_dir, labels)
-    vocab_sha256 = (files.sha256_of(os.path.join(output_dir, manifest_lib.VOCAB))
-                    if vocab_bytes else None)
-    target = Target(output_dir, quantization, seq_len, source.task, labels, labels_bytes,
-                    vocab_bytes, vocab_sha256)
+    target = prepare_target(model, source, output_dir, quantization, seq_len)
     representative, representative_note = None, None
     if quantization in tflite_lib.CALIBRATED:
         representative, representative_note = representative_inputs(
