@@ -52,7 +52,10 @@ def random_inputs(batch_size=3, seq_len=7, vocab_size=TINY.vocab_size, seed=0, p
     return {"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": padding_mask}
 
 
-SQUAD_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "squad")
+# The repository root and the fixture files; tests under tests/<package>/ find them here.
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIXTURES_DIR = os.path.join(REPO_ROOT, "tests", "fixtures")
+SQUAD_DIR = os.path.join(FIXTURES_DIR, "squad")
 
 
 def minilm_encoder(max_seq_length):

@@ -35,7 +35,7 @@ from dynabert_tf.models.backbone import DynaBertBackbone
 from dynabert_tf.models.task_model import DynaBertTaskModel
 from dynabert_tf.presets import hf_config
 from dynabert_tf.tasks import heads
-from tests.helpers import TINY_DEEP, random_inputs
+from tests.helpers import REPO_ROOT, TINY_DEEP, random_inputs
 
 # Every width and every depth of the grid at least once.
 GRID_CELLS = ((1.0, 1.0), (0.75, 0.75), (0.5, 0.5), (0.25, 1.0))
@@ -153,8 +153,7 @@ def model_inputs(bert_config, batch_size=3, seq_len=9, seed=0, pad_last=2):
 
 # configs/tiny_roberta (RoBERTa: one segment type, positions from row pad_token_id + 1 = 2,
 # LayerNorm epsilon 1e-5); 4 layers of 4 heads, as TINY_DEEP.
-TINY_ROBERTA = hf_config.read_config(os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), "configs", "tiny_roberta"))
+TINY_ROBERTA = hf_config.read_config(os.path.join(REPO_ROOT, "configs", "tiny_roberta"))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -31,10 +31,9 @@ from mobile import cli, litert
 from mobile import export as export_lib
 from mobile.export import __main__ as export_tool
 from mobile import select as select_tool
-from tests.helpers import random_inputs, tiny_classifier
+from tests.helpers import REPO_ROOT, random_inputs, tiny_classifier
 from train import preflight, run, sources, workdir
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMOKE = "--flagfile=configs/smoke.flags"
 STAGE_DIRS = ("teacher", "rewire", "width", "width_depth", "finetune")
 SEQ_LEN = 16
@@ -42,7 +41,7 @@ SEQ_LEN = 16
 
 @pytest.fixture(autouse=True)
 def _in_repo_root(monkeypatch):
-    monkeypatch.chdir(ROOT)  # the flag files name configs/ relative to the repository
+    monkeypatch.chdir(REPO_ROOT)  # the flag files name configs/ relative to the repository
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -60,7 +59,7 @@ def _write(path, text):
 def _config_copy(root, name, **changes):
     """configs/tiny_bert with `changes` in its config.json (None: the key removed)."""
     path = os.path.join(root, name)
-    shutil.copytree(os.path.join(ROOT, "configs", "tiny_bert"), path)
+    shutil.copytree(os.path.join(REPO_ROOT, "configs", "tiny_bert"), path)
     with open(os.path.join(path, "config.json")) as f:
         config = json.load(f)
     config.update(changes)
@@ -74,7 +73,7 @@ def _finished_workdir(work, settings):
     with workdir.claim(settings, preflight.check(settings)):
         pass
     backbone = DynaBertBackbone.from_config_object(
-        hf_config.read_config(os.path.join(ROOT, "configs", "tiny_bert")))
+        hf_config.read_config(os.path.join(REPO_ROOT, "configs", "tiny_bert")))
     model = classifier(backbone, 2)
     metadata = {"finetuning_task": "rt_polarity", "max_seq_length": 32,
                 "id2label": {"0": "0", "1": "1"}, "label2id": {"0": 0, "1": 1},
@@ -103,7 +102,7 @@ def paths(tmp_path_factory):
     root = str(tmp_path_factory.mktemp("bad_inputs"))
     work, tflite = os.path.join(root, "work"), os.path.join(root, "tflite")
     old_cwd = os.getcwd()
-    os.chdir(ROOT)
+    os.chdir(REPO_ROOT)
     try:
         run.parse_flags(["train.run", SMOKE, f"--workdir={work}"])
         settings = run.settings_from_flags()
@@ -141,7 +140,7 @@ def paths(tmp_path_factory):
         _write(os.path.join(p[name], "SST-2", "train.tsv"), train)
         if dev is not None:
             _write(os.path.join(p[name], "SST-2", "dev.tsv"), dev)
-    squad_fixture = os.path.join(ROOT, "tests", "fixtures", "squad")
+    squad_fixture = os.path.join(REPO_ROOT, "tests", "fixtures", "squad")
     for name in ("squad_bad_answer", "squad_no_dev"):
         p[name] = os.path.join(root, name)
         os.makedirs(p[name])
@@ -390,7 +389,7 @@ def _run_train_subprocess(*args):
             f"sys.argv = ['train.run', *{list(args)!r}]\n"
             "runpy.run_module('train.run', run_name='__main__', alter_sys=True)\n")
     start = time.time()
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
                             text=True, timeout=120)
     return result.returncode, result.stdout, result.stderr, time.time() - start
 

@@ -11,8 +11,8 @@ import ast
 import os
 
 import pytest
+from tests.helpers import REPO_ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROJECT = ("mobile", "dynabert_tf", "train")
 CLI_MODULES = {"mobile.benchmark", "mobile.select", "mobile.serve", "mobile.cli"}
 
@@ -22,7 +22,7 @@ def is_cli(name):
     return name in CLI_MODULES or name.rsplit(".", 1)[-1] == "__main__"
 
 
-def modules(root=ROOT, package="mobile"):
+def modules(root=REPO_ROOT, package="mobile"):
     """{module name: path} of every .py file under root/package (a package by its name)."""
     found = {}
     for directory, _, names in os.walk(os.path.join(root, package)):

@@ -12,11 +12,10 @@ import tensorflow as tf
 from dynabert_tf.distillation.grid_trainer import GridTrainer
 from dynabert_tf.models import task_model
 from dynabert_tf.tasks import heads
-from tests.helpers import random_inputs, tiny_backbone, tiny_classifier
+from tests.helpers import REPO_ROOT, random_inputs, tiny_backbone, tiny_classifier
 from train.loop import NonFiniteLoss, TrainingLoop
 
 STEPS_PER_EPOCH, EPOCHS = 4, 2
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _epoch_dataset(epoch):
@@ -122,7 +121,7 @@ def test_mirrored_two_replicas_train_like_one_process(tmp_path):
     """Two replicas (two logical CPUs) on global batches of 4, 4 and 1 rows (the last one
     leaves a replica an empty slice, weighted 0) end where one process ends."""
     result = subprocess.run([sys.executable, "-c", MIRRORED.replace("{tmp}", str(tmp_path))],
-                            cwd=ROOT, capture_output=True, text=True, timeout=600,
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert result.returncode == 0, result.stderr[-3000:]
     max_diff = float(result.stdout.split("max_diff")[1])

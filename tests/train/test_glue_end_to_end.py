@@ -22,8 +22,8 @@ import sys
 import pytest
 
 from dynabert_tf.core import grid as grid_lib
+from tests.helpers import REPO_ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURE = os.path.join("tests", "fixtures", "glue")
 STAGES = ("teacher", "rewire", "width", "width_depth", "finetune", "evaluate")
 
@@ -85,7 +85,7 @@ sys.exit(failed)
 
 def _fixture_rows(task, split):
     """Data rows of a fixture split (CoLA's train/dev files have no header row)."""
-    with open(os.path.join(ROOT, FIXTURE, GLUE_DIRS[task], f"{split}.tsv"),
+    with open(os.path.join(REPO_ROOT, FIXTURE, GLUE_DIRS[task], f"{split}.tsv"),
               encoding="utf-8") as f:
         rows = [line for line in f.read().split("\n") if line]
     return len(rows) - (task != "cola")
@@ -112,7 +112,7 @@ def glue_runs(tmp_path_factory):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     workers = [subprocess.Popen(
         [sys.executable, "-c", _WORKER, json.dumps(argvs[i::num_workers])],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         for i in range(num_workers)]
     try:
         output = "\n".join(worker.communicate(timeout=1200)[0] for worker in workers)

@@ -20,7 +20,7 @@ from mobile.export import tflite as tflite_lib
 from mobile.errors import ExportError
 from dynabert_tf.models.config import BertConfig
 from tests.helpers import TINY, TINY_DEEP, random_inputs, tiny_classifier
-from tests.test_mobile_export import SEQ_LEN, make_workdir
+from tests.mobile.export.test_mobile_export import SEQ_LEN, make_workdir
 
 # Two cells (a conversion of the tiny model takes seconds per signature), each also at
 # an 8-token bucket: four signatures.

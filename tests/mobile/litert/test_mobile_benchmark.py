@@ -9,7 +9,8 @@ import pytest
 
 from mobile import litert as benchmark
 from mobile import export as export_lib
-from tests.test_mobile_export import REPO, SEQ_LEN, make_workdir
+from tests.helpers import REPO_ROOT
+from tests.mobile.export.test_mobile_export import SEQ_LEN, make_workdir
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +62,9 @@ def test_parity_falls_back_to_random_tokens_and_says_so(tmp_path):
 
 
 def test_cli_errors_are_one_line(tmp_path):
-    env = {**os.environ, "PYTHONPATH": REPO}
+    env = {**os.environ, "PYTHONPATH": REPO_ROOT}
     result = subprocess.run([sys.executable, "-m", "mobile.benchmark",
-                             f"--tflite_dir={tmp_path}"], cwd=REPO, env=env,
+                             f"--tflite_dir={tmp_path}"], cwd=REPO_ROOT, env=env,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == (

@@ -21,8 +21,8 @@ import time
 import numpy as np
 import pytest
 from safetensors.numpy import load_file
+from tests.helpers import REPO_ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Float sums over two replicas' gradients are added in another order than one process adds
 # the batch's: equal to float32 round-off, not bit for bit.
 TOLERANCE = 2e-5
@@ -32,7 +32,7 @@ EPOCHS = 3  # 6 steps each at the smoke config's 96 examples / batch 16
 @pytest.fixture(scope="module")
 def no_dropout_checkpoint(tmp_path_factory):
     """The smoke run's tiny BERT config with dropout off, so runs can be compared."""
-    config = json.load(open(os.path.join(ROOT, "configs", "tiny_bert", "config.json")))
+    config = json.load(open(os.path.join(REPO_ROOT, "configs", "tiny_bert", "config.json")))
     config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     path = tmp_path_factory.mktemp("tiny_bert_no_dropout")
     (path / "config.json").write_text(json.dumps(config))
@@ -67,7 +67,7 @@ def _env(tf_config=None):
 def _start_workers(workdir, checkpoint, logs):
     ports = _free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
-    return [subprocess.Popen(_command(workdir, checkpoint, "multi_worker"), cwd=ROOT,
+    return [subprocess.Popen(_command(workdir, checkpoint, "multi_worker"), cwd=REPO_ROOT,
                              env=_env({"cluster": cluster,
                                        "task": {"type": "worker", "index": index}}),
                              stdout=open(logs / f"worker{index}.log", "a"),
@@ -98,7 +98,7 @@ def _assert_same_weights(got, want):
 @pytest.fixture(scope="module")
 def one_process(tmp_path_factory, no_dropout_checkpoint):
     workdir = tmp_path_factory.mktemp("one_process")
-    result = subprocess.run(_command(workdir, no_dropout_checkpoint, "none"), cwd=ROOT,
+    result = subprocess.run(_command(workdir, no_dropout_checkpoint, "none"), cwd=REPO_ROOT,
                             env=_env(), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     return _weights(workdir)

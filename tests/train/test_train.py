@@ -19,14 +19,14 @@ import pytest
 from safetensors.numpy import load_file
 
 from dynabert_tf.core import grid as grid_lib
+from tests.helpers import REPO_ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMOKE = ("--flagfile=configs/smoke.flags", "--augment", "--max_train_examples=48")
 
 
 def _run(*args):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.run([sys.executable, "-m", "train.run", *args], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", "train.run", *args], cwd=REPO_ROOT, env=env,
                           capture_output=True, text=True, timeout=900)
 
 
@@ -133,7 +133,7 @@ def test_killed_width_depth_stage_resumes_bit_exact(smoke_workdir, tmp_path):
 
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     process = subprocess.Popen([sys.executable, "-m", "train.run", *args,
-                                f"--workdir={killed}"], cwd=ROOT, env=env,
+                                f"--workdir={killed}"], cwd=REPO_ROOT, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     checkpoint = os.path.join(killed, "width_depth", "checkpoints", "ckpt-2.index")
     deadline = time.time() + 600

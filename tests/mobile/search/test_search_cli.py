@@ -11,7 +11,7 @@ from dynabert_tf.elastic import cost, layerwise
 from mobile import cli
 from mobile.search import __main__ as search_cli, latency_model
 from tests.helpers import TINY_DEEP
-from tests.test_mobile_export import make_workdir
+from tests.mobile.export.test_mobile_export import make_workdir
 
 CELLS = ((1.0, 1.0), (0.5, 0.5))  # a two-cell eval grid keeps the exports few
 

@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from dynabert_tf.presets import named
+from tests.helpers import REPO_ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORE_MODULES = ("layout", "choices", "grid", "files", "safetensors_header", "errors",
                 "progress")
 
@@ -18,7 +18,7 @@ CORE_MODULES = ("layout", "choices", "grid", "files", "safetensors_header", "err
 def _imports_tensorflow(*modules):
     code = "; ".join([f"import {m}" for m in modules]
                      + ["import sys", "print('tensorflow' in sys.modules)"])
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
                             text=True, check=True)
     return result.stdout.strip().splitlines()[-1] == "True"
 
@@ -34,14 +34,14 @@ def test_named_hf_config_and_core_import_no_tensorflow():
 def _imported_modules(package):
     """{file: the dynabert_tf modules it imports (function-level imports included)}."""
     found = {}
-    for path in glob.glob(os.path.join(ROOT, *package.split("."), "**", "*.py"), recursive=True):
+    for path in glob.glob(os.path.join(REPO_ROOT, *package.split("."), "**", "*.py"), recursive=True):
         names = set()
         for node in ast.walk(ast.parse(open(path, encoding="utf-8").read())):
             if isinstance(node, ast.Import):
                 names.update(alias.name for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.module:
                 names.update(f"{node.module}.{alias.name}" for alias in node.names)
-        found[os.path.relpath(path, ROOT)] = names
+        found[os.path.relpath(path, REPO_ROOT)] = names
     return found
 
 

@@ -16,7 +16,8 @@ import time
 
 import pytest
 
-from tests.test_runtime_engine import CELLS, ROOT, exports  # noqa: F401 - the fixture
+from tests.helpers import REPO_ROOT
+from tests.mobile.runtime.test_runtime_engine import CELLS, exports  # noqa: F401 - the fixture
 
 LABELS = ("negative", "positive")
 
@@ -26,7 +27,7 @@ def serving(model_dir, *flags):
     """(process, port) of `python -m mobile.serve` on a free port; stopped at the end."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "mobile.serve", f"--model={model_dir}", "--port=0",
-         "--calibration_runs=3", *flags], cwd=ROOT, stdout=subprocess.PIPE,
+         "--calibration_runs=3", *flags], cwd=REPO_ROOT, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     port, seen, deadline = None, [], time.monotonic() + 120
     try:

@@ -9,8 +9,8 @@ import pytest
 
 from mobile import pareto
 from mobile.selection import SelectionError, select_cell
+from tests.helpers import REPO_ROOT
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def entry(cell, accuracy, ms1, ms2, size):
@@ -73,8 +73,8 @@ def test_metric_falls_back_to_the_only_one(manifest):
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "mobile.select", *args], cwd=REPO,
-                          env={**os.environ, "PYTHONPATH": REPO}, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "mobile.select", *args], cwd=REPO_ROOT,
+                          env={**os.environ, "PYTHONPATH": REPO_ROOT}, capture_output=True,
                           text=True, timeout=120)
 
 

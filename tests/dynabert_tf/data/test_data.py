@@ -9,8 +9,9 @@ from dynabert_tf.io import assets
 from dynabert_tf import data
 from dynabert_tf.data import tfds_source
 from dynabert_tf.models.bert.tokenizer import BertInputEncoder
+from tests.helpers import FIXTURES_DIR
 
-GLUE_DIR = os.path.join(os.path.dirname(__file__), "fixtures", "glue")
+GLUE_DIR = os.path.join(FIXTURES_DIR, "glue")
 
 # Expected labels of each fixture split (class indices in `task.label_names` order).
 FIXTURE_LABELS = {

@@ -25,9 +25,9 @@ from dynabert_tf.presets import hf_config
 from train import sources, stages, task_data
 from train.runtime import Runtime
 from train.settings import Settings
+from tests.helpers import REPO_ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY_2L = os.path.join(ROOT, "configs", "tiny_bert_2l")
+TINY_2L = os.path.join(REPO_ROOT, "configs", "tiny_bert_2l")
 
 
 def _random_model(seed):

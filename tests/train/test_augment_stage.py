@@ -14,12 +14,11 @@ from dynabert_tf.data import augmentation
 from dynabert_tf.io import checkpoint
 from dynabert_tf.models.bert.mlm_head import MaskedLM
 from dynabert_tf.presets import hf_config, hf_tensors
-from tests.helpers import TINY, random_inputs, tiny_backbone
+from tests.helpers import REPO_ROOT, TINY, random_inputs, tiny_backbone
 from train import augment, task_data
 from train.settings import Settings
 from train.stages import run_stages
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _write_mlm_checkpoint(path, tied=True, head=True):
@@ -82,7 +81,7 @@ def test_checkpoint_without_a_head_is_refused(tmp_path):
 
 def _settings(workdir, **overrides):
     values = dict(task="rt_polarity", workdir=workdir, random_init=True, vocab_file="minilm_l6",
-                  init_checkpoint=os.path.join(ROOT, "configs", "tiny_bert"),
+                  init_checkpoint=os.path.join(REPO_ROOT, "configs", "tiny_bert"),
                   max_seq_length=32, max_train_examples=40, max_eval_examples=8, augment=True,
                   aug_copies=3, progress="0", stages=("width",))
     return Settings(**{**values, **overrides})

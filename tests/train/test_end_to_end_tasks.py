@@ -13,14 +13,14 @@ from dynabert_tf.core import grid as grid_lib
 from dynabert_tf.io import checkpoint
 from dynabert_tf.presets import hf_config
 from dynabert_tf.presets import loader as preset_loader
+from tests.helpers import REPO_ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CELLS = sorted(grid_lib.cell_name(w, d) for w, d in grid_lib.grid())
 
 
 def _run(module, *args):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env,
+    result = subprocess.run([sys.executable, "-m", module, *args], cwd=REPO_ROOT, env=env,
                             capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, result.stderr[-3000:]
     return result

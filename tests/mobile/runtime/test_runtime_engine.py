@@ -12,8 +12,8 @@ import pytest
 
 from mobile.runtime import ModelFileError, Runtime, load_spec
 from mobile.runtime.model_file import read_metadata
+from tests.helpers import REPO_ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEQ_LEN, BUCKET = 16, 8
 CELLS = ("w1.00_d1.00", "w0.50_d0.75", "w0.25_d0.50")  # most accurate first (fixture metrics)
 WORDS = ["the", "a", "movie", "film", "good", "bad", "great", "boring", "is", "was", "not",
@@ -25,7 +25,7 @@ SENTENCES = ["the movie is good .", "a film", "Café films", "boring", SHORT,
 
 def _run(args, **kwargs):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True,
+    return subprocess.run([sys.executable, *args], cwd=REPO_ROOT, env=env, capture_output=True,
                           text=True, timeout=300, **kwargs)
 
 
@@ -73,10 +73,10 @@ def build_exports(base):
               f"--seq_len={SEQ_LEN}", f"--cells={','.join(CELLS)}"]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     jobs = [subprocess.Popen([sys.executable, *common, f"--output_dir={out['elastic']}",
-                              "--format=elastic", f"--seq_buckets={BUCKET}"], cwd=ROOT, env=env,
+                              "--format=elastic", f"--seq_buckets={BUCKET}"], cwd=REPO_ROOT, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True),
             subprocess.Popen([sys.executable, *common, f"--output_dir={out['per_cell']}"],
-                             cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                             cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)]
     for job in jobs:
         log = job.communicate(timeout=600)[0]

@@ -97,7 +97,7 @@ def test_search_sizes_and_impossible_budget_raise():
 
 @pytest.fixture(scope="module")
 def tiny_workdir(tmp_path_factory):
-    from tests.test_mobile_export import make_workdir
+    from tests.mobile.export.test_mobile_export import make_workdir
 
     return make_workdir(str(tmp_path_factory.mktemp("search_work")))
 

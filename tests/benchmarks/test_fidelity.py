@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from benchmarks import fidelity
+from tests.helpers import REPO_ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The end-to-end run trains these; the ablations of Tables 6-8 are checked by their flags
 # below and by test_ablation_stages.py (each adds a whole pipeline to this run).
 E2E_METHODS = ("dynabert", "separate", "vanilla", "no_rewiring", "no_distillation", "direct")
@@ -22,14 +22,14 @@ def _smoke_report(root, out):
     # stages; graph mode is covered by test_train.py's smoke run), on two batches.
     flagfile = os.path.join(os.path.dirname(root), "smoke_eager.flags")
     with open(flagfile, "w") as f:
-        f.write(f"--flagfile={os.path.join(ROOT, 'configs', 'smoke.flags')}\n--run_eagerly\n"
+        f.write(f"--flagfile={os.path.join(REPO_ROOT, 'configs', 'smoke.flags')}\n--run_eagerly\n"
                 "--max_train_examples=32\n--max_eval_examples=32\n")
     result = subprocess.run(
         [sys.executable, "benchmarks/fidelity.py", f"--root={root}",
          f"--flagfile={flagfile}", "--tasks=rt_polarity", "--seeds=1",
          f"--methods={','.join(E2E_METHODS)}",
          f"--output_dir={out}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=1500,
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=1500,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
@@ -98,7 +98,7 @@ def test_bad_arguments_fail_before_training(tmp_path):
     for argument in ("--tasks=bogus", "--methods=dynabert,foo", "--seeds=1,x"):
         result = subprocess.run(
             [sys.executable, "benchmarks/fidelity.py", argument, f"--root={tmp_path}"],
-            cwd=ROOT, capture_output=True, text=True, timeout=300)
+            cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
         assert result.returncode == 2, argument
         assert result.stderr.strip().splitlines()[-1].startswith("fidelity.py: error:")
         assert "Traceback" not in result.stderr
@@ -109,7 +109,7 @@ def test_ablation_methods_are_flags_of_the_one_pipeline(monkeypatch):
     from dynabert_tf.distillation import variants
     from train import stages
 
-    monkeypatch.chdir(ROOT)
+    monkeypatch.chdir(REPO_ROOT)
     base = fidelity._settings(os.path.join("configs", "smoke.flags"))
     trainer_of = {"depth_first": ("width_depth", variants.DepthTeacherGridTrainer),
                   "inplace": ("width", variants.InplaceGridTrainer),
@@ -133,7 +133,7 @@ def test_ablation_methods_are_flags_of_the_one_pipeline(monkeypatch):
 def test_a_record_is_reread_only_with_the_settings_it_trained_with(monkeypatch, tmp_path):
     from dynabert_tf.core import files
 
-    monkeypatch.chdir(ROOT)
+    monkeypatch.chdir(REPO_ROOT)
     base = fidelity._settings(os.path.join("configs", "fidelity.flags"))
     settings = fidelity.recorded_settings(base, "rt_rating", 2, "no_distillation")
     assert (settings["task"], settings["seed"], settings["distillation"]) == \
@@ -158,7 +158,7 @@ def test_a_record_is_reread_only_with_the_settings_it_trained_with(monkeypatch, 
 def test_a_stale_record_stops_the_run_with_one_line(tmp_path):
     from dynabert_tf.core import files
 
-    base = fidelity._settings(os.path.join(ROOT, "configs", "fidelity.flags"))
+    base = fidelity._settings(os.path.join(REPO_ROOT, "configs", "fidelity.flags"))
     settings = fidelity.recorded_settings(base, "rt_polarity", 1, "dynabert")
     path = fidelity.record_path(str(tmp_path / "out"), "rt_polarity", 1, "dynabert")
     files.write_json(path, {"settings": {**settings, "learning_rate": 1e-4}, "grid": _grid(0.7),
@@ -167,7 +167,7 @@ def test_a_stale_record_stops_the_run_with_one_line(tmp_path):
     result = subprocess.run(
         [sys.executable, "benchmarks/fidelity.py", f"--root={tmp_path / 'runs'}",
          "--tasks=rt_polarity", "--seeds=1", "--methods=dynabert",
-         f"--output_dir={tmp_path / 'out'}"], cwd=ROOT, capture_output=True, text=True,
+         f"--output_dir={tmp_path / 'out'}"], cwd=REPO_ROOT, capture_output=True, text=True,
         timeout=300)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
@@ -203,7 +203,7 @@ def test_training_time_counts_each_teacher_once():
 
 
 def test_more_epochs_matches_the_augmented_step_count(monkeypatch):
-    monkeypatch.chdir(ROOT)
+    monkeypatch.chdir(REPO_ROOT)
     base = dataclasses.replace(fidelity._settings(os.path.join("configs", "fidelity.flags")),
                                aug_copies=2)
     longer, _ = fidelity.method_settings(base, "dynabert_more_epochs")

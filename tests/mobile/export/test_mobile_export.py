@@ -16,11 +16,10 @@ from dynabert_tf.elastic import cost
 from mobile import export as export_lib
 from mobile.export import tflite as tflite_lib
 from mobile.errors import ExportError
-from tests.helpers import TINY_DEEP, random_inputs, tiny_classifier
+from tests.helpers import REPO_ROOT, TINY_DEEP, random_inputs, tiny_classifier
 
 SEQ_LEN = 16
 CELLS = "w1.00_d1.00,w0.25_d0.50"
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Dynamic-range quantization (int8 weights, activations quantized on the fly) of the tiny
 # model (hidden 32, so few values share each scale): the max |logit difference| observed is
 # ~11% of the largest |logit| (~0.26 of ~2.4). The bound is 20% of the largest |logit|.
@@ -247,8 +246,8 @@ def test_parse_cells():
 
 
 def run_cli(*args):
-    env = {**os.environ, "PYTHONPATH": REPO}
-    return subprocess.run([sys.executable, "-m", "mobile.export", *args], cwd=REPO, env=env,
+    env = {**os.environ, "PYTHONPATH": REPO_ROOT}
+    return subprocess.run([sys.executable, "-m", "mobile.export", *args], cwd=REPO_ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
 
 
