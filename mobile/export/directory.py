@@ -16,6 +16,7 @@ from dynabert_tf.core import grid as grid_lib
 from dynabert_tf.core import layout
 from dynabert_tf.core import progress as progress_lib
 import mobile.export.cells as cells_lib
+import mobile.export.client_metadata as client_lib
 import mobile.export.elastic_file as elastic_lib
 import mobile.export.inputs as inputs_lib
 import mobile.export.manifest as manifest_lib
@@ -135,18 +136,68 @@ class Target:
     labels_bytes: bytes
     vocab_bytes: bytes
     vocab_sha256: str
+    head_kind: str = "classification"
+    weights_sha256: str = None
 
-    def metadata(self, model, head, seq_buckets=None, tail=None):
+    @property
+    def standard_metadata(self):
+        """Whether per-cell files carry TFLite Metadata (`client_metadata`): classification
+        and span heads, with a vocabulary."""
+        return bool(self.vocab_bytes) and self.head_kind in ("classification", "span")
+
+    @property
+    def probabilities(self):
+        """Whether per-cell files output `probabilities` beside the logits."""
+        return self.head_kind == "classification"
+
+    def metadata(self, model, head, seq_buckets=None, tail=None, outputs=None,
+                 side_files=True):
         """The flatbuffer metadata of a file: dynabert.json holds `head` (the cell, or the
         format), the task, labels, seq_len, [`seq_buckets`], quantization, the model's inputs
-        and outputs, the vocabulary's sha256 and `tail` (an elastic file's signatures)."""
+        and `outputs` (default: the head's), the vocabulary's sha256 and `tail` (an elastic
+        file's signatures); labels.txt and vocab.txt too unless not `side_files` (a file
+        whose TFLite Metadata carries them)."""
         info = {**head, "task": self.task, "labels": self.labels, "seq_len": self.seq_len}
         if seq_buckets is not None:
             info["seq_buckets"] = list(seq_buckets)
         info.update({"quantization": self.quantization, "inputs": list(tflite_lib.INPUT_NAMES),
-                     "outputs": list(model.head.output_names),
+                     "outputs": list(outputs or model.head.output_names),
                      "vocab_sha256": self.vocab_sha256, **(tail or {})})
+        if not side_files:
+            return {manifest_lib.METADATA_JSON: manifest_lib.metadata_files(
+                info, b"", b"")[manifest_lib.METADATA_JSON]}
         return manifest_lib.metadata_files(info, self.labels_bytes, self.vocab_bytes)
+
+    def client_metadata(self, cell_name, width_mult, depth_mult):
+        """The function that writes a per-cell file's TFLite Metadata, or None."""
+        if not self.standard_metadata:
+            return None
+        general = {
+            "name": f"DynaBERT {self.task or 'model'} {cell_name}",
+            "description": (
+                f"DynaBERT sub-network {cell_name} (width {width_mult:g}, depth "
+                f"{depth_mult:g}) for {self.task or 'text'}; BERT WordPiece input of "
+                f"{self.seq_len} tokens, uncased: strip accents before classifying "
+                f"(NFD, drop marks). " + (
+                    "Outputs: probability (softmax) and logits per label."
+                    if self.head_kind == "classification" else
+                    "Outputs: start_logits, end_logits per token.")),
+            "version": (f"weights sha256 {self.weights_sha256[:16]}"
+                        if self.weights_sha256 else None),
+            "author": "DynaBERT-TF"}
+        vocab, labels = self.vocab_bytes, self.labels
+        if self.head_kind == "span":
+            return lambda tflite, outputs: client_lib.span_metadata(tflite, vocab, outputs,
+                                                                    general)
+        return lambda tflite, outputs: client_lib.classifier_metadata(tflite, vocab, labels,
+                                                                      outputs, general)
+
+    @property
+    def clients(self):
+        """The clients that open this export's per-cell files (the manifest's `clients`)."""
+        if self.standard_metadata and self.head_kind == "classification":
+            return list(client_lib.PER_CELL_CLIENTS)
+        return list(client_lib.LITERT_CLIENTS)
 
     def cell_entry(self, model, cell, file_name, metrics):
         return manifest_lib.cell_entry(model.bert_config, model.num_outputs, cell,
@@ -157,13 +208,13 @@ class Target:
 def prepare_target(model, source, output_dir, quantization, seq_len):
     """The `Target` of an export, its labels.txt and vocab.txt written to OUT."""
     # Class names of a classification head; a span head's outputs are token positions.
-    labels = (model_dir_lib.labels_of(source.hf_config, model.num_outputs)
+    labels = (model_dir_lib.labels_of(source.hf_config, model.num_outputs, source.task)
               if model.head.kind != "span" else [])
     labels_bytes, vocab_bytes = write_side_files(source.path, output_dir, labels)
     vocab_sha256 = (files.sha256_of(os.path.join(output_dir, manifest_lib.VOCAB))
                     if vocab_bytes else None)
     return Target(output_dir, quantization, seq_len, source.task, labels, labels_bytes,
-                  vocab_bytes, vocab_sha256)
+                  vocab_bytes, vocab_sha256, model.head.kind, source.weights_sha256)
 
 
 def new_manifest(source, target, identity, representative_note, export_format):
@@ -178,7 +229,11 @@ def new_manifest(source, target, identity, representative_note, export_format):
         "vocab_sha256": target.vocab_sha256,
         "seq_len": target.seq_len, "quantization": target.quantization,
         "representative_data": representative_note,
-        "signature": tflite_lib.SIGNATURE, "format": export_format, "cells": [],
+        "signature": tflite_lib.SIGNATURE, "format": export_format,
+        "standard_metadata": (client_lib.writer_version() if export_format == "per_cell"
+                              and target.standard_metadata else None),
+        "client_text_normalization": client_lib.CLIENT_NORMALIZATION,
+        "cells": [],
     }
 
 
@@ -193,17 +248,22 @@ def export_per_cell(model, source, target, chosen, representative, write_manifes
             if bar is not None:
                 bar.set_postfix_str(name)
             hidden = {"hidden_mult": hidden_mult} if hidden_mult != 1.0 else {}
+            outputs = list(model.head.output_names) + (
+                [tflite_lib.PROBABILITIES] if target.probabilities else [])
             metadata = target.metadata(model, {"cell": name, "width_mult": width_mult,
-                                               "depth_mult": depth_mult, **hidden})
+                                               "depth_mult": depth_mult, **hidden},
+                                       outputs=outputs,
+                                       side_files=not target.standard_metadata)
             file_name = f"{name}.tflite"
-            written = cells_lib.export_cell(model, width_mult, depth_mult,
-                                            os.path.join(target.output_dir, file_name),
-                                            target.seq_len, target.quantization,
-                                            representative, metadata, hidden_mult)
+            written = cells_lib.export_cell(
+                model, width_mult, depth_mult, os.path.join(target.output_dir, file_name),
+                target.seq_len, target.quantization, representative, metadata, hidden_mult,
+                probabilities=target.probabilities,
+                standard_metadata=target.client_metadata(name, width_mult, depth_mult))
             write_manifest({**target.cell_entry(model, cell, file_name,
                                                 source.cell_metrics(name)),
                             "inputs": written["inputs"], "outputs": written["outputs"],
-                            "ops": written["ops"]})
+                            "ops": written["ops"], "clients": target.clients})
             progress_lib.advance(bar)
     finally:
         progress_lib.close(bar)  # an error line starts on a line of its own
@@ -223,13 +283,15 @@ def export_elastic(model, source, target, chosen, buckets):
         name = grid_lib.cell_name(width_mult, depth_mult)
         entry = target.cell_entry(model, (width_mult, depth_mult), elastic_lib.FILE_NAME,
                                   source.cell_metrics(name))
-        entry.update(signature=name, inputs=signatures[name]["inputs"],
+        entry.update(signature=name, clients=list(client_lib.ELASTIC_CLIENTS),
+                     inputs=signatures[name]["inputs"],
                      outputs=signatures[name]["outputs"], ops=written["ops"],
                      seq_buckets={str(length): elastic_lib.signature_name(
                          name, length, target.seq_len) for length in buckets})
         entries[name] = entry
     file_entries = [{
         "file": elastic_lib.FILE_NAME, "bytes": written["bytes"],
+        "clients": list(client_lib.ELASTIC_CLIENTS),
         "sha256": files.sha256_of(os.path.join(target.output_dir, elastic_lib.FILE_NAME)),
         "converter_bytes": written["converter_bytes"], "weight_sharing": written["sharing"],
         "signatures": {k: {key: v[key] for key in ("cell", "seq_len")}

@@ -191,7 +191,8 @@ class Runtime:
 
     def _answer(self, outputs, cell, length, latency_ms, request, end, decision, controller_ns):
         total_ms = (end - request.arrival) * 1e3
-        logits = next(iter(outputs.values())).tolist()
+        logits = (outputs["logits"] if "logits" in outputs  # beside it: probabilities
+                  else next(iter(outputs.values()))).tolist()
         label, probabilities = None, {}
         if len(logits) > 1:
             probs = _softmax(logits)
