@@ -25,7 +25,8 @@ def write_tflite(standalone, path, seq_len=128, quantization="dynamic_range",
       quantization: one of `dynabert_tf.core.choices.QUANTIZATIONS`.
       representative_inputs: int8 / int16x8 calibration inputs (`tflite.convert_saved_model`).
       metadata: optional {name: bytes} attached as flatbuffer metadata.
-      probabilities: a classification cell also outputs `probabilities` (softmax).
+      probabilities: a classification cell also outputs `probabilities` (softmax) (True),
+        or only them ("only"); `tflite.output_names`.
       standard_metadata: optional function (tflite bytes, output names in the subgraph's
         order) -> tflite bytes with TFLite Metadata (`mobile.export.client_metadata`),
         applied last.

@@ -46,12 +46,26 @@ INPUT_TENSOR_NAMES = {"token_ids": "serving_default_token_ids:0",
                       "padding_mask": "serving_default_padding_mask:0",
                       "segment_ids": "serving_default_segment_ids:0"}
 # Which clients open which file (the manifest's `clients`).
-# MediaPipe opens every quantization; the Task Library's runtime (tflite-support 0.4.4)
-# only files without dynamic-range kernels (README, "Use it from an app").
-PER_CELL_CLIENTS = ["litert", "dynabert_runtime", "mediapipe_text_classifier",
-                    "tflite_task_bert_nl_classifier"]
-LITERT_CLIENTS = ["litert"]  # span and regression cells: no client verified
+# Which clients open which file (the manifest's `clients`), as measured by
+# benchmarks/clients.py (benchmarks/results/clients.md): MediaPipe opens a classification
+# file of every quantization; the Task Library's BertNLClassifier (tflite-support 0.4.4) only
+# a file with one output (`--class_outputs=probabilities`) and kernels its bundled runtime
+# has (not dynamic_range's FULLY_CONNECTED v12, nor int16x8).
+CLASS_OUTPUTS = ("both", "probabilities")
+TASK_LIBRARY_QUANTIZATIONS = ("none", "float16", "int8")
 ELASTIC_CLIENTS = ["litert", "dynabert_runtime"]
+
+
+def per_cell_clients(head_kind, class_outputs, quantization, standard_metadata):
+    """The clients that open a per-cell file of this kind."""
+    if head_kind == "span":
+        return ["litert"]  # the Task Library's BertQuestionAnswerer: not verified
+    clients = ["litert", "dynabert_runtime"]
+    if head_kind == "classification" and standard_metadata:
+        clients.append("mediapipe_text_classifier")
+        if class_outputs == "probabilities" and quantization in TASK_LIBRARY_QUANTIZATIONS:
+            clients.append("tflite_task_bert_nl_classifier")
+    return clients
 # What an app does to text before the client's tokenizer, so that its ids equal the
 # project's (`mobile.runtime.tokenizer.client_text`): the clients' BertTokenizer does not
 # strip accents, the project's (BERT uncased) does.

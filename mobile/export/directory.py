@@ -28,8 +28,11 @@ FORMATS = ("per_cell", "elastic")
 
 
 def check_settings(output_dir, quantization, seq_len, representative_examples,
-                   export_format, seq_buckets):
+                   export_format, seq_buckets, class_outputs="both"):
     """The parsed sequence buckets; ExportError naming the first bad setting."""
+    if class_outputs not in client_lib.CLASS_OUTPUTS:
+        raise ExportError(f"--class_outputs must be one of "
+                          f"{', '.join(client_lib.CLASS_OUTPUTS)}, got {class_outputs!r}")
     if export_format not in FORMATS:
         raise ExportError(f"--format must be one of {', '.join(FORMATS)}, got "
                           f"{export_format!r}")
@@ -138,6 +141,7 @@ class Target:
     vocab_sha256: str
     head_kind: str = "classification"
     weights_sha256: str = None
+    class_outputs: str = "both"  # client_metadata.CLASS_OUTPUTS
 
     @property
     def standard_metadata(self):
@@ -147,8 +151,11 @@ class Target:
 
     @property
     def probabilities(self):
-        """Whether per-cell files output `probabilities` beside the logits."""
-        return self.head_kind == "classification"
+        """`tflite.output_names`' `probabilities`: per-cell classification files output
+        them beside the logits (True), or alone ("only")."""
+        if self.head_kind != "classification":
+            return False
+        return "only" if self.class_outputs == "probabilities" else True
 
     def metadata(self, model, head, seq_buckets=None, tail=None, outputs=None,
                  side_files=True):
@@ -195,9 +202,8 @@ class Target:
     @property
     def clients(self):
         """The clients that open this export's per-cell files (the manifest's `clients`)."""
-        if self.standard_metadata and self.head_kind == "classification":
-            return list(client_lib.PER_CELL_CLIENTS)
-        return list(client_lib.LITERT_CLIENTS)
+        return client_lib.per_cell_clients(self.head_kind, self.class_outputs,
+                                           self.quantization, self.standard_metadata)
 
     def cell_entry(self, model, cell, file_name, metrics):
         return manifest_lib.cell_entry(model.bert_config, model.num_outputs, cell,
@@ -205,7 +211,7 @@ class Target:
                                        self.seq_len, metrics)
 
 
-def prepare_target(model, source, output_dir, quantization, seq_len):
+def prepare_target(model, source, output_dir, quantization, seq_len, class_outputs="both"):
     """The `Target` of an export, its labels.txt and vocab.txt written to OUT."""
     # Class names of a classification head; a span head's outputs are token positions.
     labels = (model_dir_lib.labels_of(source.hf_config, model.num_outputs, source.task)
@@ -214,7 +220,8 @@ def prepare_target(model, source, output_dir, quantization, seq_len):
     vocab_sha256 = (files.sha256_of(os.path.join(output_dir, manifest_lib.VOCAB))
                     if vocab_bytes else None)
     return Target(output_dir, quantization, seq_len, source.task, labels, labels_bytes,
-                  vocab_bytes, vocab_sha256, model.head.kind, source.weights_sha256)
+                  vocab_bytes, vocab_sha256, model.head.kind, source.weights_sha256,
+                  class_outputs)
 
 
 def new_manifest(source, target, identity, representative_note, export_format):
@@ -233,6 +240,8 @@ def new_manifest(source, target, identity, representative_note, export_format):
         "standard_metadata": (client_lib.writer_version() if export_format == "per_cell"
                               and target.standard_metadata else None),
         "client_text_normalization": client_lib.CLIENT_NORMALIZATION,
+        "class_outputs": (target.class_outputs if export_format == "per_cell"
+                          and target.head_kind == "classification" else None),
         "cells": [],
     }
 
@@ -248,8 +257,7 @@ def export_per_cell(model, source, target, chosen, representative, write_manifes
             if bar is not None:
                 bar.set_postfix_str(name)
             hidden = {"hidden_mult": hidden_mult} if hidden_mult != 1.0 else {}
-            outputs = list(model.head.output_names) + (
-                [tflite_lib.PROBABILITIES] if target.probabilities else [])
+            outputs = tflite_lib.output_names(model, target.probabilities)
             metadata = target.metadata(model, {"cell": name, "width_mult": width_mult,
                                                "depth_mult": depth_mult, **hidden},
                                        outputs=outputs,
@@ -301,7 +309,7 @@ def export_elastic(model, source, target, chosen, buckets):
 
 def export_model(model_dir, output_dir, quantization="dynamic_range", seq_len=128, cells="all",
                  representative_examples=200, progress=True, data_dir=None,
-                 export_format="per_cell", seq_buckets=()):
+                 export_format="per_cell", seq_buckets=(), class_outputs="both"):
     """Exports the chosen cells of a trained DynaBERT; returns the manifest (also written).
 
     Args:
@@ -310,9 +318,12 @@ def export_model(model_dir, output_dir, quantization="dynamic_range", seq_len=12
       data_dir: the task's data, when it is not built in (int8 / int16x8 calibration only).
       export_format: "per_cell" (a file per cell) or "elastic" (one file, a signature each).
       seq_buckets: elastic only: shorter lengths ("32,64" or ints), a signature per cell each.
+      class_outputs: per-cell classification files output "both" the logits and
+        `probabilities` (their softmax; MediaPipe's `classifications[0]`), or "probabilities"
+        alone (also for the Task Library's BertNLClassifier, which takes one output).
     """
     buckets = check_settings(output_dir, quantization, seq_len, representative_examples,
-                             export_format, seq_buckets)
+                             export_format, seq_buckets, class_outputs)
     source = Source.read(model_dir, seq_len)
     chosen = (model_dir_lib.parse_cells(cells, source.available) if isinstance(cells, str)
               else list(cells))
@@ -321,13 +332,14 @@ def export_model(model_dir, output_dir, quantization="dynamic_range", seq_len=12
     identity = {"model_dir": os.path.abspath(source.path),
                 "model_sha256": source.weights_sha256, "task": source.task,
                 "quantization": quantization, "seq_len": seq_len, "format": export_format,
-                "seq_buckets": list(buckets) if export_format == "elastic" else None}
+                "seq_buckets": list(buckets) if export_format == "elastic" else None,
+                "class_outputs": class_outputs if export_format == "per_cell" else None}
     entries = manifest_lib.previous_entries(output_dir, identity)  # before anything is written
 
     from dynabert_tf.io import checkpoint
 
     model = checkpoint.load_task_model(source.path)
-    target = prepare_target(model, source, output_dir, quantization, seq_len)
+    target = prepare_target(model, source, output_dir, quantization, seq_len, class_outputs)
     representative, representative_note = None, None
     if quantization in tflite_lib.CALIBRATED:
         representative, representative_note = representative_inputs(

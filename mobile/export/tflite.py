@@ -49,19 +49,19 @@ PROBABILITIES = "probabilities"
 
 
 def output_names(model_cell, probabilities=False):
-    """The exported outputs: the head's (`logits`; span: `start_logits`, `end_logits`), and
-    `probabilities` (softmax of the logits) after them where asked, for a classification
-    head."""
+    """The exported outputs: the head's (`logits`; span: `start_logits`, `end_logits`); for a
+    classification head with `probabilities` True, `probabilities` (softmax of the logits)
+    after them, with "only", `probabilities` alone."""
     names = list(model_cell.head.output_names)
     if probabilities and model_cell.head.kind == "classification":
-        names.append(PROBABILITIES)
+        names = [PROBABILITIES] if probabilities == "only" else names + [PROBABILITIES]
     return names
 
 
 def to_saved_model(model_cell, path, seq_len, probabilities=False):
     """Writes `model_cell` as a SavedModel with the `serving_default` signature; with
-    `probabilities`, a classification cell also outputs `probabilities` (softmax of the
-    logits, for clients that threshold scores)."""
+    `probabilities` (True, or "only": `output_names`), a classification cell outputs
+    `probabilities` (softmax of the logits, for clients that threshold scores)."""
     import keras
     import tensorflow as tf
 

@@ -55,9 +55,12 @@ def parity(path, keras_reference, inputs, signature=None):
     of the reference logits."""
     outputs = tflite_outputs(path, inputs, signature=signature)
     names = [name for name in outputs if name in keras_reference]  # not: probabilities
-    diff = max(float(np.abs(outputs[name] - keras_reference[name]).max()) for name in names)
+    diff = max([float(np.abs(outputs[name] - keras_reference[name]).max()) for name in names],
+               default=None)  # None: a file of probabilities alone
     agree = [outputs[name].argmax(-1) == keras_reference[name].argmax(-1)
              for name in names if outputs[name].shape[-1] > 1]  # regression: no labels
+    if not names and PROBABILITIES in outputs:
+        agree = [outputs[PROBABILITIES].argmax(-1) == keras_reference["logits"].argmax(-1)]
     result = {"max_abs_logit_diff": diff,
               "label_agreement": float(np.mean(agree)) if agree else None,
               "examples": int(len(next(iter(outputs.values()))))}
