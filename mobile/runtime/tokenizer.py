@@ -95,7 +95,7 @@ def _strip_accents(text):
 
 
 def client_text(text):
-    """`text` as an app gives it to a TFLite Metadata client (MediaPipe's TextClassifier,
+    r"""`text` as an app gives it to a TFLite Metadata client (MediaPipe's TextClassifier,
     the Task Library's BertNLClassifier): accents stripped as this encoder strips them (NFD,
     then the combining marks, Unicode Mn, dropped), "Café naïve" -> "Cafe naive". The
     clients' BertTokenizer lowercases but keeps accents, so "café" would be [UNK] there (an
