@@ -18,7 +18,9 @@ The writer is MediaPipe's own (`mediapipe.tasks.python.metadata.metadata_writers
 the writer's Python but not the `_pywrap_metadata_version` extension it imports, for one
 function, the metadata's minimum parser version; `minimum_parser_version` is that function
 (the rules of MediaPipe's `metadata_version.cc`), put in its place when the extension is
-missing. The written files equal those of mediapipe 0.10.21's writer, extension included.
+missing. Files written so equal, byte for byte, those written with mediapipe 0.10.21's
+compiled extension in its place (checked on none, dynamic_range and int8 cells, both
+`class_outputs`).
 
 Span-extraction cells get the inputs, tokenizer and `start_logits` / `end_logits` outputs
 (`span_metadata`); regression cells get none (no client reads a regression head). The

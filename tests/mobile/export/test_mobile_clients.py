@@ -108,6 +108,35 @@ def test_tokenizer_agrees_after_client_normalization(tmp_path):
     assert client_like.encode("café") != project.encode("café")  # why apps normalize
 
 
+def test_minimum_parser_version_follows_the_schema_members_used():
+    """The replacement of MediaPipe's missing `_pywrap_metadata_version` extension."""
+    import flatbuffers
+    from mediapipe.tasks.metadata import metadata_schema_py_generated as fb
+
+    def version(subgraph, files=None):
+        model = fb.ModelMetadataT()
+        model.subgraphMetadata, model.associatedFiles = [subgraph], files
+        builder = flatbuffers.Builder(0)
+        builder.Finish(model.Pack(builder), b"M001")
+        return client_lib.minimum_parser_version(builder.Output())
+
+    subgraph = fb.SubGraphMetadataT()
+    assert version(subgraph) == "1.0.0"
+    vocab = fb.AssociatedFileT()
+    vocab.name, vocab.type = "vocab.txt", fb.AssociatedFileType.VOCABULARY
+    assert version(subgraph, [vocab]) == "1.0.1"
+    unit = fb.ProcessUnitT()
+    unit.optionsType = fb.ProcessUnitOptions.BertTokenizerOptions
+    unit.options = fb.BertTokenizerOptionsT()
+    unit.options.vocabFile = [vocab]
+    subgraph.inputProcessUnits = [unit]
+    assert version(subgraph) == "1.1.0"  # what a classifier file needs
+    group = fb.TensorGroupT()
+    group.name = "g"
+    subgraph.outputTensorGroups = [group]
+    assert version(subgraph) == "1.2.0"
+
+
 @pytest.mark.slow
 def test_mediapipe_opens_every_cell_and_equals_litert(tmp_path):
     workdir = make_workdir(str(tmp_path / "work"))
