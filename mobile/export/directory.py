@@ -186,7 +186,9 @@ class Target:
                 f"{depth_mult:g}) for {self.task or 'text'}; BERT WordPiece input of "
                 f"{self.seq_len} tokens, uncased: strip accents before classifying "
                 f"(NFD, drop marks). " + (
-                    "Outputs: probability (softmax) and logits per label."
+                    ("Output: probability (softmax) per label."
+                     if self.class_outputs == "probabilities" else
+                     "Outputs: probability (softmax) and logits per label.")
                     if self.head_kind == "classification" else
                     "Outputs: start_logits, end_logits per token.")),
             "version": (f"weights sha256 {self.weights_sha256[:16]}"
