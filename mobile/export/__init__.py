@@ -17,7 +17,11 @@ and renamed, so an interrupted run keeps the files already finished), `vocab.txt
 `labels.txt` and `manifest.json`. Each .tflite also carries, as flatbuffer metadata,
 `dynabert.json` (cell, task, labels, seq_len, input/output names), `labels.txt` and
 `vocab.txt`, so a single file is self-describing; `tflite.read_tflite_metadata` reads
-them back.
+them back. A classification cell's file also outputs `probabilities` (softmax of the
+logits; `class_outputs="probabilities"`: those alone) and carries standard TFLite Metadata
+(`client_metadata`: tokenizer, vocabulary, readable labels), which MediaPipe Tasks and the
+Task Library read; its `labels.txt` and `vocab.txt` are then that metadata's associated
+files. The manifest's `clients` says which clients open each file.
 
 The elastic format writes one `elastic.tflite` instead (`elastic_file`): a signature per
 cell, named by the cell (`w0.50_d0.75`), plus `{cell}_s{L}` per sequence bucket length L,
@@ -36,6 +40,7 @@ Modules:
     model_dir       what an export reads of the model: dir, eval grid, cells, labels, metric
     cells           one standalone model -> one .tflite (a grid cell, a per-layer config)
     tflite          SavedModel, conversion (quantization), ops, flatbuffer metadata
+    client_metadata standard TFLite Metadata (MediaPipe's writer) for the clients
     elastic_file    one file, a signature per cell and sequence bucket
     shared_weights  constants stored once in a multi-signature flatbuffer
     manifest        OUT/manifest.json: names, entries, merging, summary

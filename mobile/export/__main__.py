@@ -3,7 +3,7 @@
     python -m mobile.export --model_dir=WORKDIR --output_dir=OUT \
         [--quantization=dynamic_range|float16|int8|int16x8|none] [--seq_len=128] \
         [--cells=all|w0.50_d0.75,...] [--representative_examples=200] \
-        [--format=per_cell|elastic [--seq_buckets=32,64]]
+        [--format=per_cell|elastic [--seq_buckets=32,64]] [--class_outputs=both|probabilities]
 
 Parses the flags and calls `mobile.export.export_model` (the package's doc describes what
 is written), then prints the summary table.
@@ -38,6 +38,11 @@ def define_flags(flag_values):
                       "stored once.", **define)
     flags.DEFINE_string("seq_buckets", "", "With --format=elastic: shorter sequence lengths "
                         "(e.g. 32,64), each a signature {cell}_s{L} per cell.", **define)
+    flags.DEFINE_enum("class_outputs", "both", ["both", "probabilities"], "Per-cell "
+                      "classification files: both: logits and probabilities (their softmax; "
+                      "MediaPipe's classifications[0]); probabilities: those alone (also opens "
+                      "in the Task Library's BertNLClassifier, which takes one output).",
+                      **define)
 
 
 def main(argv, flags_values):
@@ -46,7 +51,7 @@ def main(argv, flags_values):
         flags_values.model_dir, flags_values.output_dir, flags_values.quantization,
         flags_values.seq_len, flags_values.cells, flags_values.representative_examples,
         data_dir=flags_values.data_dir, export_format=flags_values.format,
-        seq_buckets=flags_values.seq_buckets)
+        seq_buckets=flags_values.seq_buckets, class_outputs=flags_values.class_outputs)
     print(export_lib.format_summary(manifest))
     print(f"wrote {len(manifest['cells'])} cells to {flags_values.output_dir}/"
           f"{export_lib.MANIFEST}")

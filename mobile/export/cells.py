@@ -16,7 +16,8 @@ import mobile.export.tflite as tflite_lib
 
 
 def write_tflite(standalone, path, seq_len=128, quantization="dynamic_range",
-                 representative_inputs=None, metadata=None):
+                 representative_inputs=None, metadata=None, probabilities=False,
+                 standard_metadata=None):
     """Converts the standalone `DynaBertTaskModel` and writes `path` atomically.
 
     Args:
@@ -24,17 +25,28 @@ def write_tflite(standalone, path, seq_len=128, quantization="dynamic_range",
       quantization: one of `dynabert_tf.core.choices.QUANTIZATIONS`.
       representative_inputs: int8 / int16x8 calibration inputs (`tflite.convert_saved_model`).
       metadata: optional {name: bytes} attached as flatbuffer metadata.
+      probabilities: a classification cell also outputs `probabilities` (softmax) (True),
+        or only them ("only"); `tflite.output_names`.
+      standard_metadata: optional function (tflite bytes, output names in the subgraph's
+        order) -> tflite bytes with TFLite Metadata (`mobile.export.client_metadata`),
+        applied last.
     Returns:
       {"bytes", "ops", "inputs", "outputs"} of the written file.
     """
     with tempfile.TemporaryDirectory(prefix="dynabert-savedmodel-") as tmp:
         saved_model = os.path.join(tmp, "saved_model")
-        tflite_lib.to_saved_model(standalone, saved_model, seq_len)
+        tflite_lib.to_saved_model(standalone, saved_model, seq_len, probabilities)
         tflite = tflite_lib.convert_saved_model(saved_model, quantization,
                                                 representative_inputs)
     ops = tflite_lib.check_builtin_ops(tflite)
+    if tflite_lib.PROBABILITIES in tflite_lib.output_names(standalone, probabilities):
+        tflite = tflite_lib.output_first(tflite, tflite_lib.PROBABILITIES)
     if metadata:
         tflite = tflite_lib.add_metadata(tflite, metadata)
+    if standard_metadata is not None:
+        import mobile.export.client_metadata as client_lib
+
+        tflite = standard_metadata(tflite, client_lib.signature_outputs(tflite))
     inputs, outputs = tflite_lib.signature_io(tflite)
     files.write_atomic(path, tflite)
     return {"bytes": os.path.getsize(path), "ops": ops, "inputs": inputs, "outputs": outputs}
@@ -42,14 +54,15 @@ def write_tflite(standalone, path, seq_len=128, quantization="dynamic_range",
 
 def export_cell(model, width_mult, depth_mult, path, seq_len=128,
                 quantization="dynamic_range", representative_inputs=None, metadata=None,
-                hidden_mult=1.0):
+                hidden_mult=1.0, probabilities=False, standard_metadata=None):
     """Extracts the (width_mult, depth_mult[, hidden_mult]) cell and writes it
     (`write_tflite`)."""
     from dynabert_tf.elastic import subnetwork
 
     return write_tflite(subnetwork.extract_subnetwork(model, width_mult, depth_mult,
                                                       hidden_mult),
-                        path, seq_len, quantization, representative_inputs, metadata)
+                        path, seq_len, quantization, representative_inputs, metadata,
+                        probabilities, standard_metadata)
 
 
 def export_layerwise(model, config, path, seq_len=128, quantization="dynamic_range",

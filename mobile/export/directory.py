@@ -16,6 +16,7 @@ from dynabert_tf.core import grid as grid_lib
 from dynabert_tf.core import layout
 from dynabert_tf.core import progress as progress_lib
 import mobile.export.cells as cells_lib
+import mobile.export.client_metadata as client_lib
 import mobile.export.elastic_file as elastic_lib
 import mobile.export.inputs as inputs_lib
 import mobile.export.manifest as manifest_lib
@@ -27,8 +28,11 @@ FORMATS = ("per_cell", "elastic")
 
 
 def check_settings(output_dir, quantization, seq_len, representative_examples,
-                   export_format, seq_buckets):
+                   export_format, seq_buckets, class_outputs="both"):
     """The parsed sequence buckets; ExportError naming the first bad setting."""
+    if class_outputs not in client_lib.CLASS_OUTPUTS:
+        raise ExportError(f"--class_outputs must be one of "
+                          f"{', '.join(client_lib.CLASS_OUTPUTS)}, got {class_outputs!r}")
     if export_format not in FORMATS:
         raise ExportError(f"--format must be one of {', '.join(FORMATS)}, got "
                           f"{export_format!r}")
@@ -135,18 +139,73 @@ class Target:
     labels_bytes: bytes
     vocab_bytes: bytes
     vocab_sha256: str
+    head_kind: str = "classification"
+    weights_sha256: str = None
+    class_outputs: str = "both"  # client_metadata.CLASS_OUTPUTS
 
-    def metadata(self, model, head, seq_buckets=None, tail=None):
+    @property
+    def standard_metadata(self):
+        """Whether per-cell files carry TFLite Metadata (`client_metadata`): classification
+        and span heads, with a vocabulary."""
+        return bool(self.vocab_bytes) and self.head_kind in ("classification", "span")
+
+    @property
+    def probabilities(self):
+        """`tflite.output_names`' `probabilities`: per-cell classification files output
+        them beside the logits (True), or alone ("only")."""
+        if self.head_kind != "classification":
+            return False
+        return "only" if self.class_outputs == "probabilities" else True
+
+    def metadata(self, model, head, seq_buckets=None, tail=None, outputs=None,
+                 side_files=True):
         """The flatbuffer metadata of a file: dynabert.json holds `head` (the cell, or the
         format), the task, labels, seq_len, [`seq_buckets`], quantization, the model's inputs
-        and outputs, the vocabulary's sha256 and `tail` (an elastic file's signatures)."""
+        and `outputs` (default: the head's), the vocabulary's sha256 and `tail` (an elastic
+        file's signatures); labels.txt and vocab.txt too unless not `side_files` (a file
+        whose TFLite Metadata carries them)."""
         info = {**head, "task": self.task, "labels": self.labels, "seq_len": self.seq_len}
         if seq_buckets is not None:
             info["seq_buckets"] = list(seq_buckets)
         info.update({"quantization": self.quantization, "inputs": list(tflite_lib.INPUT_NAMES),
-                     "outputs": list(model.head.output_names),
+                     "outputs": list(outputs or model.head.output_names),
                      "vocab_sha256": self.vocab_sha256, **(tail or {})})
+        if not side_files:
+            return {manifest_lib.METADATA_JSON: manifest_lib.metadata_files(
+                info, b"", b"")[manifest_lib.METADATA_JSON]}
         return manifest_lib.metadata_files(info, self.labels_bytes, self.vocab_bytes)
+
+    def client_metadata(self, cell_name, width_mult, depth_mult):
+        """The function that writes a per-cell file's TFLite Metadata, or None."""
+        if not self.standard_metadata:
+            return None
+        general = {
+            "name": f"DynaBERT {self.task or 'model'} {cell_name}",
+            "description": (
+                f"DynaBERT sub-network {cell_name} (width {width_mult:g}, depth "
+                f"{depth_mult:g}) for {self.task or 'text'}; BERT WordPiece input of "
+                f"{self.seq_len} tokens, uncased: strip accents before classifying "
+                f"(NFD, drop marks). " + (
+                    ("Output: probability (softmax) per label."
+                     if self.class_outputs == "probabilities" else
+                     "Outputs: probability (softmax) and logits per label.")
+                    if self.head_kind == "classification" else
+                    "Outputs: start_logits, end_logits per token.")),
+            "version": (f"weights sha256 {self.weights_sha256[:16]}"
+                        if self.weights_sha256 else None),
+            "author": "DynaBERT-TF"}
+        vocab, labels = self.vocab_bytes, self.labels
+        if self.head_kind == "span":
+            return lambda tflite, outputs: client_lib.span_metadata(tflite, vocab, outputs,
+                                                                    general)
+        return lambda tflite, outputs: client_lib.classifier_metadata(tflite, vocab, labels,
+                                                                      outputs, general)
+
+    @property
+    def clients(self):
+        """The clients that open this export's per-cell files (the manifest's `clients`)."""
+        return client_lib.per_cell_clients(self.head_kind, self.class_outputs,
+                                           self.quantization, self.standard_metadata)
 
     def cell_entry(self, model, cell, file_name, metrics):
         return manifest_lib.cell_entry(model.bert_config, model.num_outputs, cell,
@@ -154,16 +213,17 @@ class Target:
                                        self.seq_len, metrics)
 
 
-def prepare_target(model, source, output_dir, quantization, seq_len):
+def prepare_target(model, source, output_dir, quantization, seq_len, class_outputs="both"):
     """The `Target` of an export, its labels.txt and vocab.txt written to OUT."""
     # Class names of a classification head; a span head's outputs are token positions.
-    labels = (model_dir_lib.labels_of(source.hf_config, model.num_outputs)
+    labels = (model_dir_lib.labels_of(source.hf_config, model.num_outputs, source.task)
               if model.head.kind != "span" else [])
     labels_bytes, vocab_bytes = write_side_files(source.path, output_dir, labels)
     vocab_sha256 = (files.sha256_of(os.path.join(output_dir, manifest_lib.VOCAB))
                     if vocab_bytes else None)
     return Target(output_dir, quantization, seq_len, source.task, labels, labels_bytes,
-                  vocab_bytes, vocab_sha256)
+                  vocab_bytes, vocab_sha256, model.head.kind, source.weights_sha256,
+                  class_outputs)
 
 
 def new_manifest(source, target, identity, representative_note, export_format):
@@ -178,7 +238,13 @@ def new_manifest(source, target, identity, representative_note, export_format):
         "vocab_sha256": target.vocab_sha256,
         "seq_len": target.seq_len, "quantization": target.quantization,
         "representative_data": representative_note,
-        "signature": tflite_lib.SIGNATURE, "format": export_format, "cells": [],
+        "signature": tflite_lib.SIGNATURE, "format": export_format,
+        "standard_metadata": (client_lib.writer_version() if export_format == "per_cell"
+                              and target.standard_metadata else None),
+        "client_text_normalization": client_lib.CLIENT_NORMALIZATION,
+        "class_outputs": (target.class_outputs if export_format == "per_cell"
+                          and target.head_kind == "classification" else None),
+        "cells": [],
     }
 
 
@@ -193,17 +259,21 @@ def export_per_cell(model, source, target, chosen, representative, write_manifes
             if bar is not None:
                 bar.set_postfix_str(name)
             hidden = {"hidden_mult": hidden_mult} if hidden_mult != 1.0 else {}
+            outputs = tflite_lib.output_names(model, target.probabilities)
             metadata = target.metadata(model, {"cell": name, "width_mult": width_mult,
-                                               "depth_mult": depth_mult, **hidden})
+                                               "depth_mult": depth_mult, **hidden},
+                                       outputs=outputs,
+                                       side_files=not target.standard_metadata)
             file_name = f"{name}.tflite"
-            written = cells_lib.export_cell(model, width_mult, depth_mult,
-                                            os.path.join(target.output_dir, file_name),
-                                            target.seq_len, target.quantization,
-                                            representative, metadata, hidden_mult)
+            written = cells_lib.export_cell(
+                model, width_mult, depth_mult, os.path.join(target.output_dir, file_name),
+                target.seq_len, target.quantization, representative, metadata, hidden_mult,
+                probabilities=target.probabilities,
+                standard_metadata=target.client_metadata(name, width_mult, depth_mult))
             write_manifest({**target.cell_entry(model, cell, file_name,
                                                 source.cell_metrics(name)),
                             "inputs": written["inputs"], "outputs": written["outputs"],
-                            "ops": written["ops"]})
+                            "ops": written["ops"], "clients": target.clients})
             progress_lib.advance(bar)
     finally:
         progress_lib.close(bar)  # an error line starts on a line of its own
@@ -223,13 +293,15 @@ def export_elastic(model, source, target, chosen, buckets):
         name = grid_lib.cell_name(width_mult, depth_mult)
         entry = target.cell_entry(model, (width_mult, depth_mult), elastic_lib.FILE_NAME,
                                   source.cell_metrics(name))
-        entry.update(signature=name, inputs=signatures[name]["inputs"],
+        entry.update(signature=name, clients=list(client_lib.ELASTIC_CLIENTS),
+                     inputs=signatures[name]["inputs"],
                      outputs=signatures[name]["outputs"], ops=written["ops"],
                      seq_buckets={str(length): elastic_lib.signature_name(
                          name, length, target.seq_len) for length in buckets})
         entries[name] = entry
     file_entries = [{
         "file": elastic_lib.FILE_NAME, "bytes": written["bytes"],
+        "clients": list(client_lib.ELASTIC_CLIENTS),
         "sha256": files.sha256_of(os.path.join(target.output_dir, elastic_lib.FILE_NAME)),
         "converter_bytes": written["converter_bytes"], "weight_sharing": written["sharing"],
         "signatures": {k: {key: v[key] for key in ("cell", "seq_len")}
@@ -239,7 +311,7 @@ def export_elastic(model, source, target, chosen, buckets):
 
 def export_model(model_dir, output_dir, quantization="dynamic_range", seq_len=128, cells="all",
                  representative_examples=200, progress=True, data_dir=None,
-                 export_format="per_cell", seq_buckets=()):
+                 export_format="per_cell", seq_buckets=(), class_outputs="both"):
     """Exports the chosen cells of a trained DynaBERT; returns the manifest (also written).
 
     Args:
@@ -248,9 +320,12 @@ def export_model(model_dir, output_dir, quantization="dynamic_range", seq_len=12
       data_dir: the task's data, when it is not built in (int8 / int16x8 calibration only).
       export_format: "per_cell" (a file per cell) or "elastic" (one file, a signature each).
       seq_buckets: elastic only: shorter lengths ("32,64" or ints), a signature per cell each.
+      class_outputs: per-cell classification files output "both" the logits and
+        `probabilities` (their softmax; MediaPipe's `classifications[0]`), or "probabilities"
+        alone (also for the Task Library's BertNLClassifier, which takes one output).
     """
     buckets = check_settings(output_dir, quantization, seq_len, representative_examples,
-                             export_format, seq_buckets)
+                             export_format, seq_buckets, class_outputs)
     source = Source.read(model_dir, seq_len)
     chosen = (model_dir_lib.parse_cells(cells, source.available) if isinstance(cells, str)
               else list(cells))
@@ -259,13 +334,14 @@ def export_model(model_dir, output_dir, quantization="dynamic_range", seq_len=12
     identity = {"model_dir": os.path.abspath(source.path),
                 "model_sha256": source.weights_sha256, "task": source.task,
                 "quantization": quantization, "seq_len": seq_len, "format": export_format,
-                "seq_buckets": list(buckets) if export_format == "elastic" else None}
+                "seq_buckets": list(buckets) if export_format == "elastic" else None,
+                "class_outputs": class_outputs if export_format == "per_cell" else None}
     entries = manifest_lib.previous_entries(output_dir, identity)  # before anything is written
 
     from dynabert_tf.io import checkpoint
 
     model = checkpoint.load_task_model(source.path)
-    target = prepare_target(model, source, output_dir, quantization, seq_len)
+    target = prepare_target(model, source, output_dir, quantization, seq_len, class_outputs)
     representative, representative_note = None, None
     if quantization in tflite_lib.CALIBRATED:
         representative, representative_note = representative_inputs(

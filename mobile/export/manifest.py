@@ -4,7 +4,11 @@ earlier run's manifest, and the printed summary.
 The manifest is the export's record (`mobile.selection`, `mobile.benchmark` and an app's
 build script read it): the model and its weights' sha256, task, labels, vocabulary,
 seq_len, quantization and, per cell, its file (and signature in an elastic file), size,
-sha256, parameters, FLOPs, dims, inputs, outputs, ops and dev metrics.
+sha256, parameters, FLOPs, dims, inputs, outputs, ops, dev metrics and `clients` (which
+clients open it: litert, dynabert_runtime, mediapipe_text_classifier,
+tflite_task_bert_nl_classifier); the header also names the TFLite Metadata writer
+(`standard_metadata`), `class_outputs` and the text normalization an app applies
+(`client_text_normalization`).
 """
 
 import json

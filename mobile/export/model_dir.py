@@ -101,7 +101,36 @@ def parse_cells(spec, available):
     return [cell for cell in available if cell in chosen]
 
 
-def labels_of(hf_config, num_classes):
-    """Class names from config.json's id2label (LABEL_i where it names none)."""
+def labels_of(hf_config, num_classes, task=None):
+    """Class names: config.json's id2label (LABEL_i where it names none); where those are
+    the task's label codes ("0", "1") or LABEL_i, the task's readable names
+    (`Task.display_labels`: "negative", "positive" for rt_polarity, GLUE's names)."""
     id2label = hf_config.get("id2label") or {}
-    return [str(id2label.get(str(i), id2label.get(i, f"LABEL_{i}"))) for i in range(num_classes)]
+    names = [str(id2label.get(str(i), id2label.get(i, f"LABEL_{i}")))
+             for i in range(num_classes)]
+    readable = task_labels(task)
+    if readable and len(readable) == num_classes and (
+            names == list(task_codes(task)) or names == [f"LABEL_{i}" for i in range(
+                num_classes)]):
+        return list(readable)
+    return names
+
+
+def _task(task):
+    try:
+        from dynabert_tf import data
+        return data.get_task(task) if task else None
+    except Exception:  # noqa: BLE001 - an unknown task keeps config.json's names
+        return None
+
+
+def task_labels(task):
+    """The task's readable class names, or None."""
+    found = _task(task)
+    return tuple(found.display_labels) if found and found.display_labels else None
+
+
+def task_codes(task):
+    """The task's label strings as its data spells them, or ()."""
+    found = _task(task)
+    return tuple(found.label_names or ()) if found else ()

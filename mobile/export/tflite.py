@@ -45,21 +45,37 @@ INT8_FLOAT_OPS = LAYERNORM_RESIDUAL_OPS + ("BATCH_MATMUL", "GELU", "SOFTMAX")
 INT8_FLOAT_NODES = (r"feedforward[^/]*/output_projection/",)
 INPUT_NAMES = model_config.INPUT_NAMES
 SIGNATURE = "serving_default"
+PROBABILITIES = "probabilities"
 
 
-def to_saved_model(model_cell, path, seq_len):
-    """Writes `model_cell` as a SavedModel with the `serving_default` signature."""
+def output_names(model_cell, probabilities=False):
+    """The exported outputs: the head's (`logits`; span: `start_logits`, `end_logits`); for a
+    classification head with `probabilities` True, `probabilities` (softmax of the logits)
+    after them, with "only", `probabilities` alone."""
+    names = list(model_cell.head.output_names)
+    if probabilities and model_cell.head.kind == "classification":
+        names = [PROBABILITIES] if probabilities == "only" else names + [PROBABILITIES]
+    return names
+
+
+def to_saved_model(model_cell, path, seq_len, probabilities=False):
+    """Writes `model_cell` as a SavedModel with the `serving_default` signature; with
+    `probabilities` (True, or "only": `output_names`), a classification cell outputs
+    `probabilities` (softmax of the logits, for clients that threshold scores)."""
     import keras
     import tensorflow as tf
 
     archive = keras.export.ExportArchive()
     archive.track(model_cell)
+    names = output_names(model_cell, probabilities)
 
     def serve(token_ids, segment_ids, padding_mask):
         inputs = {"token_ids": token_ids, "segment_ids": segment_ids,
                   "padding_mask": padding_mask}
-        outputs = model_cell(inputs, training=False, return_dict=True)
-        return {name: outputs[name] for name in model_cell.head.output_names}
+        outputs = dict(model_cell(inputs, training=False, return_dict=True))
+        if PROBABILITIES in names:
+            outputs[PROBABILITIES] = tf.nn.softmax(outputs["logits"], axis=-1)
+        return {name: outputs[name] for name in names}
 
     archive.add_endpoint(SIGNATURE, serve, input_signature=[
         tf.TensorSpec([1, seq_len], tf.int32, name=name) for name in INPUT_NAMES])
@@ -211,16 +227,37 @@ def add_metadata(tflite_bytes, files):
     return flatbuffer_utils.convert_object_to_bytearray(model)
 
 
+def output_first(tflite_bytes, name):
+    """The model with the signature output `name` first among its subgraph's outputs (the
+    order of a client's heads: MediaPipe's `classifications[0]`); the signature's names and
+    the outputs' values are unchanged."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = _model_object(tflite_bytes)
+    signature = model.signatureDefs[0]
+    index = {o.name.decode(): o.tensorIndex for o in signature.outputs}[name]
+    subgraph = model.subgraphs[signature.subgraphIndex]
+    outputs = [int(i) for i in subgraph.outputs]
+    subgraph.outputs = np.asarray([index] + [i for i in outputs if i != index], np.int32)
+    return flatbuffer_utils.convert_object_to_bytearray(model)
+
+
 def read_tflite_metadata(path_or_bytes):
-    """{name: bytes} of a TFLite file's metadata (ours: dynabert.json, labels.txt, vocab.txt)."""
+    """{name: bytes} of a TFLite file's metadata (ours: dynabert.json, labels.txt, vocab.txt;
+    the last two, in a file with TFLite Metadata, are its associated files)."""
     if isinstance(path_or_bytes, (bytes, bytearray)):
         content = path_or_bytes
     else:
         with open(path_or_bytes, "rb") as f:
             content = f.read()
+    from mobile.runtime.model_file import associated_files
+
     model = _model_object(content)
-    return {m.name.decode(): bytes(np.asarray(model.buffers[m.buffer].data, np.uint8))
-            for m in (model.metadata or [])}
+    result = {m.name.decode(): bytes(np.asarray(model.buffers[m.buffer].data, np.uint8))
+              for m in (model.metadata or [])}
+    for name, data in associated_files(bytes(content)).items():  # TFLite Metadata's files
+        result.setdefault(name, data)
+    return result
 
 
 def signature_io(tflite_bytes, signature=SIGNATURE, interpreter=None):

@@ -156,8 +156,10 @@ def format_table(benchmark, markdown=False):
         if has_parity:
             p = r.get("parity")
             agree = p and p.get("label_agreement")
-            row += ([f"{p['max_abs_logit_diff']:.2e}", f"{agree:.3f}" if agree is not None
-                     else "-"] if p else ["-", "-"])
+            diff = p and (p["max_abs_logit_diff"] if p["max_abs_logit_diff"] is not None
+                          else p.get("max_abs_probability_diff"))
+            row += ([f"{diff:.2e}" if diff is not None else "-",
+                     f"{agree:.3f}" if agree is not None else "-"] if p else ["-", "-"])
         rows.append(row)
     if markdown:
         return markdown_table(header, rows)

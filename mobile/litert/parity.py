@@ -9,6 +9,7 @@ import numpy as np
 import mobile.export.inputs as inputs_lib
 import mobile.export.manifest as manifest_lib
 import mobile.export.tflite as tflite_lib
+from mobile.export.tflite import PROBABILITIES
 from mobile.litert.timing import signature_runner
 
 
@@ -47,13 +48,30 @@ def parity_inputs(manifest, model_path, count, vocab_size, data_dir=None):
 
 
 def parity(path, keras_reference, inputs, signature=None):
-    """{"max_abs_logit_diff", "label_agreement", "examples"} of a file vs the reference
-    outputs ({name: array}): the largest difference over all outputs, and how often the
-    argmax (the label; a span's start and end token) agrees, over all outputs."""
+    """{"max_abs_logit_diff", "label_agreement", "examples"[, "max_abs_probability_diff"]}
+    of a file vs the reference outputs ({name: array}): the largest difference over the
+    reference's outputs, how often the argmax (the label; a span's start and end token)
+    agrees, and, for a file with `probabilities`, their largest difference from the softmax
+    of the reference logits."""
     outputs = tflite_outputs(path, inputs, signature=signature)
-    diff = max(float(np.abs(outputs[name] - keras_reference[name]).max()) for name in outputs)
+    names = [name for name in outputs if name in keras_reference]  # not: probabilities
+    diff = max([float(np.abs(outputs[name] - keras_reference[name]).max()) for name in names],
+               default=None)  # None: a file of probabilities alone
     agree = [outputs[name].argmax(-1) == keras_reference[name].argmax(-1)
-             for name in outputs if outputs[name].shape[-1] > 1]  # regression: no labels
-    return {"max_abs_logit_diff": diff,
-            "label_agreement": float(np.mean(agree)) if agree else None,
-            "examples": int(len(next(iter(outputs.values()))))}
+             for name in names if outputs[name].shape[-1] > 1]  # regression: no labels
+    if not names and PROBABILITIES in outputs:
+        agree = [outputs[PROBABILITIES].argmax(-1) == keras_reference["logits"].argmax(-1)]
+    result = {"max_abs_logit_diff": diff,
+              "label_agreement": float(np.mean(agree)) if agree else None,
+              "examples": int(len(next(iter(outputs.values()))))}
+    if PROBABILITIES in outputs and "logits" in keras_reference:
+        result["max_abs_probability_diff"] = float(np.abs(
+            outputs[PROBABILITIES] - softmax(keras_reference["logits"])).max())
+    return result
+
+
+def softmax(logits):
+    """Softmax over the last axis, in float64."""
+    shifted = np.asarray(logits, np.float64)
+    shifted = np.exp(shifted - shifted.max(-1, keepdims=True))
+    return shifted / shifted.sum(-1, keepdims=True)

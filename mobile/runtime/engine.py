@@ -191,10 +191,13 @@ class Runtime:
 
     def _answer(self, outputs, cell, length, latency_ms, request, end, decision, controller_ns):
         total_ms = (end - request.arrival) * 1e3
-        logits = next(iter(outputs.values())).tolist()
+        # A per-cell classification file outputs logits and probabilities, or probabilities.
+        scores = outputs.get("logits", outputs.get("probabilities"))
+        logits = (scores if scores is not None else next(iter(outputs.values()))).tolist()
         label, probabilities = None, {}
         if len(logits) > 1:
-            probs = _softmax(logits)
+            probs = _softmax(logits) if "logits" in outputs or "probabilities" not in outputs \
+                else logits
             names = self.labels if len(self.labels) == len(probs) else [
                 str(i) for i in range(len(probs))]
             probabilities = dict(zip(names, probs))

@@ -8,7 +8,9 @@ and sequence bucket) or a per-cell export directory, with its `manifest.json` wh
 The labels and the vocabulary come from the file's own metadata (`dynabert.json`,
 `labels.txt`, `vocab.txt` flatbuffer metadata entries, written by `mobile.export`), read with
 the flatbuffer schema that ships with `ai-edge-litert`; a metadata buffer may be stored inline
-or, in a weight-shared elastic file, at an `offset` / `size` in the file. The dev metric of
+or, in a weight-shared elastic file, at an `offset` / `size` in the file. A per-cell file with
+standard TFLite Metadata carries `vocab.txt` and `labels.txt` as its associated files (zipped
+onto the end of the file, where MediaPipe and the Task Library read them) instead. The dev metric of
 each cell (what the policy ranks by) and the benchmark's latencies come from the manifest.
 """
 
@@ -92,9 +94,26 @@ def read_metadata(path):
             else:
                 data = b"" if buffer.DataIsNone() else buffer.DataAsNumpy().tobytes()
             result[entry.Name().decode()] = bytes(data)
-        return result
     except Exception as e:  # noqa: BLE001 - a truncated or foreign file
         raise ModelFileError(f"{path} is not a readable TFLite file ({e})") from e
+    for name, data in associated_files(content).items():
+        result.setdefault(name, data)
+    return result
+
+
+def associated_files(content):
+    """{name: bytes} of the files TFLite Metadata zips onto the end of a model file (a
+    per-cell file's vocab.txt and labels.txt); {} when there are none."""
+    import io
+    import zipfile
+
+    if b"PK\x05\x06" not in content[-65558:]:  # no zip end-of-central-directory record
+        return {}
+    try:
+        with zipfile.ZipFile(io.BytesIO(content)) as archive:
+            return {name: archive.read(name) for name in archive.namelist()}
+    except (zipfile.BadZipFile, OSError):
+        return {}
 
 
 def _read_json(path):

@@ -94,6 +94,20 @@ def _strip_accents(text):
                    if unicodedata.category(c) != "Mn")
 
 
+def client_text(text):
+    r"""`text` as an app gives it to a TFLite Metadata client (MediaPipe's TextClassifier,
+    the Task Library's BertNLClassifier): accents stripped as this encoder strips them (NFD,
+    then the combining marks, Unicode Mn, dropped), "Café naïve" -> "Cafe naive". The
+    clients' BertTokenizer lowercases but keeps accents, so "café" would be [UNK] there (an
+    uncased vocabulary has no "é"); on the normalized text its ids are this encoder's on the
+    original text, except for characters whose case folding is not lowercasing ("…" is
+    "..." here, "ß" is "ss"). In an app: Kotlin/Java
+    `Normalizer.normalize(s, Normalizer.Form.NFD).replace(Regex("\\p{Mn}+"), "")`, Swift
+    `s.decomposedStringWithCanonicalMapping` without its `\p{Mn}` scalars, JavaScript
+    `s.normalize("NFD").replace(/\p{Mn}/gu, "")`."""
+    return _strip_accents(text)
+
+
 def _casefold(word):
     """ICU's NFKC_Casefold, as tensorflow-text's `case_fold_utf8`, closely enough for text."""
     return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", word).casefold())

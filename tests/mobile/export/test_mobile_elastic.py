@@ -71,6 +71,8 @@ def test_one_signature_per_cell_and_bucket(exports):
         assert (entry["file"], entry["signature"]) == (elastic_lib.FILE_NAME, entry["cell"])
         assert entry["seq_buckets"] == {str(BUCKET): f"{entry['cell']}_s{BUCKET}"}
         assert entry["bytes"] == os.path.getsize(path)
+        # The project's own run-time's file: no standard client opens several subgraphs.
+        assert entry["clients"] == ["litert", "dynabert_runtime"]
         assert entry["inputs"][0] == {"name": "token_ids", "dtype": "int32",
                                       "shape": [1, SEQ_LEN]}
     assert manifest == json.load(open(os.path.join(out, export_lib.MANIFEST)))

@@ -14,8 +14,10 @@ from dynabert_tf.io import checkpoint
 from dynabert_tf.core import grid as grid_lib
 from dynabert_tf.elastic import cost
 from mobile import export as export_lib
+from mobile.export import client_metadata as client_lib
 from mobile.export import tflite as tflite_lib
 from mobile.errors import ExportError
+from mobile.litert.parity import keras_outputs, parity, softmax
 from tests.helpers import REPO_ROOT, TINY_DEEP, random_inputs, tiny_classifier
 
 SEQ_LEN = 16
@@ -91,12 +93,15 @@ def compare(out_dir, entry, keras_model, inputs):
         "serving_default")
     diffs, agree, scale = [], [], 0.0
     for x in inputs:
-        got = runner(**x)["logits"]
+        outputs = runner(**x)
+        got = outputs["logits"]
         expected = np.asarray(keras_model(x, width_mult=entry["width_mult"],
                                           depth_mult=entry["depth_mult"]))
         diffs.append(np.abs(got - expected).max())
         agree.append(got.argmax() == expected.argmax())
         scale = max(scale, float(np.abs(expected).max()))
+        # The probabilities output is the softmax of the file's own logits.
+        assert np.abs(outputs["probabilities"] - softmax(got)).max() <= 1e-6
     return max(diffs), float(np.mean(agree)), scale
 
 
@@ -106,6 +111,14 @@ def test_float32_matches_keras(exported, keras_model):
         max_diff, agreement, _ = compare(out, entry, keras_model, fixture_inputs())
         assert max_diff <= 1e-4, entry["cell"]
         assert agreement == 1.0
+        measured = parity(os.path.join(out, entry["file"]), keras_outputs(
+            keras_model, stacked(fixture_inputs()), entry["width_mult"],
+            entry["depth_mult"]), stacked(fixture_inputs()))
+        assert measured["max_abs_probability_diff"] <= 1e-5, entry["cell"]
+
+
+def stacked(examples):
+    return {name: np.concatenate([x[name] for x in examples]) for name in examples[0]}
 
 
 def test_dynamic_range_close_to_keras(exported, keras_model):
@@ -161,7 +174,11 @@ def test_manifest_consistent_with_files(exported, workdir, keras_model):
         assert entry["metrics"] == grid[entry["cell"]]["metrics"]
         assert entry["inputs"] == [{"name": n, "dtype": "int32", "shape": [1, SEQ_LEN]}
                                    for n in ("token_ids", "segment_ids", "padding_mask")]
-        assert entry["outputs"] == [{"name": "logits", "dtype": "float32", "shape": [1, 2]}]
+        # Beside the logits, their softmax (for clients that threshold scores).
+        assert entry["outputs"] == [{"name": name, "dtype": "float32", "shape": [1, 2]}
+                                    for name in ("logits", "probabilities")]
+        assert "mediapipe_text_classifier" in entry["clients"]
+    assert manifest["standard_metadata"].startswith("mediapipe ")
     assert not [n for n in os.listdir(out) if n.endswith(".partial")]
 
 
@@ -175,6 +192,10 @@ def test_files_are_self_describing(exported, workdir):
     assert metadata["labels.txt"].decode().split() == ["negative", "positive"]
     with open(os.path.join(workdir, "final", "vocab.txt"), "rb") as f:
         assert metadata["vocab.txt"] == f.read()
+    # vocab.txt and labels.txt are TFLite Metadata's associated files (what MediaPipe and
+    # the Task Library read), not entries of our own as well.
+    assert "TFLITE_METADATA" in metadata and "vocab.txt" in client_lib.associated_files(
+        open(os.path.join(out, entry["file"]), "rb").read())
 
 
 def test_float16_int8_and_manifest_merge(workdir, keras_model, tmp_path):
