@@ -206,8 +206,7 @@ def main(argv):
                "rows": rows,
                "softmax_cost": softmax_cost(model, FLAGS.cell, FLAGS.work_dir, FLAGS.seq_len)}
     files.write_json(FLAGS.output, results)
-    with open(os.path.splitext(FLAGS.output)[0] + ".md", "w") as f:
-        f.write(markdown(results))
+    files.write_atomic(os.path.splitext(FLAGS.output)[0] + ".md", markdown(results), mode="w")
     print(markdown(results))
 
 

@@ -117,8 +117,7 @@ def main(argv):
         results["cells"].append(row)
         print({k: v for k, v in row.items() if "disagreements" not in k}, flush=True)
     files.write_json(FLAGS.output, results)
-    with open(os.path.splitext(FLAGS.output)[0] + ".md", "w") as f:
-        f.write(markdown(results))
+    files.write_atomic(os.path.splitext(FLAGS.output)[0] + ".md", markdown(results), mode="w")
     print(markdown(results))
 
 

@@ -202,29 +202,34 @@ def classifier_metadata(tflite_bytes, vocab_bytes, labels, output_names, general
       output_names: our outputs in the subgraph's order (`signature_outputs`).
       general: {"name", "description", "version", "author"}.
     """
-    mw, info = _writer()
-    writer = mw.MetadataWriter(bytearray(tflite_bytes))
-    _general(writer, info, general)
-    with tempfile.TemporaryDirectory(prefix="dynabert-metadata-") as tmp:
-        _bert_input(writer, mw, tmp, vocab_bytes)
+    def add_outputs(writer, mw):
         for name in output_names:
             writer.add_classification_output(
                 mw.Labels().add(list(labels)), name=OUTPUT_METADATA_NAMES[name],
                 description=OUTPUT_DESCRIPTIONS[name])
-        content, _ = writer.populate()
-    return bytes(content)
+
+    return _with_metadata(tflite_bytes, vocab_bytes, general, add_outputs)
 
 
 def span_metadata(tflite_bytes, vocab_bytes, output_names, general):
     """`tflite_bytes` with TFLite Metadata for span extraction: the BERT inputs and
     tokenizer, and `start_logits` / `end_logits` (in `output_names`' order) by name."""
+    def add_outputs(writer, mw):
+        for name in output_names:
+            writer.add_feature_output(name=name, description=f"{name} [1, seq_len]")
+
+    return _with_metadata(tflite_bytes, vocab_bytes, general, add_outputs)
+
+
+def _with_metadata(tflite_bytes, vocab_bytes, general, add_outputs):
+    """`tflite_bytes` with the general info, the BERT inputs and tokenizer, and the outputs
+    `add_outputs(writer, metadata_writers_module)` declares."""
     mw, info = _writer()
     writer = mw.MetadataWriter(bytearray(tflite_bytes))
     _general(writer, info, general)
     with tempfile.TemporaryDirectory(prefix="dynabert-metadata-") as tmp:
         _bert_input(writer, mw, tmp, vocab_bytes)
-        for name in output_names:
-            writer.add_feature_output(name=name, description=f"{name} [1, seq_len]")
+        add_outputs(writer, mw)
         content, _ = writer.populate()
     return bytes(content)
 
