@@ -22,13 +22,14 @@ conversion otherwise), LiteRT thread-CPU time per call, interleaved rounds. JSON
 
 import json
 import os
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
+
+from benchmarks.client_subprocess import run_client  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "Training workdir or model dir to export.")
@@ -72,23 +73,6 @@ for t in json.loads(sys.argv[2]):
     out.append({"top": max(cats, key=lambda x: x.score).category_name})
 print("RESULT " + json.dumps(out))
 """
-
-
-def run_client(python, script, path, texts):
-    """{"opens": bool, "tops": [...] | None, "error": first error line | None}."""
-    try:
-        done = subprocess.run([python, "-c", script, path, json.dumps(texts)],
-                              capture_output=True, text=True, timeout=300)
-    except subprocess.TimeoutExpired:
-        return {"opens": False, "tops": None, "error": "timed out"}
-    for line in done.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return {"opens": True, "tops": json.loads(line[7:]), "error": None}
-    lines = [line for line in (done.stderr + done.stdout).splitlines()
-             if any(k in line for k in ("Error", "error", "failed", "Failed", "RuntimeError",
-                                        "version", "Abort"))]
-    return {"opens": False, "tops": None,
-            "error": (lines[-1] if lines else f"exit {done.returncode}")[:300]}
 
 
 def litert_labels(path, encoder, labels, texts):

@@ -55,13 +55,22 @@ INPUT_TENSOR_NAMES = {"token_ids": "serving_default_token_ids:0",
 # has (not dynamic_range's FULLY_CONNECTED v12, nor int16x8).
 CLASS_OUTPUTS = ("both", "probabilities")
 TASK_LIBRARY_QUANTIZATIONS = ("none", "float16", "int8")
+# BertQuestionAnswerer (tflite-support 0.4.4): a fixed input length, and the modes measured to
+# open (int8 span files not measured: they need SQuAD calibration text).
+QUESTION_ANSWERER_SEQ_LEN = 384
+QUESTION_ANSWERER_QUANTIZATIONS = ("none", "float16")
 ELASTIC_CLIENTS = ["litert", "dynabert_runtime"]
 
 
-def per_cell_clients(head_kind, class_outputs, quantization, standard_metadata):
+def per_cell_clients(head_kind, class_outputs, quantization, standard_metadata, seq_len):
     """The clients that open a per-cell file of this kind."""
     if head_kind == "span":
-        return ["litert"]  # the Task Library's BertQuestionAnswerer: not verified
+        # The Task Library's BertQuestionAnswerer packs exactly 384 tokens
+        # (benchmarks/question_answerer.py: its answers equal LiteRT's at 384).
+        if (standard_metadata and seq_len == QUESTION_ANSWERER_SEQ_LEN
+                and quantization in QUESTION_ANSWERER_QUANTIZATIONS):
+            return ["litert", "tflite_task_bert_question_answerer"]
+        return ["litert"]
     clients = ["litert", "dynabert_runtime"]
     if head_kind == "classification" and standard_metadata:
         clients.append("mediapipe_text_classifier")

@@ -205,7 +205,8 @@ class Target:
     def clients(self):
         """The clients that open this export's per-cell files (the manifest's `clients`)."""
         return client_lib.per_cell_clients(self.head_kind, self.class_outputs,
-                                           self.quantization, self.standard_metadata)
+                                           self.quantization, self.standard_metadata,
+                                           self.seq_len)
 
     def cell_entry(self, model, cell, file_name, metrics):
         return manifest_lib.cell_entry(model.bert_config, model.num_outputs, cell,

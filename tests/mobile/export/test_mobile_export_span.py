@@ -58,6 +58,8 @@ def test_span_cells_have_start_and_end_outputs_equal_to_keras(workdir, exported)
     assert [e["cell"] for e in manifest["cells"]] == CELLS.split(",")
     for entry in manifest["cells"]:
         assert sorted(o["name"] for o in entry["outputs"]) == ["end_logits", "start_logits"]
+        # BertQuestionAnswerer packs 384 tokens: a file of 16 is LiteRT's alone.
+        assert entry["clients"] == ["litert"]
         runner = Interpreter(model_path=os.path.join(out, entry["file"])).get_signature_runner(
             "serving_default")
         for seed in range(8):
@@ -76,3 +78,18 @@ def test_selector_ranks_span_cells_by_f1(exported):
     assert chosen["cell"] == "w1.00_d1.00" and chosen["metrics"]["f1"] == pytest.approx(0.6)
     smaller = selection.select_cell(manifest, max_bytes=manifest["cells"][1]["bytes"])
     assert smaller["cell"] == "w0.50_d0.75"
+
+
+def test_question_answerer_is_listed_only_for_the_384_token_files_it_opens():
+    # Measured by benchmarks/question_answerer.py (BENCHMARKS.md §11).
+    from mobile.export import client_metadata
+
+    def clients(quantization, seq_len, standard_metadata=True):
+        return client_metadata.per_cell_clients("span", "both", quantization,
+                                                standard_metadata, seq_len)
+
+    qa = "tflite_task_bert_question_answerer"
+    assert qa in clients("none", 384) and qa in clients("float16", 384)
+    assert qa not in clients("dynamic_range", 384)  # FULLY_CONNECTED v12: too new for it
+    assert qa not in clients("none", 128) and qa not in clients("none", 384, False)
+
