@@ -57,7 +57,9 @@ def _batch_importance_fn(model, hidden=False):
 
     @tf.function(reduce_retracing=True)
     def batch_importance(features, labels):
-        head_mask = tf.ones((cfg.num_layers, cfg.num_heads), model.compute_dtype)
+        # float32 whatever the policy: the head scores are its gradient (the attention casts
+        # it to the compute dtype), and the weights' gradients are float32 like the weights.
+        head_mask = tf.ones((cfg.num_layers, cfg.num_heads), tf.float32)
         with tf.GradientTape() as tape:
             tape.watch(head_mask)
             outputs = model(features, head_mask=head_mask, training=False, return_dict=True)

@@ -71,8 +71,8 @@ class SliceableFeedForward(keras.layers.Layer):
                 h, weight_layout.sliced(self, "output_kernel", n, hidden), tf.shape(x)[:2]),
                 self.output_bias if hidden == self.hidden_size
                 else weight_layout.sliced(self, "output_bias", None, hidden))
-        out = self.layer_norm(tokens + self.dropout(out, training=training), training=training,
-                              units=hidden)
+        out = self.layer_norm(self.dropout(out, training=training), residual=tokens,
+                              training=training, units=hidden)
         return tf.reshape(out, tf.shape(x))
 
     def get_config(self):

@@ -32,8 +32,9 @@ def soft_cross_entropy(student_logits, teacher_logits):
       scalar. (The official code takes `.mean()` over batch AND classes, i.e. this divided by
       the number of classes; we keep the textbook per-example sum.)
     """
-    teacher_probs = ops.softmax(teacher_logits, axis=-1)
-    return ops.mean(-ops.sum(teacher_probs * ops.log_softmax(student_logits, axis=-1), axis=-1))
+    teacher_probs = ops.softmax(ops.cast(teacher_logits, "float32"), axis=-1)
+    student_log_probs = ops.log_softmax(ops.cast(student_logits, "float32"), axis=-1)
+    return ops.mean(-ops.sum(teacher_probs * student_log_probs, axis=-1))
 
 
 class TaskHead(keras.layers.Layer):
@@ -61,13 +62,16 @@ class TaskHead(keras.layers.Layer):
 
     def _apply_dense(self, x):
         """The dense layer on x [..., hidden]; a sub-network of a smaller hidden size (its
-        static last dimension) uses the kernel's leading input rows."""
+        static last dimension) uses the kernel's leading input rows. The result is float32
+        whatever the compute dtype (Keras' advice for a mixed policy's outputs; losses and
+        exports read float32 logits)."""
         hidden = x.shape[-1]
         if hidden is None or hidden == self.dense.kernel.shape[0]:
-            return self.dense(x)
+            return ops.cast(self.dense(x), "float32")
         kernel = weight_layout.sliced(self.dense, "kernel", None, hidden,
                                       weight_layout.HEAD_HIDDEN_AXES)
-        return ops.matmul(x, kernel) + self.dense.bias
+        return ops.cast(ops.matmul(x, ops.cast(kernel, x.dtype))
+                        + ops.cast(self.dense.bias, x.dtype), "float32")
 
     def importance_loss(self, outputs, labels):
         """The loss whose gradients score heads and neurons (rewiring): the label loss."""
