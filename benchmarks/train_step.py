@@ -239,8 +239,8 @@ def matmul_ceiling(shape, precisions, rounds):
     m, k, n = (int(v) for v in shape.split(","))
     dtypes = sorted({keras.mixed_precision.Policy(p).compute_dtype for p in precisions})
     rng = np.random.default_rng(0)
-    operands = {d: (tf.constant(rng.normal(size=(m, k)), d), tf.constant(rng.normal(size=(k, n)), d))
-                for d in dtypes}
+    operands = {d: (tf.constant(rng.normal(size=(m, k)), d),
+                    tf.constant(rng.normal(size=(k, n)), d)) for d in dtypes}
     matmul = tf.function(tf.matmul)
     times = {d: [] for d in dtypes}
     for d in dtypes:

@@ -36,7 +36,7 @@ import tensorflow as tf
 from dynabert_tf.core import grid as grid_lib
 from dynabert_tf.distillation import losses
 from dynabert_tf.distillation import relations as relations_lib
-from dynabert_tf.layers.common import float32
+from dynabert_tf.layers.common import at_least_float32
 
 LOSS_MODES = ("distill", "labels")
 TEACHER_WIDTHS = ("same", "full")
@@ -304,7 +304,8 @@ class GridTrainer(keras.Model):
             total, width_gradients, to_embeddings, per_depth = run_width(key, width_input)
             gradients = list(map(_accumulate, gradients, width_gradients))
             # Summed in float32 (a mixed policy's embeddings are bfloat16 / float16).
-            embedding_gradient = _accumulate(embedding_gradient, float32(to_embeddings))
+            embedding_gradient = _accumulate(embedding_gradient,
+                                             at_least_float32(to_embeddings))
             per_cell.update({grid_lib.cell_key(key, d, hidden_mult): loss
                              for d, loss in zip(self.depth_mults, per_depth)})
             previous = [total, *(g for g in width_gradients if g is not None)]

@@ -25,7 +25,7 @@ import tensorflow as tf
 from dynabert_tf.distillation import relations as relations_lib
 from dynabert_tf.core import grid as grid_lib
 from dynabert_tf.core.choices import DISTILL_OBJECTIVES as OBJECTIVES
-from dynabert_tf.layers.common import float32
+from dynabert_tf.layers.common import at_least_float32
 
 
 
@@ -34,7 +34,7 @@ def mean_squared_error(student, teacher):
     reduction forward and one multiply backward (differentiating mean(square(.)) costs three
     full-size ops more per hidden state). In float32 whatever the inputs' dtype (mixed
     precision)."""
-    student, teacher = float32(student), float32(teacher)
+    student, teacher = at_least_float32(student), at_least_float32(teacher)
     size = tf.cast(tf.size(student), student.dtype)
     return 2.0 * tf.nn.l2_loss(student - teacher) / size
 

@@ -5,7 +5,7 @@ import tensorflow as tf
 from keras import ops
 
 from dynabert_tf.layers import weight_layout
-from dynabert_tf.layers.common import (Dropout, LayerNorm, float32, initializer,
+from dynabert_tf.layers.common import (Dropout, LayerNorm, at_least_float32, initializer,
                                       output_projection)
 
 
@@ -32,7 +32,7 @@ def attention_probs(scores, attention_bias):
     """softmax(mask_scores(scores)) over the keys, in float32 whatever the scores' dtype
     (mixed precision: the mask margin and the normalising sum keep float32's precision);
     returned in the scores' dtype. No op is added to a float32 graph."""
-    probs = ops.softmax(mask_scores(float32(scores), attention_bias), axis=-1)
+    probs = ops.softmax(mask_scores(at_least_float32(scores), attention_bias), axis=-1)
     return probs if probs.dtype == scores.dtype else tf.cast(probs, scores.dtype)
 
 

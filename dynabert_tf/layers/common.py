@@ -79,9 +79,12 @@ TRAINING_ACTIVATIONS = {"gelu": gelu_for_training}
 FUSE_RESIDUAL_LAYER_NORM = False
 
 
-def float32(x):
-    """x as float32 (x itself when it already is: no op is added to a float32 graph)."""
-    return x if x.dtype == tf.float32 else tf.cast(x, tf.float32)
+def at_least_float32(x):
+    """x as float32 when it is a 16-bit float (mixed precision), else x itself (float32 and
+    float64 unchanged: no op is added to their graphs)."""
+    if keras.backend.standardize_dtype(x.dtype) in ("float16", "bfloat16"):
+        return keras.ops.cast(x, "float32")
+    return x
 
 
 def _normalized(x, gamma, epsilon):
@@ -107,16 +110,17 @@ def layer_norm(x, gamma, beta, epsilon):
 
     Same function as `keras.layers.LayerNormalization`, but its backward pass is 9 ops
     instead of the ~20 that differentiating Keras' moments / rsqrt / broadcasts gives.
-    Statistics, gamma and beta (float32) and the backward pass are float32 whatever x's
-    dtype (mixed precision); the output and dx have x's dtype.
+    Statistics and the backward pass are float32 when x is 16-bit (mixed precision; gamma
+    and beta are the float32 variables); the output and dx have x's dtype.
     """
 
     @tf.custom_gradient
     def normalize(x, gamma, beta):
-        x_hat, inv_std = _normalized(float32(x), gamma, epsilon)
+        x_hat, inv_std = _normalized(at_least_float32(x), gamma, epsilon)
 
         def grad(dy):
-            dx, dgamma, dbeta = _layer_norm_gradient(float32(dy), x_hat, inv_std, gamma)
+            dx, dgamma, dbeta = _layer_norm_gradient(at_least_float32(dy), x_hat, inv_std,
+                                                     gamma)
             return tf.cast(dx, x.dtype), dgamma, dbeta
 
         return tf.cast(x_hat * gamma + beta, x.dtype), grad
@@ -131,10 +135,12 @@ def residual_layer_norm(x, residual, gamma, beta, epsilon):
 
     @tf.custom_gradient
     def normalize(x, residual, gamma, beta):
-        x_hat, inv_std = _normalized(float32(residual) + float32(x), gamma, epsilon)
+        x_hat, inv_std = _normalized(at_least_float32(residual) + at_least_float32(x), gamma,
+                                     epsilon)
 
         def grad(dy):
-            dx, dgamma, dbeta = _layer_norm_gradient(float32(dy), x_hat, inv_std, gamma)
+            dx, dgamma, dbeta = _layer_norm_gradient(at_least_float32(dy), x_hat, inv_std,
+                                                     gamma)
             return tf.cast(dx, x.dtype), tf.cast(dx, residual.dtype), dgamma, dbeta
 
         return tf.cast(x_hat * gamma + beta, x.dtype), grad
@@ -180,9 +186,9 @@ class LayerNorm(keras.layers.LayerNormalization):
 def layer_norm_inference(x, gamma, beta, epsilon):
     """LayerNorm over the last axis, forward only. The variance is a mean of products (TFLite
     MUL), not Keras' SQUARED_DIFFERENCE, which LiteRT has no 16-bit kernel for (int16x8).
-    Computed in float32 (gamma, beta float32); the output has x's dtype (no cast in a float32
-    graph, so exported files do not change)."""
-    x32 = float32(x)
+    Computed in float32 when x is 16-bit (gamma, beta float32); the output has x's dtype (no
+    cast in a float32 graph, so exported files do not change)."""
+    x32 = at_least_float32(x)
     mean = tf.reduce_mean(x32, axis=-1, keepdims=True)
     centred = x32 - mean
     variance = tf.reduce_mean(centred * centred, axis=-1, keepdims=True)
