@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from dynabert_tf import precision
 from dynabert_tf.core import cpu_features
+from dynabert_tf.elastic import rewiring, subnetwork
 from dynabert_tf.layers.attention import MASK_MARGIN, attention_probs
 from tests.helpers import TINY_DEEP, random_inputs, tiny_classifier, tiny_classifier_with_offsets
 
@@ -88,6 +89,29 @@ def test_attention_mask_stays_below_the_row_in_bfloat16():
     probs = np.asarray(tf.cast(probs, tf.float32))[0, 0, 0]
     np.testing.assert_allclose(probs[:4], 0.25, rtol=1e-2)
     assert (probs[4:] < 2 * np.exp(-MASK_MARGIN)).all(), probs
+
+
+def test_importance_and_extraction_under_bfloat16():
+    """Taylor importance of a bfloat16 model: float32 scores close to the float32 model's
+    (same head ranking); a cell extracted under the mixed policy computes in bfloat16 and
+    gives the dynamic model's logits at that cell."""
+    model = tiny_classifier_with_offsets(num_classes=2, config=TINY_DEEP)
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    mixed = _copy(model, "mixed_bfloat16")
+    batches = [(random_inputs(batch_size=4, seq_len=7, seed=s), np.array([0, 1, 1, 0]))
+               for s in range(2)]
+    want = rewiring.compute_importance(model, batches, progress=False)
+    got = rewiring.compute_importance(mixed, batches, progress=False)
+    for key in ("head", "neuron"):
+        scale = np.abs(want[key]).max()
+        np.testing.assert_allclose(got[key], want[key], atol=0.05 * scale, err_msg=key)
+    np.testing.assert_array_equal(np.argsort(-got["head"], axis=1),
+                                  np.argsort(-want["head"], axis=1))
+    cell = subnetwork.extract_subnetwork(mixed, 0.5, 0.75)
+    assert cell.backbone.compute_dtype == "bfloat16" and cell.head.compute_dtype == "bfloat16"
+    inputs = random_inputs(batch_size=2, seq_len=7)
+    np.testing.assert_allclose(cell(inputs), mixed(inputs, width_mult=0.5, depth_mult=0.75),
+                               atol=1e-2)
 
 
 @pytest.mark.parametrize("flags, expected", [
