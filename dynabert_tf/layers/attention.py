@@ -6,7 +6,7 @@ from keras import ops
 
 from dynabert_tf.layers import weight_layout
 from dynabert_tf.layers.common import (Dropout, LayerNorm, at_least_float32, initializer,
-                                      output_projection)
+                                      output_projection, residual_layer_norm)
 
 
 # A padded key's score becomes its row's smallest score minus this margin: its softmax weight
@@ -130,8 +130,8 @@ class SliceableSelfAttention(keras.layers.Layer):
             context, tf.reshape(kernel, (n * self.head_dim, hidden)), batch_shape),
             self.output_bias if hidden == self.hidden_size
             else weight_layout.sliced(self, "output_bias", None, hidden))
-        out = self.layer_norm(self.output_dropout(out, training=training), residual=tokens,
-                              training=training, units=hidden)
+        out = residual_layer_norm(self.layer_norm, self.output_dropout(out, training=training),
+                                  tokens, training, hidden)
         if return_qkv:
             return tf.reshape(out, tf.shape(x)), probs, {"query": query, "key": key,
                                                          "value": value}

@@ -128,7 +128,7 @@ def layer_norm(x, gamma, beta, epsilon):
     return normalize(x, gamma, beta)
 
 
-def residual_layer_norm(x, residual, gamma, beta, epsilon):
+def fused_residual_layer_norm(x, residual, gamma, beta, epsilon):
     """`layer_norm(residual + x, ...)` with one hand-written gradient for the add and the
     normalisation: the sum is formed in float32 inside the forward and never kept, and the
     same dx is returned to both inputs (each in its own dtype)."""
@@ -169,7 +169,8 @@ class LayerNorm(keras.layers.LayerNormalization):
             gamma, beta = gamma[:units], beta[:units]
         gamma, beta = tf.convert_to_tensor(gamma), tf.convert_to_tensor(beta)
         if residual is not None and training and FUSE_RESIDUAL_LAYER_NORM:
-            out = residual_layer_norm(x, self._tensor(residual), gamma, beta, self.epsilon)
+            out = fused_residual_layer_norm(x, self._tensor(residual), gamma, beta,
+                                            self.epsilon)
         else:
             if residual is not None:
                 x = self._tensor(residual) + x
@@ -181,6 +182,15 @@ class LayerNorm(keras.layers.LayerNormalization):
         """A tensor keeps its dtype (the embeddings' float32 sum is normalised before any
         cast); anything else becomes one of the compute dtype."""
         return value if tf.is_tensor(value) else tf.convert_to_tensor(value, self.compute_dtype)
+
+
+def residual_layer_norm(layer, x, residual, training, units):
+    """`layer` (a LayerNorm) on residual + x, [tokens, units]: in training through its
+    `residual` argument (fused under FUSE_RESIDUAL_LAYER_NORM); otherwise the add comes first,
+    in the caller's name scope, so inference and exported graphs keep their op names."""
+    if training:
+        return layer(x, residual=residual, training=training, units=units)
+    return layer(residual + x, training=training, units=units)
 
 
 def layer_norm_inference(x, gamma, beta, epsilon):
