@@ -329,6 +329,10 @@ TRAIN_CASES = {
     "other_objective": (["--distill_objective=both"], "distill_objective dynabert here, both now"),
     "other_data": (["--data_dir={reviews_copy}", "--stages=evaluate"], "data_dir None here"),
     "other_augment": (["--augment"], "augment False here"),
+    "other_precision": (["--precision=mixed_bfloat16"],
+                        "precision float32 here, mixed_bfloat16 now"),
+    "precision_unknown": (["--precision=bfloat16"], "flag --precision=bfloat16: value should "
+                          "be one of <float32|mixed_bfloat16|mixed_float16>"),
     # Augmentation flags and inputs (train.settings.Augmentation, Settings._check_across,
     # train.augment.check_inputs).
     "aug_replace_prob_0": (["--augment", "--aug_replace_prob=0"],

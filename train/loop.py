@@ -68,6 +68,11 @@ class TrainingLoop:
         self.verbose = 1 if verbose == "auto" else int(verbose)
         self.on_step = on_step
         student = trainer.student
+        # float16: the trainer scales each loss by the optimizer's loss scale before its
+        # backward pass; `optimizer.apply` unscales, skips a step whose gradients overflowed
+        # and adapts the scale, which the checkpoint holds with the optimizer's variables.
+        trainer.scaling_optimizer = (optimizer if isinstance(
+            optimizer, keras.optimizers.LossScaleOptimizer) else None)
         with self.runtime.scope():
             optimizer.build(student.trainable_variables)
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")

@@ -27,7 +27,7 @@ import os
 
 from dynabert_tf.data import tasks as task_registry
 from dynabert_tf.core import grid as grid_lib
-from dynabert_tf.core.choices import DISTILL_OBJECTIVES, MINILM_RELATIONS
+from dynabert_tf.core.choices import DISTILL_OBJECTIVES, MINILM_RELATIONS, PRECISIONS
 from train import pipeline as pipeline_lib
 from train.cluster import DISTRIBUTIONS, cluster_spec_error
 
@@ -146,6 +146,12 @@ class Optimisation:
     finetune_epochs: float = _setting(3.0, "Epochs of the optional final fine-tune.")
     separate_epochs: float = _setting(3.0, "Epochs per cell of the 'separate' baseline.")
     seed: int = _setting(42, "Seed of data order and initialisation.")
+    precision: str = _setting(
+        "float32", "Keras dtype policy of the training stages (teacher to separate): "
+        "mixed_bfloat16 computes in bfloat16 (fast on CPUs with AMX / AVX-512 BF16 and on "
+        "TPUs/GPUs), mixed_float16 in float16 with loss scaling (GPUs); weights stay float32, "
+        "and evaluate and the exports run float32. A workdir keeps the precision it was "
+        "started with.", choices=PRECISIONS)
 
     def __post_init__(self):
         _check_fields(self, Optimisation)

@@ -33,7 +33,7 @@ import time
 import keras
 import tensorflow as tf
 
-from dynabert_tf import evaluation, optimization, plots
+from dynabert_tf import evaluation, optimization, plots, precision
 from dynabert_tf.distillation import grid_trainer as distill
 from dynabert_tf.distillation import variants
 from dynabert_tf.core import grid as grid_lib
@@ -104,9 +104,10 @@ def _fit(trainer, settings, data, runtime, state_dir, epochs):
     full_epochs = -(-steps // data.steps_per_epoch)
     per_epoch = min(data.steps_per_epoch, steps)
     with runtime.scope():
-        optimizer = optimization.create_optimizer(settings.learning_rate, steps,
-                                                  settings.warmup_proportion,
-                                                  settings.weight_decay)
+        optimizer = precision.for_policy(
+            optimization.create_optimizer(settings.learning_rate, steps,
+                                          settings.warmup_proportion, settings.weight_decay),
+            settings.precision)
     if hasattr(trainer, "use_sampler"):  # universally slimmable: draws from (seed, step)
         trainer.use_sampler(optimizer.iterations, settings.seed)
     loop = TrainingLoop(trainer, optimizer, state_dir, runtime,
@@ -372,6 +373,16 @@ def _stage_seed(settings, stage):
     return pipeline.stage_seed(settings.seed, stage)
 
 
+# Stages that train nothing run float32 whatever --precision says: evaluation reads the
+# float32 weights as exports do; augmentation only reads embeddings.
+FLOAT32_STAGES = ("augment", "evaluate")
+
+
+def stage_policy(settings, stage):
+    """The Keras dtype policy `stage` builds its models under."""
+    return "float32" if stage in FLOAT32_STAGES else settings.precision
+
+
 def run_stages(settings, data, stages, runtime=None):
     """Runs `stages` in pipeline order, skipping complete ones; returns their summaries.
 
@@ -389,8 +400,11 @@ def run_stages(settings, data, stages, runtime=None):
         os.makedirs(settings.stage_dir(stage), exist_ok=True)
         keras.utils.set_random_seed(_stage_seed(settings, stage))
         start = time.time()
-        summary = {**RUNNERS[stage](settings, data, runtime),
-                   "wall_seconds": round(time.time() - start)}
+        stage_precision = stage_policy(settings, stage)
+        with precision.policy(stage_precision):
+            summary = {**RUNNERS[stage](settings, data, runtime),
+                       "wall_seconds": round(time.time() - start),
+                       "precision": stage_precision}
         if runtime.kind != "none":
             summary["replicas"] = runtime.num_replicas
         _finish(settings, stage, summary, runtime)

@@ -5,7 +5,9 @@
 
 `WORKDIR/run.json` records what makes a run's outputs incompatible with another's: the task,
 the init checkpoint, its architecture and vocabulary, max_seq_length, the width/depth grid,
-the data, the method switches and the augmentation (--augment and its aug_* values). A
+the data, the method switches, the training precision (--precision: a stage resumed, or
+the next one trained, in another dtype would mix numerics and checkpoint layouts, float16's
+loss scale among them) and the augmentation (--augment and its aug_* values). A
 later run whose values differ is refused with one line naming the differing fields, so it
 cannot skip stages made for something else or overwrite their grid. Hyper-parameters
 (epochs, learning rate, batch sizes, seed), the stage list and display flags may change
@@ -49,7 +51,7 @@ def identity(settings, inputs):
         "first_stage": settings.first_stage, "width_teacher": settings.width_teacher,
         "width_sampling": settings.width_sampling,
         "progressive_rewiring": settings.progressive_rewiring,
-        "separate_init": settings.separate_init,
+        "separate_init": settings.separate_init, "precision": settings.precision,
         "augment": settings.augment and {
             "replace_prob": settings.aug_replace_prob, "candidates": settings.aug_candidates,
             "copies": settings.aug_copies,

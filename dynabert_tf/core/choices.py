@@ -12,3 +12,6 @@ MINILM_RELATIONS = {"qq": ("query", "query"), "kk": ("key", "key"), "vv": ("valu
 # (int8 / int16x8 calibrate one signature at a time).
 QUANTIZATIONS = ("dynamic_range", "float16", "int8", "int16x8", "none")
 ELASTIC_QUANTIZATIONS = ("dynamic_range", "float16", "none")
+
+# Keras dtype policies a run trains under (--precision; dynabert_tf/precision.py).
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")

@@ -36,6 +36,7 @@ import tensorflow as tf
 from dynabert_tf.core import grid as grid_lib
 from dynabert_tf.distillation import losses
 from dynabert_tf.distillation import relations as relations_lib
+from dynabert_tf.layers.common import at_least_float32
 
 LOSS_MODES = ("distill", "labels")
 TEACHER_WIDTHS = ("same", "full")
@@ -128,6 +129,10 @@ class GridTrainer(keras.Model):
                 grid_lib.check_relation_heads(
                     self.relation_heads, cfg.num_heads,
                     cfg.attention_head_dim or cfg.hidden_size // cfg.num_heads, widths)
+        # A keras.optimizers.LossScaleOptimizer (mixed_float16) whose loss scale multiplies
+        # the loss before each backward pass; its `apply` unscales. Set by the training loop;
+        # `fit` uses the compiled optimizer when it is one (Keras wraps it under float16).
+        self.scaling_optimizer = None
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.cell_trackers = {
             cell: keras.metrics.Mean(name="loss_" + grid_lib.cell_name(*cell))
@@ -238,7 +243,16 @@ class GridTrainer(keras.Model):
         with tf.GradientTape() as tape:
             per_cell = self.cell_losses(features, labels, teacher_outputs, training=True)
             total = tf.add_n(list(per_cell.values()))
-        return total, tape.gradient(total, variables), per_cell
+            scaled = self._scaled(total)  # on the tape
+        return total, tape.gradient(scaled, variables), per_cell
+
+    def _scaled(self, loss):
+        """`loss` times the loss scale of float16 training (module doc of `TrainingLoop`),
+        else `loss`: the gradients come out scaled and the optimizer unscales them."""
+        optimizer = self.scaling_optimizer or getattr(self, "optimizer", None)
+        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            return optimizer.scale_loss(loss)
+        return loss
 
     def _width_gradients(self, width_mult, features, labels, teacher_outputs, width_input,
                          hidden_mult=1.0):
@@ -258,7 +272,8 @@ class GridTrainer(keras.Model):
                                        return_qkv=self.needs_qkv, hidden_mults=(hidden_mult,)),
                 labels, teacher_outputs)
             total = tf.add_n(list(width_losses.values()))
-        *gradients, to_embeddings = tape.gradient(total, [*variables, width_input["embeddings"]])
+            scaled = self._scaled(total)  # on the tape
+        *gradients, to_embeddings = tape.gradient(scaled, [*variables, width_input["embeddings"]])
         return total, gradients, to_embeddings, [
             width_losses[grid_lib.cell_key(width_mult, d, hidden_mult)] for d in self.depth_mults]
 
@@ -288,12 +303,15 @@ class GridTrainer(keras.Model):
                 width_input = {**embedded, "embeddings": tf.identity(embedded["embeddings"])}
             total, width_gradients, to_embeddings, per_depth = run_width(key, width_input)
             gradients = list(map(_accumulate, gradients, width_gradients))
-            embedding_gradient = _accumulate(embedding_gradient, to_embeddings)
+            # Summed in float32 (a mixed policy's embeddings are bfloat16 / float16).
+            embedding_gradient = _accumulate(embedding_gradient,
+                                             at_least_float32(to_embeddings))
             per_cell.update({grid_lib.cell_key(key, d, hidden_mult): loss
                              for d, loss in zip(self.depth_mults, per_depth)})
             previous = [total, *(g for g in width_gradients if g is not None)]
-        from_embeddings = embedding_tape.gradient(embedded["embeddings"], variables,
-                                                  output_gradients=embedding_gradient)
+        from_embeddings = embedding_tape.gradient(
+            embedded["embeddings"], variables,
+            output_gradients=tf.cast(embedding_gradient, embedded["embeddings"].dtype))
         gradients = list(map(_accumulate, gradients, from_embeddings))
         return tf.add_n(list(per_cell.values())), gradients, per_cell
 

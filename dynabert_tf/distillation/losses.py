@@ -25,13 +25,16 @@ import tensorflow as tf
 from dynabert_tf.distillation import relations as relations_lib
 from dynabert_tf.core import grid as grid_lib
 from dynabert_tf.core.choices import DISTILL_OBJECTIVES as OBJECTIVES
+from dynabert_tf.layers.common import at_least_float32
 
 
 
 def mean_squared_error(student, teacher):
     """mean((student - teacher)^2) over all elements, as 2 * l2_loss / size: one fused
     reduction forward and one multiply backward (differentiating mean(square(.)) costs three
-    full-size ops more per hidden state)."""
+    full-size ops more per hidden state). In float32 whatever the inputs' dtype (mixed
+    precision)."""
+    student, teacher = at_least_float32(student), at_least_float32(teacher)
     size = tf.cast(tf.size(student), student.dtype)
     return 2.0 * tf.nn.l2_loss(student - teacher) / size
 

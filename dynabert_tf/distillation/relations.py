@@ -30,6 +30,7 @@ does not depend on how much padding a batch carries (dynamic padding changes tha
 import tensorflow as tf
 
 from dynabert_tf.core.choices import MINILM_RELATIONS as RELATIONS  # name -> (A, B)
+from dynabert_tf.layers.common import at_least_float32
 
 MINILM_V2 = ("qq", "kk", "vv")
 MINILM_V1 = ("qk", "vv")
@@ -77,10 +78,12 @@ def relation_log_probs(vectors_a, vectors_b, padding_mask, num_relation_heads):
       padding_mask: [batch, seq], 1 for tokens, 0 for padding.
       num_relation_heads: R.
     Returns:
-      [batch, R, seq (queries), seq (keys)] log-probabilities; padded keys get ~-1e9.
+      float32 [batch, R, seq (queries), seq (keys)] log-probabilities (computed in float32
+      whatever the vectors' dtype); padded keys get ~-1e9.
     """
-    a = split_relation_heads(vectors_a, num_relation_heads)
-    b = a if vectors_b is vectors_a else split_relation_heads(vectors_b, num_relation_heads)
+    a = split_relation_heads(at_least_float32(vectors_a), num_relation_heads)
+    b = a if vectors_b is vectors_a else split_relation_heads(at_least_float32(vectors_b),
+                                                              num_relation_heads)
     scale = float(a.shape[-1]) ** -0.5
     scores = tf.matmul(a * scale, b, transpose_b=True)
     key_mask = tf.cast(padding_mask, scores.dtype)[:, None, None, :]

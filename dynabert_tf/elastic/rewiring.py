@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from dynabert_tf.layers import weight_layout
+from dynabert_tf.layers.common import at_least_float32
 
 def _backbone(model):
     return getattr(model, "backbone", model)
@@ -57,7 +58,10 @@ def _batch_importance_fn(model, hidden=False):
 
     @tf.function(reduce_retracing=True)
     def batch_importance(features, labels):
-        head_mask = tf.ones((cfg.num_layers, cfg.num_heads), model.compute_dtype)
+        # At least float32 (mixed precision: the head scores are its gradient; the attention
+        # casts it to the compute dtype), as the weights and their gradients are.
+        head_mask = at_least_float32(tf.ones((cfg.num_layers, cfg.num_heads),
+                                             model.compute_dtype))
         with tf.GradientTape() as tape:
             tape.watch(head_mask)
             outputs = model(features, head_mask=head_mask, training=False, return_dict=True)

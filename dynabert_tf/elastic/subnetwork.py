@@ -107,7 +107,9 @@ def _standalone(model, cfg, kept):
         weight_layout.assign_all(layer.feedforward, weight_layout.narrowed(
             source.feedforward, layer.feedforward.intermediate_size, hidden))
     _copy_narrowed(backbone.pooler, parent.pooler, hidden, weight_layout.POOLER_HIDDEN_AXES)
-    head = type(model.head).from_config(model.head.get_config())  # unbuilt: built at `hidden`
+    # Unbuilt (built at `hidden`), under the global dtype policy as the backbone is, not the
+    # parent's (an export extracts float32 cells from a model trained mixed).
+    head = type(model.head).from_config({**model.head.get_config(), "dtype": None})
     cell = DynaBertTaskModel(backbone, head, name=model.name)
     _copy_narrowed(cell.head, model.head, hidden, weight_layout.HEAD_HIDDEN_AXES)
     return cell

@@ -5,7 +5,8 @@ import tensorflow as tf
 from keras import ops
 
 from dynabert_tf.layers import weight_layout
-from dynabert_tf.layers.common import Dropout, LayerNorm, initializer, output_projection
+from dynabert_tf.layers.common import (Dropout, LayerNorm, at_least_float32, initializer,
+                                      output_projection, residual_layer_norm)
 
 
 # A padded key's score becomes its row's smallest score minus this margin: its softmax weight
@@ -18,9 +19,21 @@ MASK_MARGIN = 20.0
 
 def mask_scores(scores, attention_bias):
     """Attention scores [batch, heads, seq, seq] with the padded keys (attention_bias < 0,
-    [batch, 1, 1, seq]) set MASK_MARGIN below the smallest score of their row."""
+    [batch, 1, 1, seq]) set MASK_MARGIN below the smallest score of their row.
+
+    Give float32 scores: in bfloat16 (8 significant bits) `min - 20` rounds to a multiple of
+    |min| / 128, so a row whose smallest score is beyond ~2,500 in magnitude could see the
+    margin shrink or vanish; `attention_probs` therefore masks and normalises in float32."""
     floor = tf.stop_gradient(tf.reduce_min(scores, axis=-1, keepdims=True)) - MASK_MARGIN
     return tf.where(attention_bias < 0.0, floor, scores)
+
+
+def attention_probs(scores, attention_bias):
+    """softmax(mask_scores(scores)) over the keys, in float32 whatever the scores' dtype
+    (mixed precision: the mask margin and the normalising sum keep float32's precision);
+    returned in the scores' dtype. No op is added to a float32 graph."""
+    probs = ops.softmax(mask_scores(at_least_float32(scores), attention_bias), axis=-1)
+    return probs if probs.dtype == scores.dtype else tf.cast(probs, scores.dtype)
 
 
 @keras.saving.register_keras_serializable(package="dynabert_tf")
@@ -106,18 +119,19 @@ class SliceableSelfAttention(keras.layers.Layer):
         query, key, value = (self._project(tokens, name, n, batch_shape, hidden)
                              for name in ("query", "key", "value"))
         scores = tf.matmul(query * (self.head_dim ** -0.5), key, transpose_b=True)
-        probs = ops.softmax(mask_scores(scores, attention_bias), axis=-1)
+        probs = attention_probs(scores, attention_bias)
         context = tf.matmul(self.attention_dropout(probs, training=training), value)
         if head_mask is not None:
-            context = context * ops.reshape(head_mask[:n], (1, n, 1, 1))
+            context = context * ops.cast(ops.reshape(head_mask[:n], (1, n, 1, 1)),
+                                         context.dtype)
         context = tf.reshape(tf.transpose(context, (0, 2, 1, 3)), (-1, n * self.head_dim))
         kernel = weight_layout.sliced(self, "output_kernel", n, hidden)
         out = tf.nn.bias_add(output_projection(
             context, tf.reshape(kernel, (n * self.head_dim, hidden)), batch_shape),
             self.output_bias if hidden == self.hidden_size
             else weight_layout.sliced(self, "output_bias", None, hidden))
-        out = self.layer_norm(tokens + self.output_dropout(out, training=training),
-                              training=training, units=hidden)
+        out = residual_layer_norm(self.layer_norm, self.output_dropout(out, training=training),
+                                  tokens, training, hidden)
         if return_qkv:
             return tf.reshape(out, tf.shape(x)), probs, {"query": query, "key": key,
                                                          "value": value}

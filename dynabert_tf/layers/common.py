@@ -73,31 +73,79 @@ def gelu_for_training(x):
 TRAINING_ACTIVATIONS = {"gelu": gelu_for_training}
 
 
+# Fused `layer_norm(x + residual)` in training (one hand-written gradient for the add and the
+# normalisation) instead of the add then `layer_norm`; same function. Off until measured
+# (benchmarks/train_step.py --fused_layer_norm A/Bs it); read when a training step is traced.
+FUSE_RESIDUAL_LAYER_NORM = False
+
+
+def at_least_float32(x):
+    """x as float32 when it is a 16-bit float (mixed precision), else x itself (float32 and
+    float64 unchanged: no op is added to their graphs)."""
+    if keras.backend.standardize_dtype(x.dtype) in ("float16", "bfloat16"):
+        return keras.ops.cast(x, "float32")
+    return x
+
+
+def _normalized(x, gamma, epsilon):
+    """(x_hat, inv_std) of float32 x [..., units] over its last axis."""
+    mean = tf.reduce_mean(x, axis=-1, keepdims=True)
+    centred = x - mean
+    inv_std = tf.math.rsqrt(tf.reduce_mean(tf.square(centred), axis=-1, keepdims=True)
+                            + epsilon)
+    return centred * inv_std, inv_std
+
+
+def _layer_norm_gradient(dy, x_hat, inv_std, gamma):
+    """(dx, dgamma, dbeta) of `x_hat * gamma + beta` for the upstream float32 dy."""
+    dx_hat = dy * gamma
+    dx = inv_std * (dx_hat - tf.reduce_mean(dx_hat, axis=-1, keepdims=True)
+                    - x_hat * tf.reduce_mean(dx_hat * x_hat, axis=-1, keepdims=True))
+    batch_axes = list(range(len(dy.shape) - 1))
+    return dx, tf.reduce_sum(dy * x_hat, batch_axes), tf.reduce_sum(dy, batch_axes)
+
+
 def layer_norm(x, gamma, beta, epsilon):
     """LayerNorm over the last axis with a hand-written gradient.
 
     Same function as `keras.layers.LayerNormalization`, but its backward pass is 9 ops
     instead of the ~20 that differentiating Keras' moments / rsqrt / broadcasts gives.
+    Statistics and the backward pass are float32 when x is 16-bit (mixed precision; gamma
+    and beta are the float32 variables); the output and dx have x's dtype.
     """
 
     @tf.custom_gradient
     def normalize(x, gamma, beta):
-        mean = tf.reduce_mean(x, axis=-1, keepdims=True)
-        centred = x - mean
-        inv_std = tf.math.rsqrt(tf.reduce_mean(tf.square(centred), axis=-1, keepdims=True)
-                                + epsilon)
-        x_hat = centred * inv_std
+        x_hat, inv_std = _normalized(at_least_float32(x), gamma, epsilon)
 
         def grad(dy):
-            dx_hat = dy * gamma
-            dx = inv_std * (dx_hat - tf.reduce_mean(dx_hat, axis=-1, keepdims=True)
-                            - x_hat * tf.reduce_mean(dx_hat * x_hat, axis=-1, keepdims=True))
-            batch_axes = list(range(len(dy.shape) - 1))
-            return dx, tf.reduce_sum(dy * x_hat, batch_axes), tf.reduce_sum(dy, batch_axes)
+            dx, dgamma, dbeta = _layer_norm_gradient(at_least_float32(dy), x_hat, inv_std,
+                                                     gamma)
+            return tf.cast(dx, x.dtype), dgamma, dbeta
 
-        return x_hat * gamma + beta, grad
+        return tf.cast(x_hat * gamma + beta, x.dtype), grad
 
     return normalize(x, gamma, beta)
+
+
+def fused_residual_layer_norm(x, residual, gamma, beta, epsilon):
+    """`layer_norm(residual + x, ...)` with one hand-written gradient for the add and the
+    normalisation: the sum is formed in float32 inside the forward and never kept, and the
+    same dx is returned to both inputs (each in its own dtype)."""
+
+    @tf.custom_gradient
+    def normalize(x, residual, gamma, beta):
+        x_hat, inv_std = _normalized(at_least_float32(residual) + at_least_float32(x), gamma,
+                                     epsilon)
+
+        def grad(dy):
+            dx, dgamma, dbeta = _layer_norm_gradient(at_least_float32(dy), x_hat, inv_std,
+                                                     gamma)
+            return tf.cast(dx, x.dtype), tf.cast(dx, residual.dtype), dgamma, dbeta
+
+        return tf.cast(x_hat * gamma + beta, x.dtype), grad
+
+    return normalize(x, residual, gamma, beta)
 
 
 @keras.saving.register_keras_serializable(package="dynabert_tf")
@@ -106,28 +154,56 @@ class LayerNorm(keras.layers.LayerNormalization):
     with `training=True` it runs `layer_norm`, whose backward pass is cheaper. Inference and
     export run `layer_norm_inference` (the same function as Keras' op to float round-off)."""
 
-    def call(self, inputs, training=None, units=None):
+    def call(self, inputs, training=None, units=None, residual=None):
         """inputs [..., units]: `units` (Python int, default all) is the number of leading
         hidden units kept (hidden-size elasticity): statistics over them, gamma[:units] and
-        beta[:units]."""
+        beta[:units]. `residual` (same shape, optional): normalises `residual + inputs`
+        (fused in training under FUSE_RESIDUAL_LAYER_NORM). Statistics are float32 (gamma and
+        beta stay float32 variables, as Keras' LayerNormalization keeps them under a mixed
+        policy); the output has the layer's compute dtype."""
         if isinstance(inputs, keras.KerasTensor):
-            return super().call(inputs)
-        x = tf.convert_to_tensor(inputs, self.compute_dtype)
-        normalize = layer_norm if training else layer_norm_inference
+            return super().call(inputs if residual is None else residual + inputs)
+        x = self._tensor(inputs)
         gamma, beta = self.gamma, self.beta
         if units is not None and units < gamma.shape[0]:
             gamma, beta = gamma[:units], beta[:units]
-        return normalize(x, tf.convert_to_tensor(gamma, x.dtype),
-                         tf.convert_to_tensor(beta, x.dtype), self.epsilon)
+        gamma, beta = tf.convert_to_tensor(gamma), tf.convert_to_tensor(beta)
+        if residual is not None and training and FUSE_RESIDUAL_LAYER_NORM:
+            out = fused_residual_layer_norm(x, self._tensor(residual), gamma, beta,
+                                            self.epsilon)
+        else:
+            if residual is not None:
+                x = self._tensor(residual) + x
+            normalize = layer_norm if training else layer_norm_inference
+            out = normalize(x, gamma, beta, self.epsilon)
+        return out if out.dtype == self.compute_dtype else tf.cast(out, self.compute_dtype)
+
+    def _tensor(self, value):
+        """A tensor keeps its dtype (the embeddings' float32 sum is normalised before any
+        cast); anything else becomes one of the compute dtype."""
+        return value if tf.is_tensor(value) else tf.convert_to_tensor(value, self.compute_dtype)
+
+
+def residual_layer_norm(layer, x, residual, training, units):
+    """`layer` (a LayerNorm) on residual + x, [tokens, units]: in training through its
+    `residual` argument (fused under FUSE_RESIDUAL_LAYER_NORM); otherwise the add comes first,
+    in the caller's name scope, so inference and exported graphs keep their op names."""
+    if training:
+        return layer(x, residual=residual, training=training, units=units)
+    return layer(residual + x, training=training, units=units)
 
 
 def layer_norm_inference(x, gamma, beta, epsilon):
     """LayerNorm over the last axis, forward only. The variance is a mean of products (TFLite
-    MUL), not Keras' SQUARED_DIFFERENCE, which LiteRT has no 16-bit kernel for (int16x8)."""
-    mean = tf.reduce_mean(x, axis=-1, keepdims=True)
-    centred = x - mean
+    MUL), not Keras' SQUARED_DIFFERENCE, which LiteRT has no 16-bit kernel for (int16x8).
+    Computed in float32 when x is 16-bit (gamma, beta float32); the output has x's dtype (no
+    cast in a float32 graph, so exported files do not change)."""
+    x32 = at_least_float32(x)
+    mean = tf.reduce_mean(x32, axis=-1, keepdims=True)
+    centred = x32 - mean
     variance = tf.reduce_mean(centred * centred, axis=-1, keepdims=True)
-    return centred * tf.math.rsqrt(variance + epsilon) * gamma + beta
+    out = centred * tf.math.rsqrt(variance + epsilon) * gamma + beta
+    return out if out.dtype == x.dtype else tf.cast(out, x.dtype)
 
 
 @keras.saving.register_keras_serializable(package="dynabert_tf")

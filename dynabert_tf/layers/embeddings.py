@@ -31,6 +31,10 @@ class Embeddings(keras.layers.Layer):
         self.position_offset = position_offset
         self.layer_norm = LayerNorm(epsilon=layer_norm_epsilon, name="layer_norm")
         self.dropout = Dropout(dropout)
+        # The tables stay float32 when read (as keras.layers.Embedding): rows are gathered
+        # and summed in float32 and the LayerNorm casts its output to the compute dtype, so a
+        # mixed policy never casts a whole table.
+        self.autocast = False
 
     def build(self, input_shape=None):
         self.token_embeddings = self.add_weight(
@@ -47,7 +51,8 @@ class Embeddings(keras.layers.Layer):
 
     def call(self, token_ids, segment_ids, training=None, hidden_units=None):
         """token_ids, segment_ids: int [batch, seq] -> [batch, seq, hidden_units] (Python int,
-        the leading hidden units kept; default all: the rows are gathered, then cut)."""
+        the leading hidden units kept; default all: the rows are gathered, then cut), in the
+        compute dtype (the sum before the LayerNorm is float32)."""
         seq_len = ops.shape(token_ids)[1]
         start = self.position_offset
         # tf.gather, not ops.take: take's wrap-around of negative ids adds int32 arithmetic

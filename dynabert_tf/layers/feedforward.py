@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from dynabert_tf.layers import weight_layout
 from dynabert_tf.layers.common import (ACTIVATIONS, TRAINING_ACTIVATIONS, Dropout, LayerNorm,
-                                      initializer, output_projection)
+                                      initializer, output_projection, residual_layer_norm)
 
 
 OUTPUT_PROJECTION = "output_projection"  # name scope of the [neurons -> hidden] projection
@@ -71,8 +71,8 @@ class SliceableFeedForward(keras.layers.Layer):
                 h, weight_layout.sliced(self, "output_kernel", n, hidden), tf.shape(x)[:2]),
                 self.output_bias if hidden == self.hidden_size
                 else weight_layout.sliced(self, "output_bias", None, hidden))
-        out = self.layer_norm(tokens + self.dropout(out, training=training), training=training,
-                              units=hidden)
+        out = residual_layer_norm(self.layer_norm, self.dropout(out, training=training), tokens,
+                                  training, hidden)
         return tf.reshape(out, tf.shape(x))
 
     def get_config(self):

@@ -221,7 +221,9 @@ class DynaBertBackbone(keras.Model):
         kernel, bias = (weight_layout.sliced(self.pooler, name, None, hidden,
                                              weight_layout.POOLER_HIDDEN_AXES)
                         for name in ("kernel", "bias"))
-        return ops.tanh(ops.matmul(first_token, kernel) + bias)
+        # Cast by hand: `call_grid` may be called directly, outside Keras' autocast scope.
+        return ops.tanh(ops.matmul(first_token, ops.cast(kernel, first_token.dtype))
+                        + ops.cast(bias, first_token.dtype))
 
     def _run_depths(self, embedded, width_mult, depth_mults, head_mask, training, return_qkv,
                     hidden_mult=1.0):

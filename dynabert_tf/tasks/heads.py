@@ -20,7 +20,7 @@ import keras
 from keras import ops
 
 from dynabert_tf.layers import weight_layout
-from dynabert_tf.layers.common import initializer
+from dynabert_tf.layers.common import at_least_float32, initializer
 
 
 def soft_cross_entropy(student_logits, teacher_logits):
@@ -32,8 +32,9 @@ def soft_cross_entropy(student_logits, teacher_logits):
       scalar. (The official code takes `.mean()` over batch AND classes, i.e. this divided by
       the number of classes; we keep the textbook per-example sum.)
     """
-    teacher_probs = ops.softmax(teacher_logits, axis=-1)
-    return ops.mean(-ops.sum(teacher_probs * ops.log_softmax(student_logits, axis=-1), axis=-1))
+    teacher_probs = ops.softmax(at_least_float32(teacher_logits), axis=-1)
+    student_log_probs = ops.log_softmax(at_least_float32(student_logits), axis=-1)
+    return ops.mean(-ops.sum(teacher_probs * student_log_probs, axis=-1))
 
 
 class TaskHead(keras.layers.Layer):
@@ -61,13 +62,16 @@ class TaskHead(keras.layers.Layer):
 
     def _apply_dense(self, x):
         """The dense layer on x [..., hidden]; a sub-network of a smaller hidden size (its
-        static last dimension) uses the kernel's leading input rows."""
+        static last dimension) uses the kernel's leading input rows. A mixed policy's 16-bit
+        result is cast to float32 (Keras' advice for a model's outputs; the losses read
+        float32 logits)."""
         hidden = x.shape[-1]
         if hidden is None or hidden == self.dense.kernel.shape[0]:
-            return self.dense(x)
+            return at_least_float32(self.dense(x))
         kernel = weight_layout.sliced(self.dense, "kernel", None, hidden,
                                       weight_layout.HEAD_HIDDEN_AXES)
-        return ops.matmul(x, kernel) + self.dense.bias
+        return at_least_float32(ops.matmul(x, ops.cast(kernel, x.dtype))
+                                + ops.cast(self.dense.bias, x.dtype))
 
     def importance_loss(self, outputs, labels):
         """The loss whose gradients score heads and neurons (rewiring): the label loss."""

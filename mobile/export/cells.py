@@ -3,7 +3,8 @@
     export_cell(model, 0.5, 0.75, "out/w0.50_d0.75.tflite")
     export_layerwise(model, LayerwiseConfig(...), "out/mix_....tflite")
 
-Both extract the standalone sub-network (`dynabert_tf.elastic.subnetwork`) and hand it to
+Both extract the standalone sub-network (`dynabert_tf.elastic.subnetwork`), built under the
+float32 policy whatever the global one (exports stay float32), and hand it to
 `write_tflite`: SavedModel with the `serving_default` signature, TFLite conversion with
 builtin ops only (`mobile.export.tflite`), optional flatbuffer metadata, written atomically.
 """
@@ -57,19 +58,23 @@ def export_cell(model, width_mult, depth_mult, path, seq_len=128,
                 hidden_mult=1.0, probabilities=False, standard_metadata=None):
     """Extracts the (width_mult, depth_mult[, hidden_mult]) cell and writes it
     (`write_tflite`)."""
+    from dynabert_tf import precision
     from dynabert_tf.elastic import subnetwork
 
-    return write_tflite(subnetwork.extract_subnetwork(model, width_mult, depth_mult,
-                                                      hidden_mult),
-                        path, seq_len, quantization, representative_inputs, metadata,
-                        probabilities, standard_metadata)
+    with precision.policy("float32"):  # the file is float32 whatever the global policy
+        standalone = subnetwork.extract_subnetwork(model, width_mult, depth_mult, hidden_mult)
+    return write_tflite(standalone, path, seq_len, quantization, representative_inputs,
+                        metadata, probabilities, standard_metadata)
 
 
 def export_layerwise(model, config, path, seq_len=128, quantization="dynamic_range",
                      representative_inputs=None, metadata=None):
     """Extracts the per-layer sub-network `config` (`elastic.layerwise.LayerwiseConfig`) and
     writes it (`write_tflite`); its outputs equal `model(inputs, subnetwork=config)`."""
+    from dynabert_tf import precision
     from dynabert_tf.elastic import subnetwork
 
-    return write_tflite(subnetwork.extract_layerwise(model, config), path, seq_len,
-                        quantization, representative_inputs, metadata)
+    with precision.policy("float32"):  # the file is float32 whatever the global policy
+        standalone = subnetwork.extract_layerwise(model, config)
+    return write_tflite(standalone, path, seq_len, quantization, representative_inputs,
+                        metadata)

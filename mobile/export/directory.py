@@ -339,9 +339,11 @@ def export_model(model_dir, output_dir, quantization="dynamic_range", seq_len=12
                 "class_outputs": class_outputs if export_format == "per_cell" else None}
     entries = manifest_lib.previous_entries(output_dir, identity)  # before anything is written
 
+    from dynabert_tf import precision
     from dynabert_tf.io import checkpoint
 
-    model = checkpoint.load_task_model(source.path)
+    with precision.policy("float32"):  # exports are float32 whatever the global policy
+        model = checkpoint.load_task_model(source.path)
     target = prepare_target(model, source, output_dir, quantization, seq_len, class_outputs)
     representative, representative_note = None, None
     if quantization in tflite_lib.CALIBRATED:

@@ -148,6 +148,18 @@ def signature_io(tflite_bytes, names):
             for signature in names}
 
 
+def float32_model(model):
+    """`model`, or, when it was built under a mixed dtype policy, a float32 copy of it (the
+    full-size standalone sub-network, same weights): the file is float32 either way."""
+    if model.compute_dtype == "float32":
+        return model
+    from dynabert_tf import precision
+    from dynabert_tf.elastic import subnetwork
+
+    with precision.policy("float32"):
+        return subnetwork.extract_subnetwork(model, 1.0, 1.0)
+
+
 def export_elastic(model, cells, path, seq_len=128, seq_buckets=(),
                    quantization="dynamic_range", metadata=None, sharing="prefix"):
     """Converts every cell (and bucket) into one file and writes `path` atomically.
@@ -168,7 +180,7 @@ def export_elastic(model, cells, path, seq_len=128, seq_buckets=(),
         raise ExportError(f"unknown weight sharing {sharing!r}; expected one of "
                           f"{', '.join(SHARING)}")
     specs = signatures(cells, seq_len, seq_buckets)
-    flat = convert(model, specs, quantization)
+    flat = convert(float32_model(model), specs, quantization)
     converter_bytes = len(flat)
     ops = tflite_lib.check_builtin_ops(flat)
     io = signature_io(flat, specs)
