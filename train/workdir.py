@@ -66,7 +66,7 @@ def claim(settings, inputs, chief=None):
     identity; the lock is released when the block exits. `chief`: whether this process
     writes the workdir (default: not a non-chief worker of TF_CONFIG)."""
     workdir = settings.workdir
-    os.makedirs(workdir, exist_ok=True)
+    _make_workdir(workdir)
     chief = is_chief() if chief is None else chief
     lock = _lock(workdir) if chief else None
     try:
@@ -83,6 +83,24 @@ def claim(settings, inputs, chief=None):
     finally:
         if lock is not None:
             lock.close()  # closing the file releases the lock
+
+
+def _make_workdir(workdir):
+    """Creates `workdir`; ValueError with one line naming what stands in the way: a symlink
+    that leads nowhere (a loop, a missing target), or a stage output that is not a directory."""
+    if os.path.islink(workdir) and not os.path.exists(workdir):
+        raise ValueError(f"--workdir {workdir} is a symlink that leads nowhere (a loop or a "
+                         f"missing target: {os.readlink(workdir)}); use another --workdir")
+    try:
+        os.makedirs(workdir, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"--workdir {workdir} cannot be made: {e.strerror}") from None
+    for name in (*STAGES, layout.FINAL):
+        path = os.path.join(workdir, name)
+        if os.path.lexists(path) and not os.path.isdir(path):
+            kind = "a symlink that leads nowhere" if os.path.islink(path) else "a file"
+            raise ValueError(f"{path} is {kind}, not a stage directory; move it away or use "
+                             f"another --workdir")
 
 
 def _lock(workdir):
