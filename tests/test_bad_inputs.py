@@ -175,7 +175,10 @@ def paths(tmp_path_factory):
     entry = {"cell": "w1.00_d1.00", "width_mult": 1.0, "depth_mult": 1.0,
              "file": "w1.00_d1.00.tflite", "bytes": 12}
     for name, manifest, tflite_bytes in (
-            ("corrupt_tflite", {"seq_len": SEQ_LEN, "cells": [entry]}, "not a flatbuffer"),
+            # a file that matches its entry (mobile.manifest_check) but is no TFLite model
+            ("corrupt_tflite", {"seq_len": SEQ_LEN, "cells": [{
+                **entry, "bytes": 16,
+                "sha256": hashlib.sha256(b"not a flatbuffer").hexdigest()}]}, "not a flatbuffer"),
             ("manifest_not_json", "{oops", None),
             ("manifest_no_file", {"cells": [{k: v for k, v in entry.items() if k != "file"}]},
              None),
