@@ -60,6 +60,10 @@ def encode(examples, encoder):
         labels = [example.label for example in examples]
         regression = any(isinstance(label, float) for label in labels)
         labels = np.asarray(labels, np.float32 if regression else np.int32)
+        not_finite = np.flatnonzero(~np.isfinite(labels))
+        if not_finite.size:  # the readers refuse these; examples built by hand may hold them
+            raise ValueError(f"example {not_finite[0]}: label {labels[not_finite[0]]} is not a "
+                             f"finite number")
     return Encoded(features, labels, encoder.pad_id, encoder.max_seq_length)
 
 

@@ -9,6 +9,8 @@ import dataclasses
 import json
 import os
 
+from dynabert_tf.core import text_files
+
 
 def json_path(version, split, data_dir):
     """The official file of `split` ("train" or "dev") of SQuAD `version` in `data_dir`."""
@@ -57,11 +59,11 @@ def read_squad_json(path):
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no SQuAD file at {path}")
-    with open(path, encoding="utf-8") as f:
-        try:
-            content = json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: invalid JSON ({e})") from None
+    text = text_files.read_utf8(path, path)
+    try:
+        content = json.loads(text, parse_constant=_not_json)
+    except ValueError as e:  # JSONDecodeError, or NaN / Infinity (`_not_json`)
+        raise ValueError(f"{path}: invalid JSON ({e})") from None
     examples, where = [], path
     try:
         for i, article in enumerate(content["data"]):
@@ -77,6 +79,10 @@ def read_squad_json(path):
         raise ValueError(f"{where}: {problem}") from None
     check_unique_ids(examples, path)
     return examples
+
+
+def _not_json(name):
+    raise ValueError(f"{name} is not a JSON number; strict JSON has finite numbers only")
 
 
 def check_unique_ids(examples, where):
