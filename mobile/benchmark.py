@@ -19,7 +19,9 @@ available; the output says which): max |logit difference| and label agreement.
 
 Writes OUT/benchmark.json, adds `latency_ms`, `latency_ratio` and `parity` to the entries of
 OUT/manifest.json, draws OUT/pareto.png and prints a table. The work is
-`mobile.litert.benchmark_dir`; this module parses the flags and prints.
+`mobile.litert.benchmark_dir`; this module parses the flags and prints. The flags are checked
+first (exit status 2): each --threads in 1..the machine's CPUs, since more threads than CPUs
+time the wait for a core, not the model, and would replace that thread count's latencies.
 """
 
 import os
@@ -49,16 +51,11 @@ def define_flags(flag_values):
 
 
 def main(argv, flags_values):
-    fail = cli.fail
     cli.check_arguments(argv, flags_values, "tflite_dir")
-    try:
-        threads = [int(t) for t in flags_values.threads]
-    except ValueError:
-        fail(f"--threads must be comma-separated integers, got {','.join(flags_values.threads)}")
-    if flags_values.runs < 1 or flags_values.warmup < 0 or flags_values.rounds < 1:
-        fail("--runs and --rounds must be >= 1 and --warmup >= 0")
-    if flags_values.parity and flags_values.parity_examples < 1:
-        fail(f"--parity_examples must be >= 1, got {flags_values.parity_examples}")
+    threads = cli.check_threads(flags_values.threads)
+    cli.check_at_least(flags_values, runs=1, rounds=1, warmup=0)
+    if flags_values.parity:
+        cli.check_at_least(flags_values, parity_examples=1)
     model_dir = None
     if flags_values.parity:
         model_dir = (flags_values.model_dir

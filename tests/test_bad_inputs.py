@@ -471,7 +471,7 @@ MOBILE_CASES = {
     "benchmark_threads_text": (benchmark_tool, ["--tflite_dir={tflite}", "--threads=two"],
                                "--threads must be comma-separated integers"),
     "benchmark_runs_0": (benchmark_tool, ["--tflite_dir={tflite}", "--runs=0"],
-                         "--runs and --rounds must be >= 1"),
+                         "--runs must be at least 1, got 0"),
     "select_manifest_not_json": (select_tool, ["--manifest={manifest_not_json}"],
                                  "manifest.json is not valid JSON"),
     "select_manifest_list": (select_tool, ["--manifest={manifest_list}"],

@@ -125,6 +125,13 @@ def draw(model_dir, teacher_dir, sentence, output_dir, layers=(), heads=(0,), ce
             raise ValueError(f"teacher and student differ in {field}: "
                              f"{getattr(teacher_config, field)} and "
                              f"{getattr(student_config, field)}")
+    for flag, path, config in (("model_dir", model_dir, student_config),
+                               ("teacher_dir", teacher_dir, teacher_config)):
+        positions = config.max_position_embeddings - config.position_offset
+        if max_seq_length > positions:
+            raise ValueError(f"--max_seq_length {max_seq_length} exceeds the "
+                             f"{positions} positions of --{flag} {path} "
+                             f"(max_position_embeddings {config.max_position_embeddings})")
     layers = tuple(layers) or tuple(sorted({0, student_config.num_layers - 1}))
     maps_lib.check_selection(student_config, layers, heads)
     chosen = select_cells(files.read_json(os.path.join(model_dir, layout.CONFIG)), cells)
