@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from dynabert_tf.core import locks
 from tests.helpers import REPO_ROOT, random_inputs, tiny_classifier
 from tests.test_bad_inputs import check_one_line, run_in_process, snapshot
 from train import attention_maps, run
@@ -238,20 +239,38 @@ def test_a_sequence_beyond_the_positions_is_named(model, target):
 # --------------------------------------------------------------------------- train CLIs
 
 
-def test_attention_maps_checks_max_seq_length_against_the_models(tmp_path, capsys):
-    """issue case 11: --max_seq_length=1000 against a 128-position model, before any
-    TensorFlow work; nothing is written."""
+def _maps_workdir(tmp_path):
+    """A workdir whose final/ and rewire/ hold what attention_maps reads before TensorFlow."""
     work = tmp_path / "work"
     for stage in ("final", "rewire"):
         _model_dir(str(work / stage))
         (work / stage / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\na\nfilm\n")
-    out = tmp_path / "out"
+    return work
+
+
+def test_attention_maps_checks_max_seq_length_against_the_models(tmp_path, capsys):
+    """issue case 11: --max_seq_length=1000 against a 128-position model, before any
+    TensorFlow work; nothing is written."""
+    work, out = _maps_workdir(tmp_path), tmp_path / "out"
     argv = ["attention_maps", f"--model_dir={work}", "--sentence=a film",
             f"--output_dir={out}", "--max_seq_length=1000"]
     code, stderr = run_in_process(lambda: attention_maps.main(argv), capsys)
     check_one_line(code, stderr, f"--max_seq_length 1000 exceeds the 128 positions of "
                                  f"--model_dir {work / 'final'}")
     assert not out.exists()
+
+
+def test_attention_maps_into_a_locked_directory_is_refused(tmp_path, capsys):
+    """What to build (locks): a second writer of an attention-maps directory gets one line."""
+    work, out = _maps_workdir(tmp_path), tmp_path / "out"
+    (out / "attention_w1.00_d1.00.png").parent.mkdir()
+    (out / "attention_w1.00_d1.00.png").write_bytes(b"an earlier run's map")
+    argv = ["attention_maps", f"--model_dir={work}", "--sentence=a film",
+            f"--output_dir={out}", "--cells=w1.00_d1.00"]
+    with locks.output_lock(str(out), "train.attention_maps"):  # as a run in progress holds it
+        code, stderr = run_in_process(lambda: attention_maps.main(argv), capsys)
+    check_one_line(code, stderr, f"another train.attention_maps is writing {out}")
+    assert (out / "attention_w1.00_d1.00.png").read_bytes() == b"an earlier run's map"
 
 
 @pytest.fixture
