@@ -16,10 +16,12 @@ is one line naming the file: "no space left on device writing OUT/model.safetens
 """
 
 import contextlib
+import errno
 import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 
@@ -32,13 +34,43 @@ def is_temporary(name):
     return name.startswith(".") and name.endswith(_SUFFIX)
 
 
-def write_error(error, path):
-    """`error` (an OSError from writing `path`) as an OSError of one line naming `path`;
-    its errno is kept."""
-    reason = error.strerror or str(error) or type(error).__name__
-    converted = OSError(f"{reason[:1].lower()}{reason[1:]} writing {path}")
-    converted.errno = error.errno
+# TensorFlow's op text around a message: "{{function_node __wrapped__SaveV2_...}} " and
+# " [Op:SaveV2]".
+_OP_NOISE = re.compile(r"\{\{function_node [^}]*\}\}\s*|\s*\[Op:\w+\]")
+_NO_SPACE = os.strerror(errno.ENOSPC)  # "No space left on device"
+
+
+def write_error(error, what):
+    """`error`, raised while writing `what` (a path, or words such as "a checkpoint in DIR"),
+    as an OSError of one line naming it: "no space left on device writing OUT/x.tflite".
+    Takes OSErrors and TensorFlow's errors (their `message`, op text removed); the errno of
+    an OSError is kept, a full disk's is ENOSPC."""
+    if isinstance(error, OSError) and error.strerror:
+        reason, code = error.strerror, error.errno
+    else:
+        text = _OP_NOISE.sub("", str(getattr(error, "message", None) or error)).strip()
+        reason = text.splitlines()[0] if text else type(error).__name__
+        code = getattr(error, "errno", None)
+        if _NO_SPACE in text:
+            reason, code = _NO_SPACE, errno.ENOSPC
+        elif not isinstance(error, OSError):
+            converted = OSError(f"cannot write {what}: {reason}")
+            return converted
+    converted = OSError(f"{reason[:1].lower()}{reason[1:]} writing {what}")
+    converted.errno = code
     return converted
+
+
+def scratch_directory(beside):
+    """A context manager: a hidden scratch directory next to the path `beside` (not in the
+    system temp dir), removed when the block exits; one a killed writer left is removed by
+    the directory's next writer (`remove_temporaries`)."""
+    parent, name = os.path.split(os.path.abspath(beside))
+    try:
+        os.makedirs(parent, exist_ok=True)
+    except OSError as e:
+        raise write_error(e, parent) from None
+    return tempfile.TemporaryDirectory(prefix=f".{name}.", suffix=_SUFFIX, dir=parent)
 
 
 @contextlib.contextmanager
@@ -165,26 +197,26 @@ def copy_tree(source, destination, ignore=()):
 
 
 def remove_temporaries(directory):
-    """Removes the temporaries (`is_temporary`) a killed writer left directly in `directory`;
-    call it only while holding the directory's lock. A directory left half swapped (the old
-    one moved aside, the new one not yet in) gets its old one back."""
-    try:
-        names = os.listdir(directory)
-    except OSError:
-        return
-    for name in names:
-        path = os.path.join(directory, name)
-        if name.endswith(_PREVIOUS):
-            original = os.path.join(directory, name[1:-len(_PREVIOUS)])
-            if not os.path.lexists(original):
-                os.rename(path, original)
+    """Removes the temporaries (`is_temporary`) a killed writer left under `directory` (at
+    any depth); call it only while holding the directory's lock. A directory left half
+    swapped (the old one moved aside, the new one not yet in) gets its old one back."""
+    for root, dirs, names in os.walk(directory):
+        for name in sorted(dirs + names):
+            path = os.path.join(root, name)
+            if name.endswith(_PREVIOUS):
+                original = os.path.join(root, name[1:-len(_PREVIOUS)])
+                if not os.path.lexists(original):
+                    with contextlib.suppress(OSError):
+                        os.rename(path, original)
+                    continue
+            if not is_temporary(name):
                 continue
-        if is_temporary(name):
             if os.path.isdir(path) and not os.path.islink(path):
                 shutil.rmtree(path, ignore_errors=True)
             else:
                 with contextlib.suppress(OSError):
                     os.remove(path)
+        dirs[:] = [d for d in dirs if os.path.isdir(os.path.join(root, d))]
 
 
 def read_json(path, what="file"):
