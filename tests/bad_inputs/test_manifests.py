@@ -16,6 +16,7 @@ import pytest
 from absl import flags
 
 from mobile import benchmark as benchmark_tool
+from mobile import select as select_tool
 from mobile import cli, litert, manifest_check, selection
 from mobile import export as export_lib
 from mobile.errors import ExportError
@@ -63,6 +64,16 @@ def write_manifest(path, manifest):
 
 def entry_of(manifest, cell):
     return next(e for e in manifest["cells"] if e["cell"] == cell)
+
+
+def run_tool(tool, args, capsys):
+    """(exit status, stderr) of `python -m mobile.<tool> args`, in process."""
+    flag_values = cli.define(tool.define_flags, flags.FlagValues())
+
+    def call():
+        cli.call(tool.main, cli.parse(flag_values, [tool.__name__, *args]), flag_values)
+
+    return run_in_process(call, capsys)
 
 
 # issue case 3
@@ -115,6 +126,25 @@ def test_select_refuses_a_cell_whose_file_is_missing(copy):
     small = entry_of(read(copy), SMALL)
     assert selection.select_cell(read(copy), max_bytes=small["bytes"],
                                  directory=copy)["cell"] == SMALL
+    assert snapshot(copy) == before
+
+
+# issue case 5: the same through mobile.select, and a negative latency under a tiny budget
+def test_select_tool_refuses_a_missing_file_and_a_negative_latency(copy, capsys):
+    full = os.path.join(copy, f"{FULL}.tflite")
+    os.rename(full, full + ".moved")
+    before = snapshot(copy)
+    check_one_line(*run_tool(select_tool, [f"--manifest={copy}"], capsys),
+                   f"{full} is missing (listed in manifest.json); re-export it")
+    assert snapshot(copy) == before
+    os.rename(full + ".moved", full)
+    manifest = read(copy)
+    manifest["cells"][1]["latency_ms"]["1"]["median"] = -0.5
+    write_manifest(copy, manifest)
+    before = snapshot(copy)
+    check_one_line(*run_tool(select_tool, [f"--manifest={copy}", "--max_latency_ms=0.001"],
+                             capsys),
+                   "cells[1] (w0.25_d0.50): latency_ms['1']['median'] is -0.5, below zero")
     assert snapshot(copy) == before
 
 
@@ -175,14 +205,8 @@ def test_benchmark_refuses_a_file_dropped_in(copy, capsys):
     recorded = entry_of(read(copy), FULL)["bytes"]
     shutil.copyfile(os.path.join(copy, f"{SMALL}.tflite"), full)  # another model, same name
     before = snapshot(copy)
-    flag_values = cli.define(benchmark_tool.define_flags, flags.FlagValues())
-
-    def call():
-        argv = cli.parse(flag_values, ["mobile.benchmark", f"--tflite_dir={copy}",
-                                       "--threads=1", "--runs=1", "--rounds=1", "--noplot"])
-        cli.call(benchmark_tool.main, argv, flag_values)
-
-    check_one_line(*run_in_process(call, capsys),
+    check_one_line(*run_tool(benchmark_tool, [f"--tflite_dir={copy}", "--threads=1",
+                                              "--runs=1", "--rounds=1", "--noplot"], capsys),
                    f"{full} does not match manifest.json ({os.path.getsize(full)} bytes, "
                    f"manifest.json says {recorded}); re-export it")
     assert snapshot(copy) == before
