@@ -35,7 +35,9 @@ def define_flags(flag_values):
 
     define = {"flag_values": flag_values}
     flags.DEFINE_string("tflite_dir", None, "Directory written by mobile.export.", **define)
-    flags.DEFINE_list("threads", ["1", "2"], "Interpreter thread counts to time.", **define)
+    flags.DEFINE_list("threads", ["1", "2"], "Interpreter thread counts to time, each in "
+                      "1..the machine's CPUs (default: 1,2, or 1 on a one-CPU machine).",
+                      **define)
     flags.DEFINE_integer("runs", 50, "Timed calls per file and thread count.", **define)
     flags.DEFINE_integer("warmup", 5, "Untimed calls before each timed block.", **define)
     flags.DEFINE_integer("rounds", 5, "The runs are spread over this many interleaved rounds "
@@ -52,7 +54,10 @@ def define_flags(flag_values):
 
 def main(argv, flags_values):
     cli.check_arguments(argv, flags_values, "tflite_dir")
-    threads = cli.check_threads(flags_values.threads)
+    requested = flags_values.threads
+    if not flags_values["threads"].present:  # the default 1,2: those this machine has
+        requested = [t for t in requested if int(t) <= (os.cpu_count() or 1)]
+    threads = cli.check_threads(requested)
     cli.check_at_least(flags_values, runs=1, rounds=1, warmup=0)
     if flags_values.parity:
         cli.check_at_least(flags_values, parity_examples=1)

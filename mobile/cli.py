@@ -61,7 +61,8 @@ def check_threads(values, flag="threads"):
                          f"{','.join(map(str, values)) or 'none'}")
     cpus = os.cpu_count() or 1
     if max(counts) > cpus:
-        raise UsageError(f"--{flag}={max(counts)} is more than this machine's {cpus} CPUs; "
+        raise UsageError(f"--{flag}={max(counts)} is more than this machine's {cpus} "
+                         f"CPU{'s' if cpus > 1 else ''}; "
                          f"choose 1..{cpus} (more threads than CPUs time the wait for a core, "
                          f"not the model)")
     return sorted(set(counts))

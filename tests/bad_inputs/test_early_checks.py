@@ -19,8 +19,11 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from absl import flags
 
 from dynabert_tf.core import locks
+from mobile import benchmark as benchmark_tool
+from mobile import cli
 from tests.helpers import REPO_ROOT, random_inputs, tiny_classifier
 from tests.test_bad_inputs import check_one_line, run_in_process, snapshot
 from train import attention_maps, run
@@ -175,6 +178,20 @@ def test_python_m_prints_the_error_line_alone(paths, args, code, phrase):
     assert result.returncode == code, result.stderr
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: "), result.stderr
     assert phrase in result.stderr and result.stdout == ""
+
+
+def test_benchmark_default_threads_fit_a_one_cpu_machine(paths, capsys, monkeypatch):
+    """issue case 3: the default --threads=1,2 keeps the counts a one-CPU machine has; an
+    explicit --threads=2 there is refused."""
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    for args, phrase in (([], "no manifest.json in"),
+                         (["--threads=2"], "--threads=2 is more than this machine's 1 CPU;")):
+        flag_values = cli.define(benchmark_tool.define_flags, flags.FlagValues())
+        argv = cli.parse(flag_values, ["mobile.benchmark", f"--tflite_dir={paths['empty']}",
+                                       *args])
+        code, stderr = run_in_process(lambda: cli.call(benchmark_tool.main, argv, flag_values),
+                                      capsys)
+        check_one_line(code, stderr, phrase)
 
 
 # --------------------------------------------------------------------------- Python API
