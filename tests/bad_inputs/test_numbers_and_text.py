@@ -176,6 +176,18 @@ def test_both_tokenizers_agree_with_hugging_face(encoders):  # issue case 8
     assert _training_ids(training, SENTENCES) == expected
 
 
+def test_squad_context_spans_cover_the_original_text(encoders):  # issue case 8
+    training, runtime, _ = encoders
+    from dynabert_tf.data import squad
+
+    context = "a char\x00ming film\x07 ends"
+    tokens = squad.tokenize_contexts([context], training)[0]
+    assert tokens.ids.tolist() == runtime.tokenize(context) == runtime.tokenize(
+        "a charming film ends")
+    assert [context[s:e] for s, e in zip(tokens.start_char, tokens.end_char)] == \
+        ["a", "char\x00ming", "film", "ends"]
+
+
 def test_control_characters_in_a_data_file_are_kept_as_text(tmp_path):  # issue case 8
     _write(str(tmp_path / "SST-2" / "train.tsv"),
            "sentence\tlabel\na char\x00ming film\t1\nbell\x07 here\t0\n")
