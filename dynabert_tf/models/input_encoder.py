@@ -33,7 +33,8 @@ class InputEncoder:
 
     `removes_control_characters`: drop NUL, U+FFFD and other control / format characters
     before tokenizing, keeping the rest of the text (`core.control_chars`, Hugging Face's
-    BertTokenizer rule); tensorflow-text would otherwise end a string at its first NUL.
+    BertTokenizer rule). Otherwise NUL alone is dropped: tensorflow-text would end a string
+    at its first NUL, losing the rest of the sentence.
     """
 
     removes_control_characters = False
@@ -93,10 +94,9 @@ class InputEncoder:
 
     def _clean(self, texts):
         """string [batch] -> the same without the characters `removes_control_characters`
-        names (`core.control_chars`); as they are otherwise."""
-        if not self.removes_control_characters:
-            return texts
-        return tf.strings.regex_replace(texts, control_chars.REMOVED_RE2, "")
+        names (`core.control_chars`), or else without NUL only."""
+        removed = control_chars.REMOVED_RE2 if self.removes_control_characters else r"\x00"
+        return tf.strings.regex_replace(texts, removed, "")
 
     def _pack(self, segments):
         raise NotImplementedError

@@ -24,7 +24,7 @@ from dynabert_tf.core import text_files
 from dynabert_tf.data import squad_json
 from dynabert_tf.presets import vocab as vocab_lib
 from mobile.runtime.tokenizer import WordPieceEncoder
-from tests.helpers import FIXTURES_DIR, minilm_encoder
+from tests.helpers import FIXTURES_DIR, REPO_ROOT, minilm_encoder
 from tests.test_bad_inputs import _run_train_subprocess, check_one_line, snapshot
 
 GLUE_DIR = os.path.join(FIXTURES_DIR, "glue")
@@ -174,6 +174,18 @@ def test_both_tokenizers_agree_with_hugging_face(encoders):  # issue case 8
     expected = [reference.encode(text, add_special_tokens=False) for text in SENTENCES]
     assert [runtime.tokenize(text) for text in SENTENCES] == expected
     assert _training_ids(training, SENTENCES) == expected
+
+
+def test_roberta_keeps_the_sentence_after_a_nul():  # issue case 8
+    from dynabert_tf.models.roberta.tokenizer import RobertaInputEncoder
+
+    root = os.path.join(REPO_ROOT, "configs", "tiny_roberta")
+    encoder = RobertaInputEncoder(os.path.join(root, "vocab.json"),
+                                  os.path.join(root, "merges.txt"), 16)
+    nul, clean, ctrl = encoder.tokenize(tf.constant(
+        ["a char\x00ming film", "a charming film", "a char\x01ming film"])).to_list()
+    assert nul == clean  # byte-level BPE keeps other control characters as bytes
+    assert len(ctrl) > len(clean)
 
 
 def test_squad_context_spans_cover_the_original_text(encoders):  # issue case 8
