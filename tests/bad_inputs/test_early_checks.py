@@ -80,6 +80,7 @@ def paths(tmp_path_factory):
             "w1.00_d1.00": {"width_mult": 1.0, "depth_mult": 1.0},
             "w1.00_d1.00_h0.50": {"width_mult": 1.0, "depth_mult": 1.0, "hidden_mult": 0.5}}})
     p["no_task"] = _model_dir(os.path.join(root, "no_task"))
+    p["heads0"] = _model_dir(os.path.join(root, "heads0"), num_attention_heads=0)
     # An export whose manifest and benchmark must not change.
     p["export"] = os.path.join(root, "export")
     _write_json(os.path.join(p["export"], "manifest.json"), {"cells": []})
@@ -108,6 +109,9 @@ EARLY_CASES = {
                             "--output_dir is required"),
     "export_argument": (EXPORT, ["--model_dir={empty}", "--output_dir={out}", "x"], 2,
                         "unexpected arguments: x"),
+    "export_bad_config": (EXPORT, ["--model_dir={heads0}", "--output_dir={out}"], 1,
+                          "{heads0}/config.json: num_attention_heads must be a positive "
+                          "integer"),
     "export_bad_quantization": (EXPORT, ["--model_dir={hidden}", "--output_dir={out}",
                                                   "--quantization=int4"], 2,
                                 "unknown quantization 'int4'"),
