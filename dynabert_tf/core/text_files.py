@@ -1,13 +1,16 @@
-"""UTF-8 text files whose decoding errors name the file, the line and the byte. No TensorFlow.
+"""UTF-8 text files whose decoding errors name the file, the line and the byte, and strict
+JSON. No TensorFlow.
 
     text = read_utf8(path, "vocab.txt")                        # the whole file, one str
     for line_number, row in tsv_rows(path, "SST-2/dev.tsv"):  # tab-separated rows, streamed
+    value = strict_json(read_utf8(path, path), path)           # NaN / Infinity refused
 
 A byte that is not UTF-8 raises ValueError "SST-2/dev.tsv line 7: byte 0xe9 at byte offset 12
 of the line is not valid UTF-8" (offsets count from 0, as Python's decoder counts them).
 """
 
 import csv
+import json
 import re
 
 _UNDECODED = re.compile("[\udc80-\udcff]")  # bytes kept by errors="surrogateescape"
@@ -48,3 +51,16 @@ def tsv_rows(path, where):
                 raise _not_utf8(where, reader.line_num, ord(bad.group()) - 0xDC00, offset)
             if row:
                 yield reader.line_num, row
+
+
+def _not_a_number(name):
+    raise ValueError(f"{name} is not a JSON number; strict JSON has finite numbers only")
+
+
+def strict_json(text, where):
+    """`json.loads(text)`, refusing NaN, Infinity and -Infinity (Python's json writes and
+    reads them; strict parsers do not); ValueError "<where> is not valid JSON: ..."."""
+    try:
+        return json.loads(text, parse_constant=_not_a_number)
+    except ValueError as e:  # JSONDecodeError, or a constant `_not_a_number` refused
+        raise ValueError(f"{where} is not valid JSON: {e}") from None

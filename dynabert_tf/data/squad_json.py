@@ -6,7 +6,6 @@ reads them before TensorFlow starts.
 """
 
 import dataclasses
-import json
 import os
 
 from dynabert_tf.core import text_files
@@ -59,11 +58,7 @@ def read_squad_json(path):
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no SQuAD file at {path}")
-    text = text_files.read_utf8(path, path)
-    try:
-        content = json.loads(text, parse_constant=_not_json)
-    except ValueError as e:  # JSONDecodeError, or NaN / Infinity (`_not_json`)
-        raise ValueError(f"{path}: invalid JSON ({e})") from None
+    content = text_files.strict_json(text_files.read_utf8(path, path), path)
     examples, where = [], path
     try:
         for i, article in enumerate(content["data"]):
@@ -79,10 +74,6 @@ def read_squad_json(path):
         raise ValueError(f"{where}: {problem}") from None
     check_unique_ids(examples, path)
     return examples
-
-
-def _not_json(name):
-    raise ValueError(f"{name} is not a JSON number; strict JSON has finite numbers only")
 
 
 def check_unique_ids(examples, where):

@@ -129,7 +129,7 @@ def test_strict_json_squad_file(tmp_path):  # issue case 4: NaN is not JSON
     _write(path, '{"data": [{"title": "t", "paragraphs": [{"context": "Paris", "qas": '
                  '[{"id": "q", "question": "Where?", "answers": [{"text": "Paris", '
                  '"answer_start": NaN}]}]}]}]}')
-    with pytest.raises(ValueError, match="invalid JSON \\(NaN is not a JSON number"):
+    with pytest.raises(ValueError, match="dev-v1.1.json is not valid JSON: NaN is not a JSON number"):
         squad_json.read_squad_json(path)
 
 

@@ -91,7 +91,7 @@ def test_load_squad_examples_from_json(fixture_examples, tmp_path):
 
 
 @pytest.mark.parametrize("content, message", [
-    ('{"data": [', "invalid JSON"),
+    ('{"data": [', "is not valid JSON"),
     ({"data": [{"title": "t", "paragraphs": [{"qas": []}]}]},
      r"data\[0\].paragraphs\[0\]: missing key 'context'"),
     ({"data": [{"title": "t"}]}, r"data\[0\]: missing key 'paragraphs'"),
