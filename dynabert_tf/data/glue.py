@@ -22,9 +22,10 @@ def glue_tsv_examples(task, split, data_dir):
     examples = []
     rows = text_files.tsv_rows(path, where)
     if header is None:
-        header = next(rows, (1, None))[1]
-        if not header:
+        first = next(rows, None)  # (line number, fields) of the first non-empty line
+        if first is None:
             raise ValueError(f"{where} line 1: empty file, expected a header row")
+        header = first[1]
     has_labels = split not in task.test_splits
     wanted = [task.text_a] + [task.text_b] * (task.text_b is not None)
     wanted += [task.label_column] * has_labels
