@@ -28,7 +28,8 @@ from tests.helpers import FIXTURES_DIR, REPO_ROOT, minilm_encoder
 from tests.test_bad_inputs import _run_train_subprocess, check_one_line, snapshot
 
 GLUE_DIR = os.path.join(FIXTURES_DIR, "glue")
-STSB_HEADER = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore\n"
+STSB_HEADER = "\t".join(["index", "genre", "filename", "year", "old_index", "source1",
+                          "source2", "sentence1", "sentence2", "score"]) + "\n"
 
 
 def _stsb_row(index, score):
@@ -85,43 +86,35 @@ def test_examples_built_by_hand_with_a_nan_label(tmp_path):  # issue case 4
         data.encode(examples, BertInputEncoder(vocab, 8))
 
 
-def _eval_set(logits, labels, task):
-    """An EvalSet whose inputs carry each row's index in `token_ids`: `_passthrough` then
-    returns `logits` for them, so evaluate_cell's own loop scores given outputs."""
+def _metrics(logits_by_split, labels):
+    """evaluate_cell's own loop over STS-B splits whose model outputs are given: each row's
+    inputs carry its index, and the forward looks its logits up."""
     rows = np.arange(len(labels), dtype=np.int32)[:, None]
-    features = {"token_ids": rows, "segment_ids": rows * 0, "padding_mask": rows * 0 + 1,
-                "logits": logits}
-    dataset = tf.data.Dataset.from_tensor_slices((features, labels)).batch(4)
-    return evaluation.EvalSet.labelled(task, dataset)
-
-
-def _run_cell(eval_sets):
-    logits = {split: np.concatenate([f["logits"].numpy() for f, _ in eval_set.dataset])
-              for split, eval_set in eval_sets.items()}
+    features = {"token_ids": rows, "segment_ids": rows * 0, "padding_mask": rows * 0 + 1}
     results = {}
-    for split, eval_set in eval_sets.items():  # one forward per split, as a cell's is one
-        forward = lambda features, table=logits[split]: {
-            "logits": tf.gather(table, features["token_ids"][:, 0])}
-        results.update(evaluation.evaluate_cell(None, {split: eval_set}, forward=forward,
-                                                cell="w0.50_d1.00"))
+    for split, logits in logits_by_split.items():
+        dataset = tf.data.Dataset.from_tensor_slices((features, labels)).batch(4)
+        forward = lambda inputs, table=logits: {
+            "logits": tf.gather(table, inputs["token_ids"][:, 0])}
+        results.update(evaluation.evaluate_cell(
+            None, {split: evaluation.EvalSet.labelled("stsb", dataset)}, forward=forward,
+            cell="w0.50_d1.00"))
     return results
 
 
 def test_non_finite_metric_is_an_error_naming_cell_split_and_metric():  # issue case 4
     labels = np.array([0.5, 1.0, 2.0, 3.0], np.float32)
     good = np.array([[0.1], [0.9], [2.2], [2.9]], np.float32)
-    assert _run_cell({"dev": _eval_set(good, labels, "stsb")})["pearson"] > 0.9
+    assert _metrics({"dev": good}, labels)["pearson"] > 0.9
     diverged = np.array([[np.nan], [0.9], [2.2], [2.9]], np.float32)
     with pytest.raises(ValueError) as error:
-        _run_cell({"dev": _eval_set(good, labels, "stsb"),
-                   "test": _eval_set(diverged, labels, "stsb")})
+        _metrics({"dev": good, "test": diverged}, labels)
     assert str(error.value) == ("cell w0.50_d1.00, test: metric pearson is nan, not a finite "
                                 "number; the model's outputs are not finite (weights diverged "
                                 "or not loaded?)")
     # Constant predictions are a correlation of 0.0 (tasks.metrics), not an error.
     constant = np.full((4, 1), 0.5, np.float32)
-    assert _run_cell({"dev": _eval_set(constant, labels, "stsb")}) == \
-        {"pearson": 0.0, "spearman": 0.0}
+    assert _metrics({"dev": constant}, labels) == {"pearson": 0.0, "spearman": 0.0}
 
 
 def test_strict_json_squad_file(tmp_path):  # issue case 4: NaN is not JSON
@@ -129,7 +122,8 @@ def test_strict_json_squad_file(tmp_path):  # issue case 4: NaN is not JSON
     _write(path, '{"data": [{"title": "t", "paragraphs": [{"context": "Paris", "qas": '
                  '[{"id": "q", "question": "Where?", "answers": [{"text": "Paris", '
                  '"answer_start": NaN}]}]}]}]}')
-    with pytest.raises(ValueError, match="dev-v1.1.json is not valid JSON: NaN is not a JSON number"):
+    with pytest.raises(ValueError, match="dev-v1.1.json is not valid JSON: NaN is not a JSON "
+                                         "number"):
         squad_json.read_squad_json(path)
 
 
@@ -156,7 +150,8 @@ def test_nul_inside_a_word_keeps_the_sentence(encoders):  # issue case 8
     assert runtime.tokenize("a char\x00ming film") == clean
     assert _training_ids(training, ["a char\x00ming film", "a charming film"]) == [clean, clean]
     packed = training(tf.constant(["a char\x00ming film"]))
-    assert packed["token_ids"][0].numpy().tolist() == runtime.encode("a char\x00ming film").token_ids
+    assert packed["token_ids"][0].numpy().tolist() == \
+        runtime.encode("a char\x00ming film").token_ids
 
 
 SENTENCES = [
