@@ -152,11 +152,11 @@ def _epoch_dataset(epoch):
     return tf.data.Dataset.from_tensor_slices((inputs, labels)).batch(2)
 
 
-def _loop(state_dir):
+def _loop(state_dir, checkpoint_every=1):
     keras.utils.set_random_seed(0)
     trainer = GridTrainer(tiny_classifier(), None, loss_mode="labels")
     return TrainingLoop(trainer, keras.optimizers.Adam(1e-3), str(state_dir),
-                        checkpoint_every=1, verbose=0)
+                        checkpoint_every=checkpoint_every, verbose=0)
 
 
 def _temporaries(state_dir):
@@ -176,7 +176,9 @@ def test_a_failed_checkpoint_save_is_one_line_and_its_temp_is_removed(tmp_path):
     assert "function_node" not in message and "[Op:" not in message, message
     assert _temporaries(tmp_path)  # what the failed save left
     os.rmdir(blocker)
-    assert _loop(tmp_path).fit(_epoch_dataset, 1, STEPS) == STEPS  # resumed from ckpt-1
+    # Resumed from ckpt-1 and saving at steps 3 and 4 only: TensorFlow never saves ckpt-2 again
+    # (which would reuse its temp).
+    assert _loop(tmp_path, checkpoint_every=3).fit(_epoch_dataset, 1, STEPS) == STEPS
     assert not _temporaries(tmp_path)
     assert tf.train.latest_checkpoint(checkpoints).endswith(f"ckpt-{STEPS}")
 
@@ -199,7 +201,7 @@ def test_a_full_disk_while_saving_a_checkpoint_names_the_directory(tmp_path, mon
     assert errors.one_line(failure.value) == (
         f"no space left on device writing a checkpoint in {tmp_path}/checkpoints")
     monkeypatch.undo()
-    assert _loop(tmp_path).fit(_epoch_dataset, 1, STEPS) == STEPS
+    assert _loop(tmp_path, checkpoint_every=3).fit(_epoch_dataset, 1, STEPS) == STEPS
     assert not _temporaries(tmp_path)
 
 
@@ -270,18 +272,37 @@ def _wait_until_locked(lock_path, process, seconds=120):
     raise AssertionError(f"{lock_path} was never locked")
 
 
-# issue case 2
+def _wait_for_scratch(out, process, seconds=120):
+    """The scratch directories in OUT once `process` has made one (it is converting)."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        assert process.poll() is None, process.communicate()
+        found = [path for path in glob.glob(os.path.join(out, f".{CELL}.tflite.*.partial"))
+                 if os.path.isdir(path)]
+        if found:
+            return found
+        time.sleep(0.01)
+    raise AssertionError(f"no scratch directory appeared in {out}")
+
+
+# issue cases 2 and 10
 def test_a_second_export_into_a_locked_output_dir_is_refused(exported, tmp_path):
-    """Two real `python -m mobile.export` processes into one OUT: the first is held (SIGSTOP)
-    once it holds OUT's lock, so the second surely starts while it writes; the second is
-    refused in one line naming the first's pid and changes nothing; the first then finishes
-    and its manifest describes the files on disk. The first also clears the scratch
-    SavedModel a killed export left in OUT and puts none in the system temp dir."""
+    """Real `python -m mobile.export` processes into one OUT. One is SIGKILLed while it
+    converts: its scratch SavedModel is in OUT (nothing in the system temp dir). The next is
+    held (SIGSTOP) once it holds OUT's lock, so that a third surely starts while it writes:
+    the third is refused in one line naming the holder's pid and changes nothing. The held
+    one then finishes: the killed one's scratch is gone and the manifest describes the files
+    on disk."""
     out, system_tmp = str(tmp_path / "out"), tmp_path / "system_tmp"
     system_tmp.mkdir()
-    stale = os.path.join(out, f".{CELL}.tflite.k1ll3d.partial", "saved_model")
-    os.makedirs(stale)  # as an export killed while converting leaves it
     env = {**os.environ, "TMPDIR": str(system_tmp)}
+    killed = _export_process(exported["work"], out, env)
+    scratch = _wait_for_scratch(out, killed)
+    killed.kill()
+    killed.communicate()
+    assert all(os.path.isdir(path) for path in scratch)  # left in OUT, where it is found
+    assert not list(system_tmp.iterdir())  # no dynabert-savedmodel-* in the system temp dir
+
     first = _export_process(exported["work"], out, env)
     try:
         _wait_until_locked(os.path.join(out, layout.LOCK), first)
@@ -303,9 +324,8 @@ def test_a_second_export_into_a_locked_output_dir_is_refused(exported, tmp_path)
         path = os.path.join(out, entry["file"])
         assert (os.path.getsize(path), files.sha256_of(path)) == (entry["bytes"],
                                                                   entry["sha256"])
-    assert not os.path.exists(os.path.dirname(stale))
-    assert not [n for n in os.listdir(out) if files.is_temporary(n)]
-    assert not list(system_tmp.iterdir())  # no dynabert-savedmodel-* in the system temp dir
+    assert not glob.glob(os.path.join(out, ".*.partial"))  # the killed one's scratch cleared
+    assert not list(system_tmp.iterdir())
 
 
 def test_output_lock_refuses_a_second_holder_and_frees_on_exit(tmp_path):
