@@ -27,6 +27,7 @@ time the wait for a core, not the model, and would replace that thread count's l
 import os
 
 from mobile import cli
+from mobile import export as export_lib
 from mobile import litert
 
 
@@ -65,6 +66,9 @@ def main(argv, flags_values):
     if flags_values.parity:
         model_dir = (flags_values.model_dir
                      or litert.load_manifest(flags_values.tflite_dir).get("model_dir"))
+        if not model_dir:
+            raise cli.UsageError("--parity needs --model_dir (the manifest records no model)")
+        export_lib.resolve_model_dir(model_dir)  # its config.json, before TensorFlow starts
     benchmark = litert.benchmark_dir(flags_values.tflite_dir, threads, flags_values.runs,
                                      flags_values.warmup, model_dir,
                                      flags_values.parity_examples, flags_values.plot,

@@ -126,6 +126,9 @@ EARLY_CASES = {
                                                           f"--threads=1,{CPUS + 1}"], 2,
                                      f"--threads={CPUS + 1} is more than this machine's "
                                      f"{CPUS} CPUs"),
+    "benchmark_parity_no_model": ("mobile.benchmark", ["--tflite_dir={export}", "--parity",
+                                                       "--model_dir={empty}"], 1,
+                                  "no trained DynaBERT in {empty}"),
     "benchmark_runs_0": ("mobile.benchmark", ["--tflite_dir={export}", "--runs=0"], 2,
                          "--runs must be at least 1, got 0"),
     # issue case 12: --population=0 came after 117 s of exporting and timing.
