@@ -337,3 +337,25 @@ def test_output_lock_refuses_a_second_holder_and_frees_on_exit(tmp_path):
                 pass
     with locks.output_lock(out, "mobile.search"):
         pass
+
+
+# issue case 2 (every writer's output directory is locked: the search's too)
+@pytest.mark.parametrize("locked", ["out", "latency"])
+def test_a_search_into_a_locked_directory_is_refused(exported, tmp_path, locked):
+    from mobile import search as search_lib
+
+    out, latency = str(tmp_path / "out"), str(tmp_path / "latency")
+    flag = {"out": "--output_dir", "latency": "--latency_dir"}[locked]
+    held = {"out": out, "latency": latency}[locked]
+    settings = search_lib.SearchSettings(measure_only=True, latency_dir=latency, seq_len=16)
+    with locks.output_lock(held, "mobile.search", flag):
+        before = snapshot(str(tmp_path))
+        with pytest.raises(RuntimeError) as refused:
+            search_lib.run_search(exported["work"], out, settings, progress=False)
+        after = snapshot(str(tmp_path))
+    # Nothing written but the other directory's (empty) lock, taken first.
+    assert {k: v for k, v in after.items() if k in before} == before
+    assert all(v is None or k.endswith(layout.LOCK) for k, v in after.items() if k not in before)
+    assert errors.one_line(refused.value) == (
+        f"another mobile.search is writing {held} (pid {os.getpid()} holds "
+        f"{os.path.join(held, layout.LOCK)}); wait for it to finish or use another {flag}")
