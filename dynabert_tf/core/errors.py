@@ -3,11 +3,18 @@ only with --verbose. Needs no TensorFlow.
 
     with errors.one_line_errors(verbose=flags.verbose):
         main()
+
+Inside the block a SIGTERM raises `Terminated` (in the main thread), so that the tool's
+`finally` blocks and context managers run (scratch directories removed, locks released)
+before it exits with status 143 (128 + SIGTERM) and one line; a tool that handles SIGTERM
+itself (a server's drain) installs its own handler inside the block.
 """
 
 import contextlib
 import re
+import signal
 import sys
+import threading
 
 # Errors whose message is written for the user: shown as they are. Any other type is named in
 # front of its message (ZeroDivisionError: division by zero), as it points at a bug.
@@ -31,6 +38,17 @@ def one_line(error):
     return message
 
 
+class Terminated(BaseException):
+    """A SIGTERM arrived (a BaseException: library code's `except Exception` lets it pass)."""
+
+
+TERMINATED_STATUS = 128 + signal.SIGTERM
+
+
+def _terminate(signum, frame):
+    raise Terminated("stopped by SIGTERM")
+
+
 def fail(message, code=1):
     """`error: message` on stderr, then exit with `code`."""
     print(f"error: {message}", file=sys.stderr, flush=True)
@@ -39,11 +57,21 @@ def fail(message, code=1):
 
 @contextlib.contextmanager
 def one_line_errors(verbose=False):
-    """Turns any exception of the block into `error: <one line>` and exit status 1; with
-    `verbose` the exception propagates with its traceback."""
+    """Turns any exception of the block into `error: <one line>` and exit status 1 (a SIGTERM:
+    status 143); with `verbose` the exception propagates with its traceback."""
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
         yield
+    except Terminated as stop:
+        if verbose:
+            raise
+        fail(f"{stop}; what it wrote completely stays, a re-run finishes the rest",
+             TERMINATED_STATUS)
     except Exception as error:  # noqa: BLE001 - every failure gets one line
         if verbose:
             raise
         fail(one_line(error))
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)

@@ -359,3 +359,19 @@ def test_a_search_into_a_locked_directory_is_refused(exported, tmp_path, locked)
     assert errors.one_line(refused.value) == (
         f"another mobile.search is writing {held} (pid {os.getpid()} holds "
         f"{os.path.join(held, layout.LOCK)}); wait for it to finish or use another {flag}")
+
+
+# issue case 10 (SIGTERM of an export: its scratch SavedModel removed at once)
+def test_a_sigtermed_export_removes_its_scratch_and_says_so(exported, tmp_path):
+    out, system_tmp = str(tmp_path / "out"), tmp_path / "system_tmp"
+    system_tmp.mkdir()
+    process = _export_process(exported["work"], out, {**os.environ, "TMPDIR": str(system_tmp)})
+    scratch = _wait_for_scratch(out, process)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == errors.TERMINATED_STATUS, stderr
+    assert "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1].startswith("error: stopped by SIGTERM; "), stderr
+    assert not any(os.path.exists(path) for path in scratch)
+    assert not [n for n in os.listdir(out) if files.is_temporary(n)]
+    assert not list(system_tmp.iterdir())
