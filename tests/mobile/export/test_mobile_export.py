@@ -235,7 +235,7 @@ def test_interrupted_export_keeps_finished_files(workdir, tmp_path, monkeypatch)
     monkeypatch.setattr(tflite_lib, "convert_saved_model", convert_then_fail)
     with pytest.raises(ExportError, match="simulated"):
         export_lib.export_model(workdir, out, "none", SEQ_LEN, CELLS, progress=False)
-    assert sorted(os.listdir(out)) == ["labels.txt", "manifest.json", "vocab.txt",
+    assert sorted(os.listdir(out)) == [".lock", "labels.txt", "manifest.json", "vocab.txt",
                                        "w1.00_d1.00.tflite"]
     manifest = json.load(open(os.path.join(out, "manifest.json")))
     assert [e["cell"] for e in manifest["cells"]] == ["w1.00_d1.00"]
