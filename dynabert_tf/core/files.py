@@ -94,6 +94,8 @@ def atomic_open(path, mode="wb"):
             os.replace(tmp, path)
             _fsync_directory(directory)
         except OSError as e:
+            if e.filename not in (None, tmp, path):
+                raise  # about another file (one the block read), not this write
             raise write_error(e, path) from None
     except BaseException:
         if os.path.exists(tmp):
@@ -190,9 +192,12 @@ def copy_tree(source, destination, ignore=()):
         except OSError as e:
             raise write_error(e, target) from None
         for name in sorted(n for n in names if n not in ignore):
+            source_file = os.path.join(root, name)
             try:
-                shutil.copy2(os.path.join(root, name), os.path.join(target, name))
+                shutil.copy2(source_file, os.path.join(target, name))
             except OSError as e:
+                if e.filename == source_file:
+                    raise  # reading, not writing
                 raise write_error(e, os.path.join(target, name)) from None
 
 

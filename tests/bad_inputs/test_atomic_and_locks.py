@@ -134,6 +134,21 @@ def test_a_half_swapped_directory_gets_its_old_one_back(tmp_path):
     assert (tmp_path / "final" / "model").read_bytes() == b"good"
 
 
+# issue case 10 (a write error names the file being written; a read error stays as it was)
+def test_write_errors_name_the_file_and_leave_no_temporary(tmp_path):
+    path = str(tmp_path / "out.bin")
+    with pytest.raises(OSError) as full:
+        with files.atomic_open(path) as f:
+            f.write(b"x")
+            _no_space()
+    assert str(full.value) == f"no space left on device writing {path}"
+    assert full.value.errno == errno.ENOSPC
+    with pytest.raises(FileNotFoundError, match="missing"):
+        with files.atomic_open(path):
+            open(tmp_path / "missing")
+    assert not os.listdir(tmp_path)
+
+
 def test_write_json_is_strict_and_names_the_key(tmp_path):
     path = str(tmp_path / "grid.json")
     with pytest.raises(ValueError, match=r"grid.json: cells.w1.00_d1.00.pearson = nan is not"):
