@@ -4,17 +4,22 @@ only with --verbose. Needs no TensorFlow.
     with errors.one_line_errors(verbose=flags.verbose):
         main()
 
-Inside the block a SIGTERM raises `Terminated` (in the main thread), so that the tool's
-`finally` blocks and context managers run (scratch directories removed, locks released)
-before it exits with status 143 (128 + SIGTERM) and one line; a tool that handles SIGTERM
-itself (a server's drain) installs its own handler inside the block.
+Inside the block a SIGTERM removes the temporaries the tool is writing
+(`files.remove_active_temporaries`: partial files, scratch SavedModels) and ends it with one
+line and status 143 (128 + SIGTERM); files already finished stay, locks go with the process.
+The handler raises nothing: an exception thrown into TensorFlow's C++ callbacks comes out as
+another error. A tool that handles SIGTERM itself (a server's drain) installs its own
+handler inside the block.
 """
 
 import contextlib
+import os
 import re
 import signal
 import sys
 import threading
+
+from dynabert_tf.core import files
 
 # Errors whose message is written for the user: shown as they are. Any other type is named in
 # front of its message (ZeroDivisionError: division by zero), as it points at a bug.
@@ -38,15 +43,16 @@ def one_line(error):
     return message
 
 
-class Terminated(BaseException):
-    """A SIGTERM arrived (a BaseException: library code's `except Exception` lets it pass)."""
-
-
 TERMINATED_STATUS = 128 + signal.SIGTERM
+TERMINATED = ("stopped by SIGTERM; the files it had finished stay, its partial ones are "
+              "removed, a re-run finishes the rest")
 
 
 def _terminate(signum, frame):
-    raise Terminated("stopped by SIGTERM")
+    files.remove_active_temporaries()
+    sys.stdout.flush()
+    print(f"error: {TERMINATED}", file=sys.stderr, flush=True)
+    os._exit(TERMINATED_STATUS)
 
 
 def fail(message, code=1):
@@ -63,11 +69,6 @@ def one_line_errors(verbose=False):
     previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
         yield
-    except Terminated as stop:
-        if verbose:
-            raise
-        fail(f"{stop}; what it wrote completely stays, a re-run finishes the rest",
-             TERMINATED_STATUS)
     except Exception as error:  # noqa: BLE001 - every failure gets one line
         if verbose:
             raise

@@ -27,6 +27,7 @@ import tempfile
 
 _SUFFIX = ".partial"
 _PREVIOUS = ".previous" + _SUFFIX  # the old directory while a new one is swapped in
+_ACTIVE = set()  # this process's temporaries now being written (`remove_active_temporaries`)
 
 
 def is_temporary(name):
@@ -61,16 +62,35 @@ def write_error(error, what):
     return converted
 
 
+@contextlib.contextmanager
 def scratch_directory(beside):
-    """A context manager: a hidden scratch directory next to the path `beside` (not in the
-    system temp dir), removed when the block exits; one a killed writer left is removed by
-    the directory's next writer (`remove_temporaries`)."""
+    """A hidden scratch directory next to the path `beside` (not in the system temp dir),
+    removed when the block exits; one a killed writer left is removed by the directory's next
+    writer (`remove_temporaries`)."""
     parent, name = os.path.split(os.path.abspath(beside))
     try:
         os.makedirs(parent, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=f".{name}.", suffix=_SUFFIX, dir=parent)
     except OSError as e:
         raise write_error(e, parent) from None
-    return tempfile.TemporaryDirectory(prefix=f".{name}.", suffix=_SUFFIX, dir=parent)
+    _ACTIVE.add(tmp)
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        _ACTIVE.discard(tmp)
+
+
+def remove_active_temporaries():
+    """Removes the temporaries this process is writing now (atomic files and directories,
+    scratch directories): what a tool does when it is stopped (a SIGTERM) mid-write."""
+    for path in list(_ACTIVE):
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                os.remove(path)
+        _ACTIVE.discard(path)
 
 
 @contextlib.contextmanager
@@ -84,6 +104,7 @@ def atomic_open(path, mode="wb"):
                                    dir=directory)
     except OSError as e:
         raise write_error(e, path) from None
+    _ACTIVE.add(tmp)
     try:
         try:
             with os.fdopen(fd, mode) as f:
@@ -101,6 +122,8 @@ def atomic_open(path, mode="wb"):
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+    finally:
+        _ACTIVE.discard(tmp)
 
 
 def write_atomic(path, content, mode="wb"):
@@ -147,6 +170,7 @@ def atomic_directory(path):
         tmp = tempfile.mkdtemp(prefix=f".{name}.", suffix=_SUFFIX, dir=parent)
     except OSError as e:
         raise write_error(e, path) from None
+    _ACTIVE.add(tmp)
     try:
         try:
             yield tmp
@@ -168,6 +192,7 @@ def atomic_directory(path):
         shutil.rmtree(previous, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        _ACTIVE.discard(tmp)
 
 
 def _renamed(error, tmp, path):

@@ -384,9 +384,10 @@ def test_a_sigtermed_export_removes_its_scratch_and_says_so(exported, tmp_path):
     scratch = _wait_for_scratch(out, process)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=300)
-    assert process.returncode == errors.TERMINATED_STATUS, stderr
-    assert "Traceback" not in stderr
-    assert stderr.strip().splitlines()[-1].startswith("error: stopped by SIGTERM; "), stderr
-    assert not any(os.path.exists(path) for path in scratch)
-    assert not [n for n in os.listdir(out) if files.is_temporary(n)]
+    shown = f"exit {process.returncode}: {stderr[-3000:]}; OUT: {os.listdir(out)}"
+    assert process.returncode == errors.TERMINATED_STATUS, shown
+    assert "Traceback" not in stderr, shown
+    assert stderr.strip().splitlines()[-1].startswith("error: stopped by SIGTERM; "), shown
+    assert not any(os.path.exists(path) for path in scratch), shown
+    assert not [n for n in os.listdir(out) if files.is_temporary(n)], shown
     assert not list(system_tmp.iterdir())
