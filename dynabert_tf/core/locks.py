@@ -57,6 +57,17 @@ def acquire(directory, what, flag="--output_dir"):
     return lock
 
 
+def holder(directory):
+    """The process id holding `directory`'s lock, or None (free, or no /proc/locks to ask);
+    asks without taking the lock."""
+    try:
+        with open(os.path.join(directory, layout.LOCK)) as lock:
+            found = _holder(lock)
+    except OSError:
+        return None
+    return int(found.split()[1]) if found else None
+
+
 def _holder(lock):
     """'pid N ' of the process holding `lock`'s flock (from /proc/locks), or ''."""
     try:

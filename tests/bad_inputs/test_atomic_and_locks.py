@@ -11,7 +11,6 @@ does), on one tiny finished workdir and one tiny export built once per module.
 """
 
 import errno
-import fcntl
 import glob
 import json
 import os
@@ -271,20 +270,15 @@ def _export_process(work, out, env=None):
         cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
-def _wait_until_locked(lock_path, process, seconds=120):
-    """Returns once `process` holds the flock of `lock_path` (a try-lock of ours fails)."""
+def _wait_until_locked(out, process, seconds=120):
+    """Returns once `process` holds OUT's lock (asked of /proc/locks, without locking)."""
     deadline = time.time() + seconds
     while time.time() < deadline:
         assert process.poll() is None, process.communicate()
-        if os.path.exists(lock_path):
-            with open(lock_path, "a") as probe:
-                try:
-                    fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    fcntl.flock(probe, fcntl.LOCK_UN)
-                except OSError:
-                    return
-        time.sleep(0.05)
-    raise AssertionError(f"{lock_path} was never locked")
+        if locks.holder(out) == process.pid:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"{out} was never locked")
 
 
 def _wait_for_scratch(out, process, seconds=120):
@@ -320,7 +314,7 @@ def test_a_second_export_into_a_locked_output_dir_is_refused(exported, tmp_path)
 
     first = _export_process(exported["work"], out, env)
     try:
-        _wait_until_locked(os.path.join(out, layout.LOCK), first)
+        _wait_until_locked(out, first)
         os.kill(first.pid, signal.SIGSTOP)
         before = snapshot(out)
         second = _export_process(exported["work"], out, env)
@@ -346,10 +340,12 @@ def test_a_second_export_into_a_locked_output_dir_is_refused(exported, tmp_path)
 def test_output_lock_refuses_a_second_holder_and_frees_on_exit(tmp_path):
     out = str(tmp_path / "out")
     with locks.output_lock(out, "mobile.search"):
+        assert locks.holder(out) == os.getpid()
         with pytest.raises(RuntimeError, match=rf"another mobile.search is writing {out} "
                                                rf"\(pid {os.getpid()} holds .*--output_dir$"):
             with locks.output_lock(out, "mobile.search"):
                 pass
+    assert locks.holder(out) is None
     with locks.output_lock(out, "mobile.search"):
         pass
 
@@ -391,3 +387,4 @@ def test_a_sigtermed_export_removes_its_scratch_and_says_so(exported, tmp_path):
     assert not any(os.path.exists(path) for path in scratch), shown
     assert not [n for n in os.listdir(out) if files.is_temporary(n)], shown
     assert not list(system_tmp.iterdir())
+    assert locks.holder(out) is None  # the lock went with the process
