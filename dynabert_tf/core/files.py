@@ -9,10 +9,13 @@ Every file this project writes goes through here:
     with files.atomic_directory(path) as tmp:  # a whole directory, swapped in by rename
         files.copy_tree(source, tmp)
 
-Temporaries are hidden siblings of what they become (`.NAME.XXXX.partial`, `is_temporary`);
-a writer that holds its directory's lock (core/locks.py) removes the ones a killed writer
-left (`remove_temporaries`). A write that fails (a full disk) raises an OSError whose message
-is one line naming the file: "no space left on device writing OUT/model.safetensors".
+Temporaries (and `scratch_directory`'s work space, e.g. an export's SavedModel) are hidden
+siblings of what they become (`.NAME.XXXX.partial`, `is_temporary`), never in the system temp
+dir; a writer that holds its directory's lock (core/locks.py) removes the ones a killed writer
+left (`remove_temporaries`), and a SIGTERM'd tool removes its own (core/errors.py,
+`remove_active_temporaries`). A write that fails (a full disk) raises an OSError whose
+message is one line naming the file (`write_error`): "no space left on device writing
+OUT/model.safetensors".
 """
 
 import contextlib
@@ -55,8 +58,7 @@ def write_error(error, what):
         if _NO_SPACE in text:
             reason, code = _NO_SPACE, errno.ENOSPC
         elif not isinstance(error, OSError):
-            converted = OSError(f"cannot write {what}: {reason}")
-            return converted
+            return OSError(f"cannot write {what}: {reason}")
     converted = OSError(f"{reason[:1].lower()}{reason[1:]} writing {what}")
     converted.errno = code
     return converted
