@@ -13,6 +13,7 @@ written exactly as without it.
 """
 
 import dataclasses
+import math
 import typing
 
 import numpy as np
@@ -72,16 +73,33 @@ def predict(forward, dataset):
     return tf.nest.map_structure(concat, *outputs), tf.nest.map_structure(concat, *references)
 
 
-def evaluate_cell(model, eval_sets, width_mult=1.0, depth_mult=1.0, forward=None):
+def evaluate_cell(model, eval_sets, width_mult=1.0, depth_mult=1.0, forward=None, cell=None):
     """Metrics of one cell on each named `EvalSet` (e.g. {"dev": ...}); keys gain a suffix
-    for every set after the first (MNLI: `accuracy`, `accuracy_dev_mismatched`)."""
+    for every set after the first (MNLI: `accuracy`, `accuracy_dev_mismatched`).
+
+    Raises ValueError naming the cell (`cell`, else its multipliers), the split and the metric
+    when a metric is not a finite number: NaN has no place in the grid json (strict JSON)
+    and would win or lose every comparison at random."""
     forward = forward or cell_forward(model, width_mult, depth_mult)
+    cell = cell or grid_lib.cell_name(width_mult, depth_mult)
     results = {}
     for i, (split, eval_set) in enumerate(eval_sets.items()):
-        values = eval_set.score(*predict(forward, eval_set.dataset))
+        outputs, references = predict(forward, eval_set.dataset)
+        values = eval_set.score(outputs, references)
+        _check_finite(values, outputs, f"cell {cell}, {split}")
         suffix = "" if i == 0 else f"_{split}"
         results.update({f"{name}{suffix}": value for name, value in values.items()})
     return results
+
+
+def _check_finite(metrics, outputs, where):
+    for name, value in metrics.items():
+        if not math.isfinite(value):
+            finite = all(np.all(np.isfinite(v)) for v in outputs.values()
+                         if np.issubdtype(np.asarray(v).dtype, np.floating))
+            why = ("" if finite else
+                   "; the model's outputs are not finite (weights diverged or not loaded?)")
+            raise ValueError(f"{where}: metric {name} is {value}, not a finite number{why}")
 
 
 def evaluate_grid(model, dev_sets, cells, seq_len=128, test_sets=None, progress=None):
@@ -93,20 +111,20 @@ def evaluate_grid(model, dev_sets, cells, seq_len=128, test_sets=None, progress=
     for cell in cells:
         width_mult, depth_mult, hidden_mult = grid_lib.cell_mults(cell)
         forward = cell_forward(model, width_mult, depth_mult, hidden_mult)  # traced per cell
+        name = grid_lib.cell_name(width_mult, depth_mult, hidden_mult)
         entry = {"width_mult": width_mult, "depth_mult": depth_mult}
         if hidden_mult != 1.0:
             entry.update(hidden_mult=hidden_mult,
                          hidden_size=cost.kept_hidden(cfg, hidden_mult))
         entry.update({
-            "metrics": evaluate_cell(model, dev_sets, forward=forward),
+            "metrics": evaluate_cell(model, dev_sets, forward=forward, cell=name),
             "params": cost.count_params(cfg, width_mult, depth_mult, num_outputs,
                                         hidden_mult=hidden_mult),
             "flops": cost.count_flops(cfg, width_mult, depth_mult, seq_len, num_outputs,
                                       hidden_mult=hidden_mult),
         })
         if test_sets:
-            entry["test_metrics"] = evaluate_cell(model, test_sets, forward=forward)
-        name = grid_lib.cell_name(width_mult, depth_mult, hidden_mult)
+            entry["test_metrics"] = evaluate_cell(model, test_sets, forward=forward, cell=name)
         grid[name] = entry
         if progress is not None:
             progress(name, entry)

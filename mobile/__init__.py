@@ -23,7 +23,10 @@ Library:
     errors       `ExportError`, the one-line error of the tools
 
 Command-line modules: `export/__main__.py`, `search/__main__.py`, `benchmark.py`,
-`select.py`, `serve.py` and `cli.py`; no library module imports them.
+`select.py`, `serve.py` and `cli.py`; no library module imports them. Each tool checks its
+flags (a bad one: one `error:` line, exit status 2, as `train.run`), then the inputs it can
+read without TensorFlow (a manifest, a model dir's config.json and eval grid), before
+anything imports TensorFlow; any other failure is one `error:` line and exit status 1.
 
 `mobile.selection.select_cell(manifest, ...)` is the dependency-free piece an app's build
 script imports.

@@ -19,12 +19,15 @@ available; the output says which): max |logit difference| and label agreement.
 
 Writes OUT/benchmark.json, adds `latency_ms`, `latency_ratio` and `parity` to the entries of
 OUT/manifest.json, draws OUT/pareto.png and prints a table. The work is
-`mobile.litert.benchmark_dir`; this module parses the flags and prints.
+`mobile.litert.benchmark_dir`; this module parses the flags and prints. The flags are checked
+first (exit status 2): each --threads in 1..the machine's CPUs, since more threads than CPUs
+time the wait for a core, not the model, and would replace that thread count's latencies.
 """
 
 import os
 
 from mobile import cli
+from mobile import export as export_lib
 from mobile import litert
 
 
@@ -33,7 +36,9 @@ def define_flags(flag_values):
 
     define = {"flag_values": flag_values}
     flags.DEFINE_string("tflite_dir", None, "Directory written by mobile.export.", **define)
-    flags.DEFINE_list("threads", ["1", "2"], "Interpreter thread counts to time.", **define)
+    flags.DEFINE_list("threads", ["1", "2"], "Interpreter thread counts to time, each in "
+                      "1..the machine's CPUs (default: 1,2, or 1 on a one-CPU machine).",
+                      **define)
     flags.DEFINE_integer("runs", 50, "Timed calls per file and thread count.", **define)
     flags.DEFINE_integer("warmup", 5, "Untimed calls before each timed block.", **define)
     flags.DEFINE_integer("rounds", 5, "The runs are spread over this many interleaved rounds "
@@ -49,20 +54,21 @@ def define_flags(flag_values):
 
 
 def main(argv, flags_values):
-    fail = cli.fail
     cli.check_arguments(argv, flags_values, "tflite_dir")
-    try:
-        threads = [int(t) for t in flags_values.threads]
-    except ValueError:
-        fail(f"--threads must be comma-separated integers, got {','.join(flags_values.threads)}")
-    if flags_values.runs < 1 or flags_values.warmup < 0 or flags_values.rounds < 1:
-        fail("--runs and --rounds must be >= 1 and --warmup >= 0")
-    if flags_values.parity and flags_values.parity_examples < 1:
-        fail(f"--parity_examples must be >= 1, got {flags_values.parity_examples}")
+    requested = flags_values.threads
+    if not flags_values["threads"].present:  # the default 1,2: those this machine has
+        requested = [t for t in requested if int(t) <= (os.cpu_count() or 1)]
+    threads = cli.check_threads(requested)
+    cli.check_at_least(flags_values, runs=1, rounds=1, warmup=0)
+    if flags_values.parity:
+        cli.check_at_least(flags_values, parity_examples=1)
     model_dir = None
     if flags_values.parity:
         model_dir = (flags_values.model_dir
                      or litert.load_manifest(flags_values.tflite_dir).get("model_dir"))
+        if not model_dir:
+            raise cli.UsageError("--parity needs --model_dir (the manifest records no model)")
+        export_lib.resolve_model_dir(model_dir)  # its config.json, before TensorFlow starts
     benchmark = litert.benchmark_dir(flags_values.tflite_dir, threads, flags_values.runs,
                                      flags_values.warmup, model_dir,
                                      flags_values.parity_examples, flags_values.plot,

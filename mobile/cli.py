@@ -9,6 +9,11 @@ other program, it runs without absl's global flags:
     flag_values = cli.define(export_cli.define_flags, flags.FlagValues())
     cli.call(export_cli.main, cli.parse(flag_values, ["mobile.export", "--model_dir=..."]),
              flag_values)
+
+Exit status 2 for a flag or argument that cannot work (`UsageError`, as `train.run`), 1 for
+any other failure. A tool checks its flags, then the inputs it can read without TensorFlow
+(a manifest, a model dir's config.json and eval grid), before anything imports TensorFlow:
+an error is the `error:` line alone, without TensorFlow's start-up logging.
 """
 
 import os
@@ -17,18 +22,50 @@ from dynabert_tf.core import cli as core_cli
 from dynabert_tf.core import errors
 
 
+UsageError = core_cli.UsageError  # a flag value that cannot work: one line, exit status 2
+
+
 def fail(message):
     """One error line on stderr, exit status 1."""
     errors.fail(message)
 
 
 def check_arguments(argv, flags_values, *required):
-    """One error line for positional arguments, or for a `required` flag left empty."""
-    if len(argv) > 1:
-        fail(f"unexpected arguments: {' '.join(argv[1:])}")
+    """UsageError for positional arguments, or for a `required` flag left empty."""
+    core_cli.no_arguments(argv)
     for name in required:
         if not getattr(flags_values, name):
-            fail(f"--{name} is required")
+            raise UsageError(f"--{name} is required")
+
+
+def check_at_least(flags_values, **least):
+    """UsageError naming the first flag `name` whose value is below `least[name]` (a number
+    flag left unset, None, passes)."""
+    for name, bound in least.items():
+        value = getattr(flags_values, name)
+        if value is not None and not value >= bound:  # NaN is not >= anything
+            raise UsageError(f"--{name} must be at least {bound}, got {value}")
+
+
+def check_threads(values, flag="threads"):
+    """The thread counts of `values` (texts or ints), ascending, once each; UsageError unless
+    each is an integer in 1..os.cpu_count(): more threads than the machine has CPUs time the
+    wait for a core, not the model."""
+    try:
+        counts = [int(str(value).strip()) for value in values]
+    except ValueError:
+        raise UsageError(f"--{flag} must be comma-separated integers, got "
+                         f"{','.join(map(str, values))}") from None
+    if not counts or min(counts) < 1:
+        raise UsageError(f"--{flag} needs positive integers, got "
+                         f"{','.join(map(str, values)) or 'none'}")
+    cpus = os.cpu_count() or 1
+    if max(counts) > cpus:
+        raise UsageError(f"--{flag}={max(counts)} is more than this machine's {cpus} "
+                         f"CPU{'s' if cpus > 1 else ''}; "
+                         f"choose 1..{cpus} (more threads than CPUs time the wait for a core, "
+                         f"not the model)")
+    return sorted(set(counts))
 
 
 def define(define_flags, flag_values):
@@ -48,9 +85,9 @@ def parse(flag_values, argv):
 
 
 def call(main_fn, argv, flag_values):
-    """`main_fn(argv, flag_values)`; any error ends it with one line (exit status 1), or its
-    traceback with --verbose."""
-    with errors.one_line_errors(flag_values.verbose):
+    """`main_fn(argv, flag_values)`; a UsageError ends it with one line and exit status 2, any
+    other error with one line and exit status 1 (its traceback with --verbose)."""
+    with errors.one_line_errors(flag_values.verbose), core_cli.usage_errors():
         main_fn(argv, flag_values)
 
 

@@ -44,8 +44,17 @@ def describe(entry, manifest_path, metric, threads):
     return "  ".join(parts)
 
 
+def check_flags(flags_values):
+    """UsageError naming the first budget or thread count that cannot work."""
+    cli.check_at_least(flags_values, threads=1, max_bytes=1)
+    budget = flags_values.max_latency_ms
+    if budget is not None and not 0 < budget < float("inf"):
+        raise cli.UsageError(f"--max_latency_ms must be a positive number of ms, got {budget}")
+
+
 def main(argv, flags_values):
     cli.check_arguments(argv, flags_values, "manifest")
+    check_flags(flags_values)
     path = flags_values.manifest
     if os.path.isdir(path):
         path = os.path.join(path, "manifest.json")
@@ -58,7 +67,8 @@ def main(argv, flags_values):
         cli.fail(f"{path}: {e}")
     metric = flags_values.metric or selection.primary_metric(manifest)
     entry = selection.select_cell(manifest, flags_values.max_latency_ms,
-                                  flags_values.max_bytes, flags_values.threads, metric)
+                                  flags_values.max_bytes, flags_values.threads, metric,
+                                  directory=os.path.dirname(path))
     print(describe(entry, path, metric, flags_values.threads))
 
 

@@ -5,13 +5,24 @@ Dependency-free (no TensorFlow), for an app's build script:
     import json
     from mobile.selection import select_cell
     manifest = json.load(open("OUT/manifest.json"))
-    entry = select_cell(manifest, max_latency_ms=15, max_bytes=20_000_000, threads=2)
+    entry = select_cell(manifest, max_latency_ms=15, max_bytes=20_000_000, threads=2,
+                        directory="OUT")
     tflite_file = entry["file"]            # relative to the manifest's directory
     signature = entry.get("signature")     # elastic export: the signature to run in that file
 
 Latencies come from `python -m mobile.benchmark` (entry["latency_ms"][str(threads)]["median"]);
 metrics from the training run's eval_grid.json (entry["metrics"][manifest["primary_metric"]]).
+
+A manifest with a non-finite or negative size, latency or FLOPs, or a non-finite metric, is
+refused (`check_manifest`, one line naming the cell and the field): a NaN never wins. With
+`directory`, the chosen cell's file is checked against its entry (`mobile.manifest_check`:
+present, same size and sha256) and a mismatch is refused rather than skipped, since a
+manifest that lies about one file cannot be trusted to rank the others.
 """
+
+import math
+
+from mobile import manifest_check
 
 
 class SelectionError(ValueError):
@@ -22,8 +33,21 @@ def _is_number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _is_finite(value):
+    return _is_number(value) and math.isfinite(value)
+
+
+def _check_value(where, field, value, non_negative=False):
+    """SelectionError unless `value` is finite (and >= 0 for sizes, FLOPs and latencies)."""
+    if not _is_finite(value):
+        raise SelectionError(f"{where}: {field} is {value!r}, not a finite number")
+    if non_negative and value < 0:
+        raise SelectionError(f"{where}: {field} is {value!r}, below zero")
+
+
 def check_manifest(manifest):
-    """SelectionError naming the first field of the wrong type in a manifest's cells."""
+    """SelectionError naming the first field of the wrong type, or a non-finite or negative
+    number, in a manifest's cells."""
     if not isinstance(manifest, dict):
         raise SelectionError(f"the manifest is a JSON {type(manifest).__name__}, not an object")
     if not isinstance(manifest.get("primary_metric"), (str, type(None))):
@@ -40,21 +64,30 @@ def check_manifest(manifest):
                 raise SelectionError(f"{where} needs a text {key!r}")
         if not isinstance(entry.get("signature"), (str, type(None))):
             raise SelectionError(f"{where} ({entry['cell']}): 'signature' must be text")
-        if not (_is_number(entry.get("bytes")) and entry["bytes"] >= 0):
-            raise SelectionError(f"{where} ({entry['cell']}) needs a byte count 'bytes'")
+        named = f"{where} ({entry['cell']})"
+        if not _is_number(entry.get("bytes")):
+            raise SelectionError(f"{named} needs a byte count 'bytes'")
+        _check_value(named, "'bytes'", entry["bytes"], non_negative=True)
         if not (entry.get("flops") is None or _is_number(entry["flops"])):
-            raise SelectionError(f"{where} ({entry['cell']}): 'flops' must be a number")
+            raise SelectionError(f"{named}: 'flops' must be a number")
+        if entry.get("flops") is not None:
+            _check_value(named, "'flops'", entry["flops"], non_negative=True)
         metrics = entry.get("metrics") or {}
         if not isinstance(metrics, dict) or not all(
                 value is None or _is_number(value) for value in metrics.values()):
-            raise SelectionError(f"{where} ({entry['cell']}): 'metrics' must map names to "
-                                 f"numbers")
+            raise SelectionError(f"{named}: 'metrics' must map names to numbers")
+        for name, value in metrics.items():
+            if value is not None:  # negative is fine (Pearson, MCC); NaN or inf is not
+                _check_value(named, f"metrics[{name!r}]", value)
         latency = entry.get("latency_ms") or {}
         if not isinstance(latency, dict) or not all(
                 isinstance(timing, dict) and _is_number(timing.get("median"))
                 for timing in latency.values()):
-            raise SelectionError(f"{where} ({entry['cell']}): 'latency_ms' must map thread "
-                                 f"counts to timings with a numeric 'median'")
+            raise SelectionError(f"{named}: 'latency_ms' must map thread counts to timings "
+                                 f"with a numeric 'median'")
+        for threads, timing in latency.items():
+            _check_value(named, f"latency_ms[{threads!r}]['median']", timing["median"],
+                         non_negative=True)
 
 
 def primary_metric(manifest):
@@ -80,7 +113,7 @@ def metric_of(entry, metric):
 
 
 def select_cell(manifest, max_latency_ms=None, max_bytes=None, threads=1, metric=None,
-                rank_by_flops_without_metrics=False):
+                rank_by_flops_without_metrics=False, directory=None):
     """The entry with the best `metric` among cells within the budget.
 
     Args:
@@ -91,11 +124,13 @@ def select_cell(manifest, max_latency_ms=None, max_bytes=None, threads=1, metric
       metric: defaults to the manifest's primary metric (higher is better).
       rank_by_flops_without_metrics: when no cell has the metric, rank by FLOPs (the larger
         cell is usually the more accurate) instead of raising.
+      directory: the manifest's directory: the chosen cell's file must be there and be the
+        file its entry describes (size and sha256), else SelectionError (None: not checked).
     Ties go to the lower latency, then the smaller file.
     Raises:
       SelectionError: a malformed manifest (`check_manifest`), no entries, latencies missing
-        for `threads`, metrics missing, or no cell fits (the message names the fastest /
-        smallest cell).
+        for `threads`, metrics missing, no cell fits (the message names the fastest /
+        smallest cell), or the chosen cell's file missing or not the one described.
     """
     check_manifest(manifest)
     entries = list(manifest.get("cells") or [])
@@ -138,4 +173,7 @@ def select_cell(manifest, max_latency_ms=None, max_bytes=None, threads=1, metric
         value = latency_of(e, threads)
         return float("inf") if value is None else value
 
-    return min(ranked, key=lambda e: (-score(e), latency(e), e["bytes"]))
+    chosen = min(ranked, key=lambda e: (-score(e), latency(e), e["bytes"]))
+    if directory is not None:
+        manifest_check.check_files(directory, [chosen], SelectionError)
+    return chosen

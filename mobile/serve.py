@@ -41,16 +41,23 @@ def define_flags(flag_values):
                        "loaded device, for demos and tests).", **define)
 
 
+def check_flags(flags_values):
+    """UsageError naming the first flag that cannot work."""
+    f = flags_values
+    cli.check_threads([f.threads])
+    cli.check_at_least(f, simulated_slowdown=1, port=0, calibration_runs=0, max_queue=1,
+                       max_group=1, max_body_bytes=1, drain_timeout_s=0)
+    if f.port > 65535:
+        raise cli.UsageError(f"--port must be in 0..65535, got {f.port}")
+    if not 0 < f.slo_ms < float("inf"):
+        raise cli.UsageError(f"--slo_ms must be a positive number of ms, got {f.slo_ms}")
+
+
 def main(argv, flags_values):
     cli.check_arguments(argv, flags_values, "model")
+    check_flags(flags_values)
     from mobile.runtime import Runtime, server
 
-    if flags_values.simulated_slowdown < 1:
-        cli.fail(f"--simulated_slowdown must be >= 1, got {flags_values.simulated_slowdown}")
-    if not 0 <= flags_values.port <= 65535:
-        cli.fail(f"--port must be in 0..65535, got {flags_values.port}")
-    if flags_values.slo_ms <= 0:
-        cli.fail(f"--slo_ms must be positive, got {flags_values.slo_ms}")
     runtime = Runtime.load(flags_values.model, policy=flags_values.policy,
                            threads=flags_values.threads,
                            calibration_runs=flags_values.calibration_runs,

@@ -175,7 +175,10 @@ def paths(tmp_path_factory):
     entry = {"cell": "w1.00_d1.00", "width_mult": 1.0, "depth_mult": 1.0,
              "file": "w1.00_d1.00.tflite", "bytes": 12}
     for name, manifest, tflite_bytes in (
-            ("corrupt_tflite", {"seq_len": SEQ_LEN, "cells": [entry]}, "not a flatbuffer"),
+            # a file that matches its entry (mobile.manifest_check) but is no TFLite model
+            ("corrupt_tflite", {"seq_len": SEQ_LEN, "cells": [{
+                **entry, "bytes": 16,
+                "sha256": hashlib.sha256(b"not a flatbuffer").hexdigest()}]}, "not a flatbuffer"),
             ("manifest_not_json", "{oops", None),
             ("manifest_no_file", {"cells": [{k: v for k, v in entry.items() if k != "file"}]},
              None),
@@ -472,7 +475,7 @@ MOBILE_CASES = {
     "benchmark_threads_text": (benchmark_tool, ["--tflite_dir={tflite}", "--threads=two"],
                                "--threads must be comma-separated integers"),
     "benchmark_runs_0": (benchmark_tool, ["--tflite_dir={tflite}", "--runs=0"],
-                         "--runs and --rounds must be >= 1"),
+                         "--runs must be at least 1, got 0"),
     "select_manifest_not_json": (select_tool, ["--manifest={manifest_not_json}"],
                                  "manifest.json is not valid JSON"),
     "select_manifest_list": (select_tool, ["--manifest={manifest_list}"],

@@ -2,7 +2,7 @@ r"""Attention maps, teacher beside student, for every grid cell (the paper's Fig
 
     python -m train.attention_maps --model_dir=WORKDIR --sentence="a gripping , funny film" \
         --layers=0,5 --heads=0,1 --output_dir=OUT [--teacher_dir=WORKDIR/rewire] \
-        [--cells=all|w0.50_d0.75,...] [--sentence_b=...] [--max_seq_length=128]
+        [--cells=all|w0.50_d0.75,...] [--sentence_b=...] [--max_seq_length=N]
 
 `--model_dir` is a trained model dir (`WORKDIR/final`, any stage's dir) or a workdir (its
 `final/` is used, and its `rewire/` is the default teacher). Its vocabulary (vocab.txt, or
@@ -11,8 +11,9 @@ vocab.json + merges.txt) tokenizes the sentence. For each cell one PNG,
 the left, the cell on the right, tokens on both axes. Layers and heads are numbered as in the
 full network; one a cell does not run (a dropped layer, a head beyond its round(m_w * heads))
 is drawn as a note and printed. `--cells=all` (default) is the grid recorded in the model's
-config.json (the standard 12 cells if none). Inputs are checked before TensorFlow starts;
-an error is one line (its traceback with --verbose).
+config.json (the standard 12 cells if none). Inputs are checked before TensorFlow starts
+(--max_seq_length against both models' positions); an error is one line (its traceback with
+--verbose). OUT is locked while written (`OUT/.lock`): a second writer is refused in one line.
 """
 
 import os
@@ -25,8 +26,10 @@ from absl import flags  # noqa: E402
 from dynabert_tf import attention_maps as maps_lib  # noqa: E402
 from dynabert_tf.core import cli, errors  # noqa: E402
 from dynabert_tf.core import grid as grid_lib  # noqa: E402
-from dynabert_tf.core import files, layout  # noqa: E402
+from dynabert_tf.core import files, layout, locks  # noqa: E402
 from dynabert_tf.presets import hf_config  # noqa: E402
+
+DEFAULT_MAX_SEQ_LENGTH = 128
 
 
 def define_flags(flag_values):
@@ -45,7 +48,9 @@ def define_flags(flag_values):
     flags.DEFINE_string("cells", "all", "'all' (the model's grid) or cell names such as "
                         "w0.50_d0.75,w1.00_d1.00.", **define)
     flags.DEFINE_string("output_dir", None, "Where the PNGs go.", **define)
-    flags.DEFINE_integer("max_seq_length", 128, "Tokens kept, [CLS] and [SEP] included.",
+    flags.DEFINE_integer("max_seq_length", None, "Tokens kept, [CLS] and [SEP] included "
+                         f"(default: {DEFAULT_MAX_SEQ_LENGTH}, or the models' positions if "
+                         "fewer; at most those).",
                          **define)
     flags.DEFINE_boolean("verbose", False, "On an error, show the full traceback.", **define)
     return flag_values
@@ -103,7 +108,7 @@ def parse_indices(flag, values):
 
 
 def draw(model_dir, teacher_dir, sentence, output_dir, layers=(), heads=(0,), cells="all",
-         sentence_b=None, max_seq_length=128, log=print):
+         sentence_b=None, max_seq_length=None, log=print):
     """Checks the inputs (no TensorFlow yet), then writes one PNG per cell.
 
     Returns:
@@ -113,7 +118,7 @@ def draw(model_dir, teacher_dir, sentence, output_dir, layers=(), heads=(0,), ce
     model_dir, teacher_dir = resolve_dirs(model_dir, teacher_dir)
     if not sentence or not sentence.strip():
         raise ValueError("--sentence is required (the text whose attention is drawn)")
-    if max_seq_length < 3:
+    if max_seq_length is not None and max_seq_length < 3:
         raise ValueError(f"--max_seq_length must be at least 3, got {max_seq_length}")
     if not output_dir:
         raise ValueError("--output_dir is required")
@@ -125,12 +130,21 @@ def draw(model_dir, teacher_dir, sentence, output_dir, layers=(), heads=(0,), ce
             raise ValueError(f"teacher and student differ in {field}: "
                              f"{getattr(teacher_config, field)} and "
                              f"{getattr(student_config, field)}")
+    positions = {flag: (path, config.max_position_embeddings - config.position_offset)
+                 for flag, path, config in (("model_dir", model_dir, student_config),
+                                            ("teacher_dir", teacher_dir, teacher_config))}
+    if max_seq_length is None:
+        max_seq_length = min(DEFAULT_MAX_SEQ_LENGTH, *(n for _, n in positions.values()))
+    for flag, (path, limit) in positions.items():
+        if max_seq_length > limit:
+            raise ValueError(f"--max_seq_length {max_seq_length} exceeds the {limit} "
+                             f"positions of --{flag} {path}")
     layers = tuple(layers) or tuple(sorted({0, student_config.num_layers - 1}))
     maps_lib.check_selection(student_config, layers, heads)
     chosen = select_cells(files.read_json(os.path.join(model_dir, layout.CONFIG)), cells)
-    os.makedirs(output_dir, exist_ok=True)
-    return _draw_cells(model_dir, teacher_dir, vocab_path, sentence, sentence_b, max_seq_length,
-                       chosen, layers, heads, output_dir, log)
+    with locks.output_lock(output_dir, "train.attention_maps"):  # one writer at a time
+        return _draw_cells(model_dir, teacher_dir, vocab_path, sentence, sentence_b,
+                           max_seq_length, chosen, layers, heads, output_dir, log)
 
 
 def _draw_cells(model_dir, teacher_dir, vocab_path, sentence, sentence_b, max_seq_length,

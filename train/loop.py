@@ -13,20 +13,28 @@ Every `checkpoint_every` steps and at each epoch end the student's weights, the 
 current epoch it has trained on; each epoch's data order depends only on (seed, epoch), so
 a killed run that resumes ends with the same weights as one that was never stopped.
 A NaN or infinite loss stops the stage before anything more is saved: the last checkpoint,
-from before the bad step, stays.
+from before the bad step, stays. A save that fails (a full disk) is one line naming the
+checkpoint directory, not TensorFlow's op text; the `ckpt-N_temp` directory such a save leaves
+is removed when the loop starts again and when it finishes.
 """
 
 import math
 import os
+import re
+import shutil
 
 import keras
 import tensorflow as tf
 
+from dynabert_tf.core import files
 from train.runtime import Runtime
 
 
 class NonFiniteLoss(RuntimeError):
     """The loss became NaN or infinite; the stage stopped and kept its last good checkpoint."""
+
+
+_TEMPORARY = re.compile(r"ckpt-\d+_temp")  # a sharded save's parts before they are merged
 
 
 def seed_states(model):
@@ -119,8 +127,20 @@ class TrainingLoop:
         return True
 
     def _save(self):
-        self.manager.save(checkpoint_number=self.step)
+        try:
+            self.manager.save(checkpoint_number=self.step)
+        except tf.errors.OpError as e:
+            raise files.write_error(e, f"a checkpoint in {self.checkpoint_dir}") from None
         self.runtime.discard_private(self.checkpoint_dir)
+
+    def _remove_temporaries(self):
+        """Removes the `ckpt-N_temp` directories a failed or interrupted save left."""
+        directory = self.runtime.private_dir(self.checkpoint_dir)
+        if not os.path.isdir(directory):
+            return
+        for name in os.listdir(directory):
+            if _TEMPORARY.fullmatch(name):
+                shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
 
     def fit(self, make_epoch_dataset, epochs, steps_per_epoch):
         """Trains for `epochs` epochs of `steps_per_epoch` batches, resuming if cut off.
@@ -131,6 +151,7 @@ class TrainingLoop:
         Returns:
           The optimizer's final step count.
         """
+        self._remove_temporaries()
         if self.restore():
             self._print(f"resuming from {tf.train.latest_checkpoint(self.checkpoint_dir)}: "
                         f"epoch {int(self.epoch)}, step {int(self.step_in_epoch)} of "
@@ -144,6 +165,7 @@ class TrainingLoop:
             self.epoch.assign_add(1)
             self.step_in_epoch.assign(0)
             self._save()
+        self._remove_temporaries()
         return self.step
 
     def _run_epoch(self, make_epoch_dataset, steps_per_epoch, done, epochs, writer):

@@ -16,7 +16,7 @@ from dynabert_tf import data
 from dynabert_tf.data import squad_json
 from dynabert_tf.core import grid as grid_lib
 from dynabert_tf.core import files, layout, safetensors_header
-from dynabert_tf.presets import hf_config
+from dynabert_tf.presets import hf_config, vocab
 from train import sources
 
 # The special tokens keras-hub's tokenizers require: BertTokenizer (and its WordPiece
@@ -112,17 +112,16 @@ def _check_safetensors(path):
 
 
 def _check_vocab(path, vocab_size):
-    """The vocabulary holds the special tokens its tokenizer needs and no id beyond the
-    embedding table."""
-    try:
-        if path.endswith(".json"):
+    """The vocabulary is UTF-8, lists each token once, holds the special tokens its tokenizer
+    needs and no id beyond the embedding table."""
+    if path.endswith(".json"):
+        try:
             tokens = files.read_json(path, "vocab.json")
-            tokens = list(tokens) if isinstance(tokens, dict) else []
-        else:
-            with open(path, encoding="utf-8") as f:
-                tokens = [line.rstrip("\n") for line in f]
-    except UnicodeDecodeError:
-        raise ValueError(f"vocabulary {path} is not UTF-8 text") from None
+        except UnicodeDecodeError:
+            raise ValueError(f"vocabulary {path} is not UTF-8 text") from None
+        tokens = list(tokens) if isinstance(tokens, dict) else []
+    else:
+        tokens = vocab.read_wordpiece_vocab(path)  # UTF-8, each token once
     if not tokens:
         raise ValueError(f"vocabulary {path} holds no tokens")
     known = set(tokens)

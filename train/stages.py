@@ -27,7 +27,6 @@ writes a stage's outputs; all workers meet at a barrier after each stage.
 
 import json
 import os
-import shutil
 import time
 
 import keras
@@ -323,6 +322,15 @@ def _candidates(settings):
     raise FileNotFoundError(f"nothing to evaluate in {settings.workdir}: no stage is complete")
 
 
+def install_final(settings, chosen):
+    """WORKDIR/final becomes a copy of stage `chosen`'s model dir: built beside it under a
+    temporary name and swapped in by rename (core/files.atomic_directory), so a full disk
+    leaves the previous final/ as it was and raises one line naming the file."""
+    with files.atomic_directory(os.path.join(settings.workdir, layout.FINAL)) as staging:
+        files.copy_tree(settings.stage_dir(chosen), staging,
+                        ignore=("checkpoints", "logs", layout.STAGE_SUMMARY))
+
+
 def run_evaluate(settings, data, runtime):
     grids = {}
     for stage in _candidates(settings):
@@ -344,11 +352,8 @@ def run_evaluate(settings, data, runtime):
             f"highest mean dev {metric} over the grid among {sorted(means)}"}
     if not runtime.is_chief:
         return {"chosen": chosen, "mean_dev": means}
+    install_final(settings, chosen)
     evaluation.write_grid(os.path.join(settings.workdir, layout.EVAL_GRID), grid)
-    final = os.path.join(settings.workdir, layout.FINAL)
-    shutil.rmtree(final, ignore_errors=True)
-    shutil.copytree(settings.stage_dir(chosen), final,
-                    ignore=shutil.ignore_patterns("checkpoints", "logs", layout.STAGE_SUMMARY))
     print(f"kept {chosen} (mean dev {metric}: "
           + ", ".join(f"{s} {100 * m:.2f}" for s, m in means.items()) + ")")
     for key in ("metrics", "test_metrics"):

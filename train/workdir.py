@@ -14,18 +14,16 @@ cannot skip stages made for something else or overwrite their grid. Hyper-parame
 between runs: resuming stays possible. A workdir written before run.json existed is checked
 against what its stages' config.json record.
 
-`WORKDIR/.lock` is held (`fcntl.flock`, exclusive, non-blocking) while a run works; a second
-run into the same workdir is refused. In a multi-worker run only the chief takes the lock
-and writes run.json; the other workers share its workdir.
+`WORKDIR/.lock` is held (core/locks.py: `fcntl.flock`, exclusive, non-blocking) while a run
+works; a second run into the same workdir is refused. In a multi-worker run only the chief
+takes the lock and writes run.json; the other workers share its workdir.
 """
 
 import contextlib
-import errno
-import fcntl
 import json
 import os
 
-from dynabert_tf.core import files, layout
+from dynabert_tf.core import files, layout, locks
 from dynabert_tf.presets import hf_config
 from train import sources
 from train.pipeline import NAMES as STAGES
@@ -68,9 +66,9 @@ def claim(settings, inputs, chief=None):
     identity; the lock is released when the block exits. `chief`: whether this process
     writes the workdir (default: not a non-chief worker of TF_CONFIG)."""
     workdir = settings.workdir
-    os.makedirs(workdir, exist_ok=True)
+    _make_workdir(workdir)
     chief = is_chief() if chief is None else chief
-    lock = _lock(workdir) if chief else None
+    lock = locks.acquire(workdir, "run", "--workdir") if chief else None
     try:
         wanted = identity(settings, inputs)
         recorded = _recorded(workdir)
@@ -87,18 +85,22 @@ def claim(settings, inputs, chief=None):
             lock.close()  # closing the file releases the lock
 
 
-def _lock(workdir):
-    path = os.path.join(workdir, layout.LOCK)
-    lock = open(path, "a")
+def _make_workdir(workdir):
+    """Creates `workdir`; ValueError with one line naming what stands in the way: a symlink
+    that leads nowhere (a loop, a missing target), or a stage output that is not a directory."""
+    if os.path.islink(workdir) and not os.path.exists(workdir):
+        raise ValueError(f"--workdir {workdir} is a symlink that leads nowhere (a loop or a "
+                         f"missing target: {os.readlink(workdir)}); use another --workdir")
     try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.makedirs(workdir, exist_ok=True)
     except OSError as e:
-        lock.close()
-        if e.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):
-            raise RuntimeError(f"another run is writing {workdir} (it holds {path}); wait "
-                               f"for it to finish or use another --workdir") from None
-        raise RuntimeError(f"cannot lock {path}: {e.strerror}") from None
-    return lock
+        raise ValueError(f"--workdir {workdir} cannot be made: {e.strerror}") from None
+    for name in (*STAGES, layout.FINAL):
+        path = os.path.join(workdir, name)
+        if os.path.lexists(path) and not os.path.isdir(path):
+            kind = "a symlink that leads nowhere" if os.path.islink(path) else "a file"
+            raise ValueError(f"{path} is {kind}, not a stage directory; move it away or use "
+                             f"another --workdir")
 
 
 def is_chief():

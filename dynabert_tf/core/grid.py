@@ -11,6 +11,7 @@ two-multiplier one. `cell_mults` reads either form as three multipliers.
 """
 
 import math
+import numbers
 
 WIDTH_MULTS = (1.0, 0.75, 0.5, 0.25)
 DEPTH_MULTS = (1.0, 0.75, 0.5)
@@ -18,10 +19,27 @@ HIDDEN_MULTS = (1.0,)
 
 
 def check_multiplier(name, value):
-    """Raises ValueError unless 0 < value <= 1."""
-    if not isinstance(value, (int, float)) or not 0.0 < float(value) <= 1.0:
-        raise ValueError(f"{name} must be in (0, 1], got {value!r}")
+    """`value` as a Python float; ValueError unless it is a number (a Python or NumPy scalar)
+    with 0 < value <= 1. A tensor or variable is refused for its type: a multiplier picks
+    how many heads, neurons and layers run, which is fixed when the graph is built."""
+    if not isinstance(value, numbers.Real):
+        if hasattr(value, "shape") and hasattr(value, "dtype"):
+            raise ValueError(f"{name} must be a Python float (got {_type_name(value)}); width "
+                             f"and depth are chosen when the graph is built")
+        raise ValueError(f"{name} must be a number in (0, 1], got {value!r}")
+    if not 0.0 < float(value) <= 1.0:
+        shown = value if type(value) in (int, float, bool) else float(value)
+        raise ValueError(f"{name} must be in (0, 1], got {shown!r}")
     return float(value)
+
+
+def _type_name(value):
+    """'a tf.Tensor', 'a tf.Variable', 'a numpy.ndarray', ...: what a tensor-like value is."""
+    kind = type(value)
+    package = kind.__module__.split(".")[0]
+    if package == "tensorflow":
+        return "a tf.Variable" if "Variable" in kind.__name__ else "a tf.Tensor"
+    return f"a {package}.{kind.__name__}"
 
 
 def num_kept(total, width_mult):

@@ -4,11 +4,11 @@
     examples = tfds_examples(task, "train", data_dir=None)     # needs network unless prepared
 """
 
-import csv
 import os
 
+from dynabert_tf.core import text_files
 from dynabert_tf.data import tfds_source
-from dynabert_tf.data.tasks import Example
+from dynabert_tf.data.tasks import Example, parse_finite
 
 
 def glue_tsv_examples(task, split, data_dir):
@@ -20,30 +20,28 @@ def glue_tsv_examples(task, split, data_dir):
     where = f"{task.glue_dir}/{split}.tsv"
     header = task.headerless_columns if split in ("train", *task.dev_splits) else None
     examples = []
-    with open(path, encoding="utf-8-sig", newline="") as f:  # -sig: MRPC files start with a BOM
-        reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-        if header is None:
-            header = next(reader, None)
-            if not header:
-                raise ValueError(f"{where} line 1: empty file, expected a header row")
-        has_labels = split not in task.test_splits
-        wanted = [task.text_a] + [task.text_b] * (task.text_b is not None)
-        wanted += [task.label_column] * has_labels
-        missing = [name for name in wanted if name not in header]
-        if missing:
-            raise ValueError(f"{where} line 1: header lacks column(s) {', '.join(missing)}; "
-                             f"got {', '.join(header)}")
-        column = {name: header.index(name) for name in wanted}
-        for row in reader:
-            if not row:
-                continue
-            if len(row) != len(header):
-                raise ValueError(f"{where} line {reader.line_num}: expected {len(header)} "
-                                 f"columns, got {len(row)}")
-            label = (_parse_label(task, row[column[task.label_column]],
-                                  f"{where} line {reader.line_num}") if has_labels else None)
-            examples.append(Example(row[column[task.text_a]],
-                                    row[column[task.text_b]] if task.text_b else None, label))
+    rows = text_files.tsv_rows(path, where)
+    if header is None:
+        first = next(rows, None)  # (line number, fields) of the first non-empty line
+        if first is None:
+            raise ValueError(f"{where} line 1: empty file, expected a header row")
+        header = first[1]
+    has_labels = split not in task.test_splits
+    wanted = [task.text_a] + [task.text_b] * (task.text_b is not None)
+    wanted += [task.label_column] * has_labels
+    missing = [name for name in wanted if name not in header]
+    if missing:
+        raise ValueError(f"{where} line 1: header lacks column(s) {', '.join(missing)}; "
+                         f"got {', '.join(header)}")
+    column = {name: header.index(name) for name in wanted}
+    for line_number, row in rows:
+        if len(row) != len(header):
+            raise ValueError(f"{where} line {line_number}: expected {len(header)} "
+                             f"columns, got {len(row)}")
+        label = (_parse_label(task, row[column[task.label_column]],
+                              f"{where} line {line_number}") if has_labels else None)
+        examples.append(Example(row[column[task.text_a]],
+                                row[column[task.text_b]] if task.text_b else None, label))
     if not examples:
         raise ValueError(f"{where} has no examples" + ("" if task.headerless_columns
                                                        else " (at most a header row)"))
@@ -52,10 +50,7 @@ def glue_tsv_examples(task, split, data_dir):
 
 def _parse_label(task, value, where):
     if task.is_regression:
-        try:
-            return float(value)
-        except ValueError:
-            raise ValueError(f"{where}: cannot parse {value!r} as a number") from None
+        return parse_finite(value, where, task.label_column)
     if value not in task.label_names:
         raise ValueError(f"{where}: bad label {value!r}; expected one of "
                          f"{', '.join(task.label_names)}")

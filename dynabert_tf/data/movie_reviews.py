@@ -8,13 +8,13 @@ train, the next 10% dev, the rest test. Both tasks share this permutation, so no
 crosses splits between them.
 """
 
-import csv
 import functools
 import os
 
 import numpy as np
 
-from dynabert_tf.data.tasks import Example
+from dynabert_tf.core import text_files
+from dynabert_tf.data.tasks import Example, parse_finite
 from dynabert_tf.io import assets
 
 RT_SPLIT_SEED = 2014
@@ -43,22 +43,14 @@ def _read_rows(path, size, mtime_ns):
     """((rating, text), ...) of the file's rows, repeated texts dropped; read once per file
     version (size and mtime are part of the key), as every split of a run reads it."""
     rows, seen = [], set()
-    with open(path, encoding="utf-8", newline="") as f:
-        reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-        for row in reader:
-            if not row:
-                continue
-            if len(row) != 3:
-                raise ValueError(f"{os.path.basename(path)} line {reader.line_num}: expected "
-                                 f"3 columns, got {len(row)}")
-            try:
-                rating = float(row[1])
-            except ValueError:
-                raise ValueError(f"{os.path.basename(path)} line {reader.line_num}: cannot "
-                                 f"parse {row[1]!r} as a number") from None
-            if row[2] not in seen:
-                seen.add(row[2])
-                rows.append((rating, row[2]))
+    name = os.path.basename(path)
+    for line_number, row in text_files.tsv_rows(path, name):
+        if len(row) != 3:
+            raise ValueError(f"{name} line {line_number}: expected 3 columns, got {len(row)}")
+        rating = parse_finite(row[1], f"{name} line {line_number}", "rating")
+        if row[2] not in seen:
+            seen.add(row[2])
+            rows.append((rating, row[2]))
     if not rows:
         raise ValueError(f"{path} has no reviews")
     return tuple(rows)

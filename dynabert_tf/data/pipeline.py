@@ -45,6 +45,15 @@ def encode(examples, encoder):
     labelled = {example.label is not None for example in examples}
     if len(pairs) > 1 or len(labelled) > 1:
         raise ValueError("examples mix single sentences and pairs, or labelled and unlabelled")
+    labels = None
+    if labelled.pop():
+        labels = [example.label for example in examples]
+        regression = any(isinstance(label, float) for label in labels)
+        labels = np.asarray(labels, np.float32 if regression else np.int32)
+        not_finite = np.flatnonzero(~np.isfinite(labels))
+        if not_finite.size:  # the readers refuse these; examples built by hand may hold them
+            raise ValueError(f"example {not_finite[0]}: label {labels[not_finite[0]]} is not a "
+                             f"finite number")
     texts = {"text_a": [example.text_a for example in examples]}
     if pairs.pop():
         texts["text_b"] = [example.text_b for example in examples]
@@ -55,11 +64,6 @@ def encode(examples, encoder):
             lambda batch: encoder.encode_unpadded(batch["text_a"], batch.get("text_b"))))
     features = {name: tf.concat([chunk[name] for chunk in chunks], axis=0)
                 for name in chunks[0]}
-    labels = None
-    if labelled.pop():
-        labels = [example.label for example in examples]
-        regression = any(isinstance(label, float) for label in labels)
-        labels = np.asarray(labels, np.float32 if regression else np.int32)
     return Encoded(features, labels, encoder.pad_id, encoder.max_seq_length)
 
 

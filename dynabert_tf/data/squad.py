@@ -29,6 +29,7 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 from keras_hub.src.tokenizers import word_piece_tokenizer
 
+from dynabert_tf.core import control_chars
 from dynabert_tf.data import tfds_source
 # The official JSON files are read without TensorFlow (the training CLI checks them first).
 from dynabert_tf.data.squad_json import (SquadExample, check_unique_ids,  # noqa: F401
@@ -145,8 +146,12 @@ def tokenize_contexts(texts, encoder):
     else:
         delimiters = word_piece_tokenizer.WHITESPACE_AND_PUNCTUATION_REGEX
         kept = word_piece_tokenizer.PUNCTUATION_REGEX
+    # Control characters go first, as `encoder.tokenize` drops them; spans are found in the
+    # cleaned text and mapped back to the original's characters at the end.
+    cleaned = [control_chars.remove_with_offsets(text) for text in texts]
     words, word_start, word_end = tf_text.regex_split_with_offsets(
-        tf.constant(texts, tf.string), delimiters, kept)  # [texts, (words)], byte offsets
+        tf.constant([text for text, _ in cleaned], tf.string), delimiters,
+        kept)  # [texts, (words)], byte offsets
     normalized = words.flat_values
     if tokenizer.strip_accents:
         normalized = tf_text.normalize_utf8(normalized, "NFD")
@@ -175,18 +180,19 @@ def tokenize_contexts(texts, encoder):
     word_end = word_end.flat_values.numpy()
 
     results = []
-    for i, text in enumerate(texts):
+    for i, (text, original_index) in enumerate(cleaned):
         char_of_byte = _char_index_of_byte(text)
         first_word, end_word = word_splits[i], word_splits[i + 1]
         pieces = slice(piece_splits[first_word], piece_splits[end_word])
         word = word_of_piece[pieces]
-        start = char_of_byte[word_start[word]]
-        end = char_of_byte[word_end[word]]
+        first_char = char_of_byte[word_start[word]]
         exact = same_length[word]
-        results.append(ContextTokens(
-            piece_ids[pieces],
-            np.where(exact, start + piece_start[pieces], start).astype(np.int32),
-            np.where(exact, start + piece_end[pieces], end).astype(np.int32)))
+        start = np.where(exact, first_char + piece_start[pieces], first_char)
+        end = np.where(exact, first_char + piece_end[pieces], char_of_byte[word_end[word]])
+        original_index = np.asarray(original_index, np.int64)  # cleaned char -> texts[i]'s
+        results.append(ContextTokens(piece_ids[pieces],
+                                     original_index[start].astype(np.int32),
+                                     (original_index[end - 1] + 1).astype(np.int32)))
     return results
 
 

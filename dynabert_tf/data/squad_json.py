@@ -6,8 +6,9 @@ reads them before TensorFlow starts.
 """
 
 import dataclasses
-import json
 import os
+
+from dynabert_tf.core import text_files
 
 
 def json_path(version, split, data_dir):
@@ -57,11 +58,7 @@ def read_squad_json(path):
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no SQuAD file at {path}")
-    with open(path, encoding="utf-8") as f:
-        try:
-            content = json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: invalid JSON ({e})") from None
+    content = text_files.strict_json(text_files.read_utf8(path, path), path)
     examples, where = [], path
     try:
         for i, article in enumerate(content["data"]):

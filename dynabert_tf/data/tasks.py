@@ -5,6 +5,7 @@
 """
 
 import dataclasses
+import math
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,6 +113,18 @@ class Example:
     text_a: str
     text_b: str | None
     label: int | float | None  # class index, regression target, or None (unlabelled test)
+
+
+def parse_finite(value, where, what="value"):
+    """float(`value`); ValueError "<where>: score 'inf' is not a finite number" (`what` names
+    the column) when it is not finite, as inf or nan would make the loss and every metric NaN."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"{where}: cannot parse {value!r} as a number") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{where}: {what} {value!r} is not a finite number")
+    return number
 
 
 def get_task(name):

@@ -21,8 +21,12 @@ from dynabert_tf.elastic import layerwise
 from dynabert_tf.layers import weight_layout
 from dynabert_tf.layers.embeddings import Embeddings
 from dynabert_tf.layers.transformer_layer import TransformerLayer
+from dynabert_tf.models import call_checks
 from dynabert_tf.models import config as model_config
 from dynabert_tf.presets import loader as preset_loader
+
+
+check_cell_arguments = call_checks.check_cell_arguments  # the task model's __call__ uses it
 
 
 @keras.saving.register_keras_serializable(package="dynabert_tf")
@@ -136,6 +140,7 @@ class DynaBertBackbone(keras.Model):
            "attention_bias": [batch, 1, 1, seq], 0 for tokens, a large negative for padding,
            "padding_mask": [batch, seq], 1.0 for tokens, 0.0 for padding}.
         """
+        call_checks.check_inputs(inputs, self.bert_config)
         mask = ops.cast(inputs["padding_mask"], self.compute_dtype)
         return {"embeddings": self.embeddings(inputs["token_ids"], inputs["segment_ids"],
                                               training=training,
@@ -262,24 +267,6 @@ class DynaBertBackbone(keras.Model):
         """A backbone from a Hugging Face BERT/RoBERTa dir, a keras-hub BERT/RoBERTa preset
         or a named checkpoint (`minilm_l6`): `presets.loader.load_backbone`."""
         return preset_loader.load_backbone(cls, path)
-
-
-def check_cell_arguments(kwargs, bert_config=None):
-    """A one-line ValueError for a `width_mult` / `depth_mult` / `hidden_mult` call argument
-    outside (0, 1], a `subnetwork` given with any, or a `subnetwork` that does not fit
-    `bert_config`, raised before Keras' `__call__` would wrap it in its multi-line call
-    report."""
-    for name in ("width_mult", "depth_mult", "hidden_mult"):
-        grid_lib.check_multiplier(name, kwargs.get(name, 1.0))
-    if kwargs.get("subnetwork") is None:
-        return
-    given = [name for name in ("width_mult", "depth_mult", "hidden_mult")
-             if kwargs.get(name, 1.0) != 1.0]
-    if given:
-        raise ValueError(f"give either subnetwork or width_mult/depth_mult/hidden_mult, not both "
-                         f"(got subnetwork and {' and '.join(given)})")
-    if bert_config is not None:
-        layerwise.check(kwargs["subnetwork"], bert_config)
 
 
 def dummy_inputs(batch_size=1, seq_len=8):

@@ -12,6 +12,8 @@ import contextlib
 
 import tensorflow as tf
 
+from dynabert_tf.core import control_chars
+
 
 @contextlib.contextmanager
 def traced_functions():
@@ -27,7 +29,15 @@ def traced_functions():
 
 
 class InputEncoder:
-    """Strings -> `token_ids`, `segment_ids`, `padding_mask`, the model's int32 inputs."""
+    """Strings -> `token_ids`, `segment_ids`, `padding_mask`, the model's int32 inputs.
+
+    `removes_control_characters`: drop NUL, U+FFFD and other control / format characters
+    before tokenizing, keeping the rest of the text (`core.control_chars`, Hugging Face's
+    BertTokenizer rule). Otherwise NUL alone is dropped: tensorflow-text would end a string
+    at its first NUL, losing the rest of the sentence.
+    """
+
+    removes_control_characters = False
 
     @property
     def vocab_size(self):
@@ -76,10 +86,17 @@ class InputEncoder:
         strings = tf.TensorSpec([None], tf.string)
         pieces = tf.RaggedTensorSpec([None, None], tf.int32)
         self._tokenize_graph = tf.function(
-            lambda texts: tf.cast(self.tokenizer(texts), tf.int32), input_signature=[strings])
+            lambda texts: tf.cast(self.tokenizer(self._clean(texts)), tf.int32),
+            input_signature=[strings])
         self._pack_one_graph = tf.function(lambda a: self._pack((a,)), input_signature=[pieces])
         self._pack_pair_graph = tf.function(lambda a, b: self._pack((a, b)),
                                             input_signature=[pieces, pieces])
+
+    def _clean(self, texts):
+        """string [batch] -> the same without the characters `removes_control_characters`
+        names (`core.control_chars`), or else without NUL only."""
+        removed = control_chars.REMOVED_RE2 if self.removes_control_characters else r"\x00"
+        return tf.strings.regex_replace(texts, removed, "")
 
     def _pack(self, segments):
         raise NotImplementedError

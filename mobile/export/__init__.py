@@ -47,12 +47,14 @@ Modules:
     inputs          encoded inputs: random tokens or a task split (calibration, parity)
 """
 
+from mobile.errors import ExportError
 from mobile.export.cells import export_cell, export_layerwise, write_tflite
-from mobile.export.directory import FORMATS, export_model
+from mobile.export.directory import FORMATS, check_settings, export_model
 from mobile.export.manifest import LABELS, MANIFEST, METADATA_JSON, VOCAB, format_summary
 from mobile.export.model_dir import (grid_cells, parse_cells, read_eval_grid,
                                      resolve_model_dir)
 
-__all__ = ["FORMATS", "LABELS", "MANIFEST", "METADATA_JSON", "VOCAB", "export_cell",
-           "export_layerwise", "export_model", "format_summary", "grid_cells", "parse_cells",
-           "read_eval_grid", "resolve_model_dir", "write_tflite"]
+__all__ = ["FORMATS", "LABELS", "MANIFEST", "METADATA_JSON", "VOCAB", "ExportError",
+           "check_settings", "export_cell", "export_layerwise", "export_model",
+           "format_summary", "grid_cells", "parse_cells", "read_eval_grid",
+           "resolve_model_dir", "write_tflite"]

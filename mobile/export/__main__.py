@@ -6,7 +6,9 @@
         [--format=per_cell|elastic [--seq_buckets=32,64]] [--class_outputs=both|probabilities]
 
 Parses the flags and calls `mobile.export.export_model` (the package's doc describes what
-is written), then prints the summary table.
+is written), then prints the summary table. The flags are checked first (exit status 2), then
+`export_model` reads the model dir's config.json and eval grid and checks the chosen cells
+before it imports TensorFlow to load the model.
 """
 
 from dynabert_tf.core import choices
@@ -45,8 +47,20 @@ def define_flags(flag_values):
                       **define)
 
 
+def check_flags(flags_values):
+    """UsageError naming the first flag that cannot work (`export_lib.check_settings`)."""
+    f = flags_values
+    try:
+        export_lib.check_settings(f.output_dir, f.quantization, f.seq_len,
+                                  f.representative_examples, f.format, f.seq_buckets,
+                                  f.class_outputs)
+    except export_lib.ExportError as e:
+        raise cli.UsageError(str(e)) from None
+
+
 def main(argv, flags_values):
     cli.check_arguments(argv, flags_values, "model_dir", "output_dir")
+    check_flags(flags_values)
     manifest = export_lib.export_model(
         flags_values.model_dir, flags_values.output_dir, flags_values.quantization,
         flags_values.seq_len, flags_values.cells, flags_values.representative_examples,

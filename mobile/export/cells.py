@@ -10,7 +10,6 @@ builtin ops only (`mobile.export.tflite`), optional flatbuffer metadata, written
 """
 
 import os
-import tempfile
 
 from dynabert_tf.core import files
 import mobile.export.tflite as tflite_lib
@@ -34,7 +33,7 @@ def write_tflite(standalone, path, seq_len=128, quantization="dynamic_range",
     Returns:
       {"bytes", "ops", "inputs", "outputs"} of the written file.
     """
-    with tempfile.TemporaryDirectory(prefix="dynabert-savedmodel-") as tmp:
+    with files.scratch_directory(path) as tmp:  # beside the file, not in the system temp dir
         saved_model = os.path.join(tmp, "saved_model")
         tflite_lib.to_saved_model(standalone, saved_model, seq_len, probabilities)
         tflite = tflite_lib.convert_saved_model(saved_model, quantization,

@@ -2,9 +2,11 @@
 elastic file), vocab.txt, labels.txt and manifest.json (`mobile.export` describes them).
 
 `export_model` is the whole run; its steps are the functions below, in order: check the
-settings, read the model dir (`Source`), write the side files, then export per cell
+settings, read the model dir (`Source`), lock OUT (`core.locks.output_lock`: a second export
+into it is refused in one line), write the side files, then export per cell
 (`export_per_cell`, the manifest written after every file) or one elastic file
-(`export_elastic`).
+(`export_elastic`). Every file is written atomically; scratch SavedModels live in OUT's hidden
+temporaries, never in the system temp dir.
 """
 
 import dataclasses
@@ -13,7 +15,7 @@ import os
 
 from dynabert_tf.core import files
 from dynabert_tf.core import grid as grid_lib
-from dynabert_tf.core import layout
+from dynabert_tf.core import layout, locks
 from dynabert_tf.core import progress as progress_lib
 import mobile.export.cells as cells_lib
 import mobile.export.client_metadata as client_lib
@@ -337,6 +339,17 @@ def export_model(model_dir, output_dir, quantization="dynamic_range", seq_len=12
                 "quantization": quantization, "seq_len": seq_len, "format": export_format,
                 "seq_buckets": list(buckets) if export_format == "elastic" else None,
                 "class_outputs": class_outputs if export_format == "per_cell" else None}
+    # One export at a time writes OUT; what a killed one left (scratch SavedModels, partial
+    # files) is cleared once the lock is held.
+    with locks.output_lock(output_dir, "mobile.export", "--output_dir"):
+        return _write_export(source, output_dir, identity, chosen, buckets, quantization,
+                             seq_len, representative_examples, progress, data_dir,
+                             export_format, class_outputs)
+
+
+def _write_export(source, output_dir, identity, chosen, buckets, quantization, seq_len,
+                  representative_examples, progress, data_dir, export_format, class_outputs):
+    """`export_model`'s writing half, under OUT's lock; returns the manifest."""
     entries = manifest_lib.previous_entries(output_dir, identity)  # before anything is written
 
     from dynabert_tf import precision

@@ -123,13 +123,17 @@ def output_kernels(model):
     return kernels
 
 
-def convert(model, signature_specs, quantization="dynamic_range"):
+def convert(model, signature_specs, quantization="dynamic_range", beside=None):
     """The converter's flatbuffer (every signature, weights not yet shared), the output
-    kernels with dynamic range re-quantized per hidden column (`quantize_per_column`)."""
+    kernels with dynamic range re-quantized per hidden column (`quantize_per_column`). The
+    SavedModel goes to a scratch directory beside the path `beside` (`files.scratch_directory`:
+    the output directory's writer clears one a killed run left), else to the system temp dir."""
     if quantization not in QUANTIZATIONS:
         raise ExportError(f"--quantization={quantization} is not available with "
                           f"--format=elastic; use one of {', '.join(QUANTIZATIONS)}")
-    with tempfile.TemporaryDirectory(prefix="dynabert-elastic-") as tmp:
+    scratch = (files.scratch_directory(beside) if beside else
+               tempfile.TemporaryDirectory(prefix="dynabert-elastic-"))
+    with scratch as tmp:
         saved = to_saved_model(model, signature_specs, os.path.join(tmp, "saved_model"))
         flat = tflite_lib.convert_saved_model(saved, quantization,
                                               signature_keys=list(signature_specs))
@@ -180,7 +184,7 @@ def export_elastic(model, cells, path, seq_len=128, seq_buckets=(),
         raise ExportError(f"unknown weight sharing {sharing!r}; expected one of "
                           f"{', '.join(SHARING)}")
     specs = signatures(cells, seq_len, seq_buckets)
-    flat = convert(float32_model(model), specs, quantization)
+    flat = convert(float32_model(model), specs, quantization, beside=path)
     converter_bytes = len(flat)
     ops = tflite_lib.check_builtin_ops(flat)
     io = signature_io(flat, specs)

@@ -18,6 +18,7 @@ from dynabert_tf.core import files
 from dynabert_tf.core import grid as grid_lib
 from dynabert_tf.core import layout
 from dynabert_tf.elastic import cost
+from mobile import manifest_check
 from mobile.errors import ExportError, read_json_object
 
 MANIFEST = layout.MANIFEST
@@ -28,9 +29,11 @@ METADATA_JSON = "dynabert.json"
 
 def previous_entries(output_dir, identity):
     """Entries of an existing manifest of the same export (`identity`: model, its weights,
-    task, quantization, seq_len) whose files still exist, so a later run adds cells to an
-    earlier one's. ExportError if OUT holds another export: mixing them would leave a
-    manifest of two models, or drop the other export's cells and strand their files."""
+    task, quantization, seq_len) whose files are still the ones they describe (size and
+    sha256, `mobile.manifest_check`), so a later run adds cells to an earlier one's; an entry
+    whose file is missing, truncated or replaced is dropped (its cell is exported again if
+    chosen). ExportError if OUT holds another export: mixing them would leave a manifest of
+    two models, or drop the other export's cells and strand their files."""
     path = os.path.join(output_dir, MANIFEST)
     if not os.path.isfile(path):
         return {}
@@ -47,7 +50,9 @@ def previous_entries(output_dir, identity):
             e.get("cell"), str) and isinstance(e.get("file"), str) for e in cells):
         raise ExportError(f"{path}: 'cells' must be a list of entries with cell and file; "
                           f"use another --output_dir")
-    return {e["cell"]: e for e in cells if os.path.isfile(os.path.join(output_dir, e["file"]))}
+    digests = {}
+    return {e["cell"]: e for e in cells
+            if manifest_check.file_problem(output_dir, e, digests) is None}
 
 
 def metadata_files(info, labels_bytes, vocab_bytes):

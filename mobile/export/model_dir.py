@@ -9,6 +9,7 @@ import os
 
 from dynabert_tf.core import grid as grid_lib
 from dynabert_tf.core import layout
+from dynabert_tf.presets import hf_config
 from mobile.errors import ExportError, read_json_object
 
 
@@ -44,8 +45,18 @@ def _is_multiplier(value):
 
 
 def read_config(model_dir):
-    """The model dir's config.json (Hugging Face style) as a dict."""
-    return read_json_object(os.path.join(model_dir, layout.CONFIG), layout.CONFIG)
+    """The model dir's config.json (Hugging Face style) as a dict; ExportError naming the
+    file and the key where its architecture cannot be built (checked here, without
+    TensorFlow, before anything is locked or loaded; a keras-hub preset's is checked when
+    the model is built)."""
+    path = os.path.join(model_dir, layout.CONFIG)
+    config = read_json_object(path, layout.CONFIG)
+    if "class_name" not in config:
+        try:
+            hf_config.from_hf_dict(config)
+        except ValueError as e:
+            raise ExportError(f"{path}: {e}") from None
+    return config
 
 
 def task_of(hf_config, eval_grid):

@@ -20,6 +20,7 @@ import re
 
 import numpy as np
 
+from dynabert_tf.core import files
 from dynabert_tf.core.choices import QUANTIZATIONS
 from dynabert_tf.models import config as model_config
 from mobile.errors import ExportError
@@ -79,7 +80,10 @@ def to_saved_model(model_cell, path, seq_len, probabilities=False):
 
     archive.add_endpoint(SIGNATURE, serve, input_signature=[
         tf.TensorSpec([1, seq_len], tf.int32, name=name) for name in INPUT_NAMES])
-    archive.write_out(path, verbose=False)
+    try:
+        archive.write_out(path, verbose=False)
+    except (OSError, tf.errors.OpError) as e:  # a full disk: one line naming the SavedModel
+        raise files.write_error(e, f"the SavedModel {path}") from None
     return path
 
 
@@ -205,8 +209,8 @@ def check_builtin_ops(tflite_bytes):
     return names
 
 
-def add_metadata(tflite_bytes, files):
-    """Returns the model with `files` ({name: bytes}) attached as flatbuffer metadata.
+def add_metadata(tflite_bytes, named_files):
+    """Returns the model with `named_files` ({name: bytes}) attached as flatbuffer metadata.
 
     Uses the same object round trip as the TFLite converter's own conversion metadata.
     """
@@ -214,9 +218,9 @@ def add_metadata(tflite_bytes, files):
     from tensorflow.lite.tools import flatbuffer_utils
 
     model = _model_object(tflite_bytes)
-    model.metadata = [m for m in (model.metadata or []) if m.name.decode() not in files]
+    model.metadata = [m for m in (model.metadata or []) if m.name.decode() not in named_files]
     model.buffers = model.buffers or []
-    for name, content in files.items():
+    for name, content in named_files.items():
         buffer = schema_fb.BufferT()
         buffer.data = np.frombuffer(content, dtype=np.uint8)
         model.buffers.append(buffer)

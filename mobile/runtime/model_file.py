@@ -11,12 +11,17 @@ the flatbuffer schema that ships with `ai-edge-litert`; a metadata buffer may be
 or, in a weight-shared elastic file, at an `offset` / `size` in the file. A per-cell file with
 standard TFLite Metadata carries `vocab.txt` and `labels.txt` as its associated files (zipped
 onto the end of the file, where MediaPipe and the Task Library read them) instead. The dev metric of
-each cell (what the policy ranks by) and the benchmark's latencies come from the manifest.
+each cell (what the policy ranks by) and the benchmark's latencies come from the manifest, which
+is checked first (`mobile.selection.check_manifest`: finite, non-negative numbers) with every
+file it serves (`mobile.manifest_check`: present, the entry's size and sha256).
 """
 
 import dataclasses
 import json
 import os
+
+from mobile import manifest_check
+from mobile import selection
 
 MANIFEST = "manifest.json"
 METADATA_JSON = "dynabert.json"
@@ -124,21 +129,6 @@ def _read_json(path):
         raise ModelFileError(f"cannot read {path}: {e}") from e
 
 
-def _metric(entry, name):
-    value = (entry.get("metrics") or {}).get(name) if name else None
-    return None if value is None else float(value)
-
-
-def _primary_metric(manifest):
-    if manifest.get("primary_metric"):
-        return manifest["primary_metric"]
-    names = None
-    for entry in manifest.get("cells") or []:
-        keys = set(entry.get("metrics") or {})
-        names = keys if names is None else names & keys
-    return next(iter(names)) if names and len(names) == 1 else None
-
-
 def _latencies(entry):
     timing = entry.get("latency_ms") or {}
     return {int(t): float(v["median"]) for t, v in timing.items()
@@ -172,6 +162,11 @@ def load_spec(path):
                 manifest = candidate
     if manifest is not None and not isinstance(manifest.get("cells"), list):
         raise ModelFileError(f"{directory}/{MANIFEST} lists no cells")
+    if manifest is not None:
+        try:
+            selection.check_manifest(manifest)
+        except selection.SelectionError as e:
+            raise ModelFileError(f"{os.path.join(directory, MANIFEST)}: {e}") from None
 
     if manifest is not None and manifest.get("format") == "elastic":
         return _elastic_spec(directory, manifest, tflite)
@@ -200,16 +195,17 @@ def _elastic_spec(directory, manifest, tflite):
         files &= {os.path.basename(tflite)}
     if len(files) != 1:
         raise ModelFileError(f"the elastic manifest in {directory} names {len(files)} files")
+    manifest_check.check_files(directory, manifest["cells"], ModelFileError)
     file = os.path.join(directory, files.pop())
     info, vocab, labels = _common(file, manifest)
     seq_len = int(manifest.get("seq_len") or info["seq_len"])
-    metric_name = _primary_metric(manifest)
+    metric_name = selection.primary_metric(manifest)
     cells = []
     for entry in manifest["cells"]:
         sigs = {seq_len: Sig(file, entry.get("signature") or entry["cell"], seq_len)}
         for length, key in (entry.get("seq_buckets") or {}).items():
             sigs[int(length)] = Sig(file, key, int(length))
-        cells.append(CellSpec(entry["cell"], _metric(entry, metric_name), sigs,
+        cells.append(CellSpec(entry["cell"], selection.metric_of(entry, metric_name), sigs,
                               _latencies(entry), float(entry.get("flops") or 0)))
     return ModelSpec(file, "elastic", cells, labels, vocab, seq_len, manifest.get("task"),
                      metric_name, [file])
@@ -219,16 +215,16 @@ def _per_cell_spec(directory, manifest, tflite):
     entries = manifest["cells"]
     if tflite is not None:
         entries = [e for e in entries if e.get("file") == os.path.basename(tflite)]
-    missing = [e["file"] for e in entries if not os.path.isfile(os.path.join(directory, e["file"]))]
-    if missing or not entries:
-        raise ModelFileError(f"{directory}: missing files {', '.join(missing) or '(none listed)'}")
+    if not entries:
+        raise ModelFileError(f"{directory}/{MANIFEST} lists no cells")
+    manifest_check.check_files(directory, entries, ModelFileError)
     files = [os.path.join(directory, e["file"]) for e in entries]
     info, vocab, labels = _common(files[0], manifest)
     seq_len = int(manifest.get("seq_len") or info["seq_len"])
-    metric_name = _primary_metric(manifest)
+    metric_name = selection.primary_metric(manifest)
     key = manifest.get("signature") or PER_CELL_SIGNATURE
-    cells = [CellSpec(e["cell"], _metric(e, metric_name), {seq_len: Sig(f, key, seq_len)},
-                      _latencies(e), float(e.get("flops") or 0))
+    cells = [CellSpec(e["cell"], selection.metric_of(e, metric_name),
+                      {seq_len: Sig(f, key, seq_len)}, _latencies(e), float(e.get("flops") or 0))
              for e, f in zip(entries, files)]
     return ModelSpec(directory, "per_cell", cells, labels, vocab, seq_len, manifest.get("task"),
                      metric_name, files)

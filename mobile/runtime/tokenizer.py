@@ -10,15 +10,19 @@ tensorflow-text), with WordPiece from Hugging Face's Rust `tokenizers` (installe
 `transformers`): greedy longest match, "##" continuations, [UNK] for a word it cannot cover or
 of more than 100 UTF-8 bytes (tensorflow-text's FastWordpiece limit).
 
-Before WordPiece, keras-hub's rules: CJK ideographs are words of their own; accents are
+First, NUL, U+FFFD and the other control (Unicode Cc) and format (Cf) characters but tab,
+newline and carriage return are removed, the rest of the text kept, as Hugging Face's
+BertTokenizer does and the training side does too (`dynabert_tf.core.control_chars`):
+"a char\x00ming film" is "a charming film".
+
+Then, before WordPiece, keras-hub's rules: CJK ideographs are words of their own; accents are
 stripped (NFD, then the combining marks, category Mn, removed); the text is split on ASCII
-whitespace and on control / format characters (Unicode Cc, Cf), which are dropped, and every
-punctuation character (non-alphanumeric ASCII, Unicode P*) is a word of its own; each word is
-then case-folded as tensorflow-text's `case_fold_utf8` (ICU NFKC_Casefold: "½" -> "1⁄2",
-"ß" -> "ss", "…" -> "..."). ASCII text (most of it) goes through `tokenizers` in one call
-(`BertNormalizer` + `BertPreTokenizer` split ASCII exactly so, once control characters are
-spaces); other text is split here, character by character, by those rules, as keras-hub's
-regular expressions do (a no-break space, for one, is not a split point there, and the word
+whitespace, and every punctuation character (non-alphanumeric ASCII, Unicode P*) is a word
+of its own; each word is then case-folded as tensorflow-text's `case_fold_utf8` (ICU
+NFKC_Casefold: "½" -> "1⁄2", "ß" -> "ss", "…" -> "..."). ASCII text (most of it) goes through
+`tokenizers` in one call (`BertNormalizer` + `BertPreTokenizer` split ASCII exactly so); other
+text is split here, character by character, by those rules, as keras-hub's regular
+expressions do (a no-break space, for one, is not a split point there, and the word
 around it becomes [UNK]).
 
 Packing is BERT's: [CLS] a [SEP] (b [SEP]), truncated longest-first (drop the last token of
@@ -30,6 +34,8 @@ import unicodedata
 
 from tokenizers import Tokenizer, normalizers, pre_tokenizers
 from tokenizers.models import WordPiece
+
+from dynabert_tf.core import control_chars
 
 MAX_BYTES_PER_WORD = 100  # tensorflow-text FastWordpieceTokenizer: longer words are [UNK]
 
@@ -50,7 +56,7 @@ class Packed:
                       self.padding_mask[:seq_len], self.length)
 
 
-_ASCII_CONTROLS = {c: " " for c in [*range(32), 127]}
+_ASCII_SPACES_MAP = {ord(c): " " for c in "\t\n\r"}  # left by control_chars.remove
 _ASCII_SPACES = frozenset(" \t\n\r\f")
 _CJK = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F),
         (0x2B740, 0x2B81F), (0x2B820, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F))
@@ -154,7 +160,9 @@ class WordPieceEncoder:
         self._ascii.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
 
     def words(self, text):
-        """The words WordPiece sees: accents stripped, split, case-folded (module doc)."""
+        """The words WordPiece sees: control characters removed, accents stripped, split,
+        case-folded (module doc)."""
+        text = control_chars.remove(text)
         if self.strip_accents:
             text = _strip_accents(text)
         words = _split(text)
@@ -166,7 +174,7 @@ class WordPieceEncoder:
     def tokenize(self, text):
         """Token ids of `text`, no special tokens."""
         if text.isascii():
-            return self._ascii.encode(text.translate(_ASCII_CONTROLS),
+            return self._ascii.encode(control_chars.remove(text).translate(_ASCII_SPACES_MAP),
                                       add_special_tokens=False).ids
         words = self.words(text)
         if not words:

@@ -30,6 +30,7 @@ found configurations, report-half metric vs measured latency and size).
 Modules:
 
     pipeline         run_search and its SearchSettings: the four steps above
+    preflight        the settings and the model dir, checked before TensorFlow is imported
     latency_measure  configurations exported and timed once, cached (measurements.json)
     latency_model    the linear latency model (numpy + scipy only)
     evolution        the evolutionary search under a budget (numpy only)
@@ -38,9 +39,12 @@ Modules:
                      pareto_search.png
 """
 
+from mobile.errors import ExportError
+from mobile.search import preflight
 from mobile.search.pipeline import (CLOCKS, QUANTIZATIONS, SEARCH_JSON, SearchSettings,
                                     default_budgets, parse_budgets, run_search)
 from mobile.search.report import format_latency_model, format_table
 
-__all__ = ["CLOCKS", "QUANTIZATIONS", "SEARCH_JSON", "SearchSettings", "default_budgets",
-           "format_latency_model", "format_table", "parse_budgets", "run_search"]
+__all__ = ["CLOCKS", "ExportError", "QUANTIZATIONS", "SEARCH_JSON", "SearchSettings",
+           "default_budgets", "format_latency_model", "format_table", "parse_budgets",
+           "preflight", "run_search"]

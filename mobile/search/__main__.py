@@ -7,6 +7,8 @@
 
 Parses the flags into a `SearchSettings`, calls `mobile.search.run_search` (the package's
 doc describes the steps and what is written) and prints the latency model and the table.
+The flags (exit status 2), then the model dir, are checked first (`search.preflight`), before
+TensorFlow is imported and anything is exported or timed.
 """
 
 import os
@@ -55,8 +57,19 @@ def define_flags(flag_values):
 
 
 def settings_of(flags_values):
-    """The `SearchSettings` of the parsed flags."""
+    """The checked `SearchSettings` of the parsed flags; UsageError naming the first flag
+    that cannot work (--threads: 1..the machine's CPUs)."""
     f = flags_values
+    cli.check_threads([f.threads])
+    try:
+        settings = _settings(f)
+        search.preflight.check_settings(settings)
+    except search.ExportError as e:
+        raise cli.UsageError(str(e)) from None
+    return settings
+
+
+def _settings(f):
     return search.SearchSettings(
         budgets_ms=search.parse_budgets(f.budgets_ms), num_measured=f.num_measured,
         latency_dir=f.latency_dir, measure_only=f.measure_only, seq_len=f.seq_len,
@@ -68,8 +81,9 @@ def settings_of(flags_values):
 
 def main(argv, flags_values):
     cli.check_arguments(argv, flags_values, "model_dir", "output_dir")
-    result = search.run_search(flags_values.model_dir, flags_values.output_dir,
-                               settings_of(flags_values))
+    settings = settings_of(flags_values)
+    search.preflight.check_inputs(flags_values.model_dir, flags_values.output_dir, settings)
+    result = search.run_search(flags_values.model_dir, flags_values.output_dir, settings)
     print(search.format_latency_model(result))
     if not flags_values.measure_only:
         print(search.format_table(result))

@@ -1,6 +1,7 @@
 """`run_search`: measure, fit, search and report (the steps `mobile.search` describes),
 with its settings in one `SearchSettings`."""
 
+import contextlib
 import dataclasses
 import datetime
 import os
@@ -9,7 +10,7 @@ import numpy as np
 
 from dynabert_tf.core import files
 from dynabert_tf.core import grid as grid_lib
-from dynabert_tf.core import layout
+from dynabert_tf.core import layout, locks
 from dynabert_tf.core import progress as progress_lib
 from dynabert_tf.core.choices import QUANTIZATIONS as ALL_QUANTIZATIONS
 import mobile.export.model_dir as model_dir_lib
@@ -232,8 +233,6 @@ def run_search(model_dir, output_dir, settings=SearchSettings(), progress=True):
         cache and the exported files go.
       settings: a `SearchSettings`.
     """
-    from dynabert_tf.io import checkpoint
-
     settings.check()
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise ExportError(f"--output_dir {output_dir} is a file, not a directory")
@@ -243,14 +242,26 @@ def run_search(model_dir, output_dir, settings=SearchSettings(), progress=True):
     if not settings.measure_only and not task:
         raise ExportError(f"{model_path} names no task (config.json finetuning_task or "
                           f"eval_grid.json task); the search needs its dev split")
+    with contextlib.ExitStack() as held:  # one writer of OUT (and of --latency_dir) at a time
+        held.enter_context(locks.output_lock(output_dir, "mobile.search", "--output_dir"))
+        latency_dir = settings.latency_dir or os.path.join(output_dir, "latency")
+        if os.path.realpath(latency_dir) != os.path.realpath(output_dir):
+            held.enter_context(locks.output_lock(latency_dir, "mobile.search",
+                                                 "--latency_dir"))
+        return _search(model_path, eval_grid, task, output_dir, latency_dir, settings,
+                       progress)
+
+
+def _search(model_path, eval_grid, task, output_dir, latency_dir, settings, progress):
+    """`run_search`'s steps once its directories are locked."""
+    from dynabert_tf.io import checkpoint
+
     model = checkpoint.load_task_model(model_path)
     space = evolution.Space.from_bert_config(model.bert_config)
-    os.makedirs(output_dir, exist_ok=True)
     args = settings.measurement()
 
     # 1. measure, 2. fit
     grid = grid_configs(model, eval_grid)
-    latency_dir = settings.latency_dir or os.path.join(output_dir, "latency")
     weights = os.path.join(model_path, layout.WEIGHTS)
     model_id = files.sha256_of(weights) if os.path.isfile(weights) else None
     entries, predictor, held_out = measure_and_fit(model, grid, space, latency_dir, settings,

@@ -1,5 +1,6 @@
 """Cell selection under latency / size budgets, on a hand-made manifest."""
 
+import hashlib
 import json
 import os
 import subprocess
@@ -79,6 +80,10 @@ def run_cli(*args):
 
 
 def test_cli(manifest, tmp_path):
+    for cell in manifest["cells"]:  # the chosen cell's file is checked against its entry
+        content = cell["cell"].encode()
+        (tmp_path / cell["file"]).write_bytes(content)
+        cell.update(bytes=len(content), sha256=hashlib.sha256(content).hexdigest())
     path = tmp_path / "manifest.json"
     path.write_text(json.dumps(manifest))
     result = run_cli(f"--manifest={path}", "--max_latency_ms=12", "--threads=2")

@@ -51,7 +51,7 @@ def test_one_png_per_cell_and_the_drawn_matrices_are_the_attention(workdir, tmp_
     # --cells=all: the grid config.json records (widths 1, 0.25 x depth 0.5), one PNG each
     names = ["w1.00_d0.50", "w0.25_d0.50"]
     assert [r["cell"] for r in results] == names
-    assert sorted(os.listdir(out)) == sorted(f"attention_{n}.png" for n in names)
+    assert sorted(os.listdir(out)) == sorted([".lock", *(f"attention_{n}.png" for n in names)])
     image = matplotlib.image.imread(os.path.join(out, "attention_w0.25_d0.50.png"))
     assert image.ndim == 3 and min(image.shape[:2]) > 200
     assert [line for line in printed if line.startswith("w0.25")] == [

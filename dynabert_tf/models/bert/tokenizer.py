@@ -22,6 +22,7 @@ import keras_hub
 import tensorflow as tf
 
 from dynabert_tf.models.input_encoder import InputEncoder
+from dynabert_tf.presets import vocab
 
 
 class BertInputEncoder(InputEncoder):
@@ -34,7 +35,12 @@ class BertInputEncoder(InputEncoder):
       lowercase: lowercase the text (uncased checkpoints); see `strip_accents`.
       strip_accents: remove accents; None means "same as `lowercase`" (BERT's rule).
       truncate: "round_robin" (BERT's longest-first) or "waterfall" (cut the last segment).
+
+    NUL and other control characters are dropped, the rest of the text kept, as Hugging
+    Face's BertTokenizer does (`core.control_chars`).
     """
+
+    removes_control_characters = True
 
     def __init__(self, vocab_path, max_seq_length, lowercase=True, strip_accents=None,
                  truncate="round_robin"):
@@ -43,8 +49,7 @@ class BertInputEncoder(InputEncoder):
         if max_seq_length < 3:
             raise ValueError(f"max_seq_length must be at least 3 ([CLS] x [SEP]), "
                              f"got {max_seq_length}")
-        with open(vocab_path, encoding="utf-8") as f:
-            self.vocabulary = [line.rstrip("\r\n") for line in f]
+        self.vocabulary = vocab.read_wordpiece_vocab(vocab_path)  # UTF-8, each token once
         self.vocab_path = vocab_path
         self.max_seq_length = int(max_seq_length)
         self.tokenizer = keras_hub.tokenizers.BertTokenizer(

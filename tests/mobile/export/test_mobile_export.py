@@ -235,7 +235,7 @@ def test_interrupted_export_keeps_finished_files(workdir, tmp_path, monkeypatch)
     monkeypatch.setattr(tflite_lib, "convert_saved_model", convert_then_fail)
     with pytest.raises(ExportError, match="simulated"):
         export_lib.export_model(workdir, out, "none", SEQ_LEN, CELLS, progress=False)
-    assert sorted(os.listdir(out)) == ["labels.txt", "manifest.json", "vocab.txt",
+    assert sorted(os.listdir(out)) == [".lock", "labels.txt", "manifest.json", "vocab.txt",
                                        "w1.00_d1.00.tflite"]
     manifest = json.load(open(os.path.join(out, "manifest.json")))
     assert [e["cell"] for e in manifest["cells"]] == ["w1.00_d1.00"]
@@ -272,20 +272,20 @@ def run_cli(*args):
                           capture_output=True, text=True, timeout=300)
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--cells=w0.3_d1"], "error: bad cell name 'w0.3_d1'"),
-    (["--cells=w0.30_d1.00"], "error: cell w0.30_d1.00 is not in the model's grid"),
-    (["--quantization=int4"], "error: unknown quantization 'int4'"),
-    (["--model_dir={empty}"], "error: no trained DynaBERT in {empty}: expected "),
+@pytest.mark.parametrize("args,code,message", [
+    (["--cells=w0.3_d1"], 1, "error: bad cell name 'w0.3_d1'"),
+    (["--cells=w0.30_d1.00"], 1, "error: cell w0.30_d1.00 is not in the model's grid"),
+    (["--quantization=int4"], 2, "error: unknown quantization 'int4'"),  # a flag: status 2
+    (["--model_dir={empty}"], 1, "error: no trained DynaBERT in {empty}: expected "),
 ])
-def test_cli_errors_are_one_line(workdir, tmp_path, args, message):
+def test_cli_errors_are_one_line(workdir, tmp_path, args, code, message):
     empty = str(tmp_path / "empty")
     os.makedirs(empty)
     args = [a.format(empty=empty) for a in args]
     if not any(a.startswith("--model_dir") for a in args):
         args.append(f"--model_dir={workdir}")
     result = run_cli(*args, f"--output_dir={tmp_path / 'out'}", f"--seq_len={SEQ_LEN}")
-    assert result.returncode == 1
+    assert result.returncode == code
     assert result.stderr.strip().splitlines()[-1].startswith(message.format(empty=empty))
     assert "Traceback" not in result.stderr
     assert not os.path.exists(tmp_path / "out" / "manifest.json")
