@@ -11,6 +11,18 @@ draws each latency budget as a dotted line.
 from mobile import selection
 
 
+def default_threads(entries):
+    """The thread count an app would use: among those every timed cell has (an export
+    benchmarked at 2 threads after 1 may lack some cells at 2), the one of the lowest total
+    latency; 1 when nothing is timed."""
+    timed = sorted({int(t) for e in entries for t in (e.get("latency_ms") or {})})
+    timed_entries = [e for e in entries if e.get("latency_ms")]
+    complete = [t for t in timed
+                if all(selection.latency_of(e, t) is not None for e in timed_entries)]
+    total = lambda t: sum(selection.latency_of(e, t) or 0.0 for e in entries)
+    return min(complete or timed, key=total) if timed else 1
+
+
 def plot_pareto(manifest, path, threads=None, searched=(), budgets_ms=(), metric_label=None):
     """Writes the figure to `path`; `threads` picks the latency column (default: the thread
     count with the lowest total latency, i.e. the setting an app would use).
@@ -22,10 +34,8 @@ def plot_pareto(manifest, path, threads=None, searched=(), budgets_ms=(), metric
 
     entries = manifest.get("cells", [])
     searched = list(searched)
-    timed = sorted({int(t) for e in entries for t in (e.get("latency_ms") or {})})
     if threads is None:
-        total = lambda t: sum(selection.latency_of(e, t) or 0.0 for e in entries)
-        threads = min(timed, key=total) if timed else 1
+        threads = default_threads(entries)
     metric = selection.primary_metric(manifest)
     have_metric = metric and any(selection.metric_of(e, metric) is not None for e in entries)
 

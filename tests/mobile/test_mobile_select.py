@@ -103,3 +103,13 @@ def test_pareto_plot(manifest, tmp_path):
     bare = {**manifest, "primary_metric": None,
             "cells": [{**e, "metrics": None} for e in manifest["cells"]]}
     assert os.path.getsize(pareto.plot_pareto(bare, str(tmp_path / "cost.png"))) > 1000
+
+
+def test_pareto_default_threads_are_ones_every_timed_cell_has():
+    # Cell b was benchmarked at 1 thread only: 2 threads would look cheapest only because
+    # b's latency is missing there.
+    a = {"cell": "a", "latency_ms": {"1": {"median": 4.0}, "2": {"median": 3.0}}}
+    b = {"cell": "b", "latency_ms": {"1": {"median": 9.0}}}
+    assert pareto.default_threads([a, b]) == 1
+    assert pareto.default_threads([a]) == 2
+    assert pareto.default_threads([{"cell": "c"}]) == 1
