@@ -1,11 +1,14 @@
 """Figures people would rather look at than read: the grid heat-map, attention maps."""
 
+import os
+
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from dynabert_tf.core import files  # noqa: E402
 from dynabert_tf.core import grid as grid_lib  # noqa: E402
 
 
@@ -33,8 +36,7 @@ def grid_heatmap(grid, metric, path, key="metrics", title=None):
     ax.set_title(title or f"{grid.get('task', '')} {metric} ({key.replace('_', ' ')})")
     fig.colorbar(image, ax=ax)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
     return path
 
 
@@ -77,6 +79,12 @@ def attention_pairs(panels, tokens, path, title=None):
         drawn.append(tuple(images))
     if title:
         fig.suptitle(title)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save_figure(fig, path, dpi=80)
     return drawn
+
+
+def save_figure(fig, path, dpi):
+    """Writes `fig` to `path` atomically (its format from the extension) and closes it."""
+    with files.atomic_open(path) as f:
+        fig.savefig(f, dpi=dpi, format=os.path.splitext(path)[1][1:] or "png")
+    plt.close(fig)

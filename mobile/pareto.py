@@ -88,6 +88,7 @@ def plot_pareto(manifest, path, threads=None, searched=(), budgets_ms=(), metric
     fig.suptitle(f"DynaBERT {what} on LiteRT: {task}, seq {manifest.get('seq_len')}"
                  + ("" if have_metric else " (no dev metrics: cost only)"))
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    from dynabert_tf import plots
+
+    plots.save_figure(fig, path, dpi=120)
     return path

@@ -25,6 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from dynabert_tf.core import files
 from dynabert_tf.layers import weight_layout
 from dynabert_tf.layers.common import at_least_float32
 
@@ -197,7 +198,7 @@ def rewire(model, importance):
 def save_importance(path, importance):
     """Writes `importance` and its `importance_order` permutations to an `.npz` file."""
     order = importance_order(importance)
-    with open(path, "wb") as f:  # a file object: numpy then keeps `path` as given
+    with files.atomic_open(path) as f:  # a file object: numpy then keeps `path` as given
         np.savez(f, **{key: importance[key] for key in _keys(importance)},
                  **{f"{key}_order": order[key] for key in _keys(importance)})
 

@@ -19,7 +19,6 @@ package never imports `models.backbone` / `models.task_model`; models call it, o
 
 import logging
 import os
-import shutil
 
 import numpy as np
 import safetensors.numpy
@@ -168,6 +167,7 @@ def save_task_model(model, path, vocab_path=None, extra_config=None):
     for name, source in tokenizer_files(vocab_path).items():
         target = os.path.join(path, name)
         if os.path.abspath(source) != os.path.abspath(target):
-            shutil.copyfile(source, target)
+            with open(source, "rb") as f:
+                files.write_atomic(target, f.read())
     files.write_json(os.path.join(path, layout.CONFIG), hf)
     return path
