@@ -10,8 +10,7 @@ entry's name is caught here instead of being timed or served as the cell the man
 import os
 
 from dynabert_tf.core import files
-
-MANIFEST = "manifest.json"
+from dynabert_tf.core.layout import MANIFEST
 
 
 def file_problem(directory, entry, digests=None):

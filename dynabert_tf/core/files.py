@@ -28,6 +28,8 @@ import re
 import shutil
 import tempfile
 
+from dynabert_tf.core import text_files
+
 _SUFFIX = ".partial"
 _PREVIOUS = ".previous" + _SUFFIX  # the old directory while a new one is swapped in
 _ACTIVE = set()  # this process's temporaries now being written (`remove_active_temporaries`)
@@ -252,14 +254,11 @@ def remove_temporaries(directory):
 
 
 def read_json(path, what="file"):
-    """Parsed JSON of `path`; FileNotFoundError / ValueError naming the file otherwise."""
+    """Parsed JSON of `path`, strictly (NaN / Infinity refused, as `write_json` never writes
+    them); FileNotFoundError / ValueError naming the file otherwise (invalid UTF-8: its line)."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no {what} at {path}")
-    with open(path) as f:
-        try:
-            return json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path} is not valid JSON: {e}") from None
+    return text_files.strict_json(text_files.read_utf8(path, path), path)
 
 
 def sha256_of(path, chunk_bytes=1 << 20):

@@ -293,3 +293,19 @@ def test_train_run_refuses_before_tensorflow(tmp_path, minilm_vocab, case):  # c
     check_one_line(code, stderr, phrase)
     assert stdout.strip().splitlines()[-1] == "no tensorflow"
     assert snapshot(str(tmp_path)) == before  # no workdir made, no data file touched
+
+
+def test_every_json_reader_is_strict(tmp_path):
+    # issue case 4: a bare NaN in a JSON file the project reads (eval_grid.json, manifest.json,
+    # run.json go through core.files.read_json) is refused naming the file, not parsed.
+    from dynabert_tf.core import files
+
+    path = tmp_path / "eval_grid.json"
+    path.write_text('{"cells": {"w1.00_d1.00": {"metrics": {"pearson": NaN}}}}')
+    with pytest.raises(ValueError, match=r"eval_grid.json is not valid JSON: NaN is not a JSON"):
+        files.read_json(str(path))
+    path.write_bytes(b'{"task": "caf\xe9"}\n')
+    with pytest.raises(ValueError, match=r"eval_grid.json line 1: byte 0xe9"):
+        files.read_json(str(path))
+    path.write_text('{"task": "rt_polarity", "x": 1.5}')
+    assert files.read_json(str(path)) == {"task": "rt_polarity", "x": 1.5}
