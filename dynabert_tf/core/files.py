@@ -71,12 +71,20 @@ def scratch_directory(beside):
     """A hidden scratch directory next to the path `beside` (not in the system temp dir),
     removed when the block exits; one a killed writer left is removed by the directory's next
     writer (`remove_temporaries`)."""
-    parent, name = os.path.split(os.path.abspath(beside))
+    with _hidden_sibling(beside, os.path.dirname(os.path.abspath(beside))) as tmp:
+        yield tmp
+
+
+@contextlib.contextmanager
+def _hidden_sibling(path, shown):
+    """A new hidden temporary directory beside `path` (registered as active, so a SIGTERM
+    removes it), removed when the block exits; making it fails with one line naming `shown`."""
+    parent, name = os.path.split(os.path.abspath(path))
     try:
         os.makedirs(parent, exist_ok=True)
         tmp = tempfile.mkdtemp(prefix=f".{name}.", suffix=_SUFFIX, dir=parent)
     except OSError as e:
-        raise write_error(e, parent) from None
+        raise write_error(e, shown) from None
     _ACTIVE.add(tmp)
     try:
         yield tmp
@@ -169,13 +177,7 @@ def atomic_directory(path):
     one is complete and is removed only after the swap; on an error the temporary is removed
     and `path` is as it was. OSErrors name the file they were writing."""
     parent, name = os.path.split(os.path.abspath(path))
-    try:
-        os.makedirs(parent, exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix=f".{name}.", suffix=_SUFFIX, dir=parent)
-    except OSError as e:
-        raise write_error(e, path) from None
-    _ACTIVE.add(tmp)
-    try:
+    with _hidden_sibling(path, path) as tmp:
         try:
             yield tmp
         except OSError as e:  # name the file as it will be, not the temporary
@@ -194,9 +196,6 @@ def atomic_directory(path):
                 os.rename(previous, path)
             raise write_error(e, path) from None
         shutil.rmtree(previous, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        _ACTIVE.discard(tmp)
 
 
 def _renamed(error, tmp, path):
